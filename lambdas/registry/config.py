@@ -1,0 +1,78 @@
+"""Settings read once from the environment.
+
+The variable names below are the contract between the deployment (infra/ sets them on the Lambda),
+the local runner (which sets them for its workers) and this package: same names everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+MiB = 1024 * 1024
+
+REGISTRY_ID_ENV = "REGISTRY_ID"
+BUCKET_ENV = "REGISTRY_BUCKET"
+# logical table name -> environment variable carrying the physical name
+TABLE_ENV = {
+    "repositories": "REGISTRY_REPOSITORIES_TABLE",
+    "images": "REGISTRY_IMAGES_TABLE",
+    "tags": "REGISTRY_TAGS_TABLE",
+    "layers": "REGISTRY_LAYERS_TABLE",
+    "blobs": "REGISTRY_BLOBS_TABLE",
+    "uploads": "REGISTRY_UPLOADS_TABLE",
+}
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """ECR's default service quotas; each is overridable through its environment variable."""
+
+    max_images_per_repository: int = 100_000
+    max_tags_per_image: int = 1_000
+    max_repositories: int = 100_000
+    max_layer_parts: int = 4_200
+
+    @classmethod
+    def from_environment(cls) -> "Quotas":
+        values = {}
+        for f in fields(cls):
+            raw = os.environ.get(QUOTA_ENV[f.name])
+            if raw not in (None, ""):
+                values[f.name] = int(raw)
+        return cls(**values)
+
+
+QUOTA_ENV = {
+    "max_images_per_repository": "REGISTRY_MAX_IMAGES_PER_REPOSITORY",
+    "max_tags_per_image": "REGISTRY_MAX_TAGS_PER_IMAGE",
+    "max_repositories": "REGISTRY_MAX_REPOSITORIES",
+    "max_layer_parts": "REGISTRY_MAX_LAYER_PARTS",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    default_registry_id: str
+    tables: dict[str, str]
+    bucket: str
+    quotas: Quotas
+    # The part size we ask clients for. A part travels base64 in JSON (4/3 bigger) and a Lambda
+    # request is at most 6 MB, so ECR's own 5-10 MiB parts cannot reach us; 4 MiB leaves headroom.
+    part_size: int = 4 * MiB
+    download_url_seconds: int = 3600
+    upload_ttl_seconds: int = 7 * 24 * 3600
+
+    @classmethod
+    def from_environment(cls) -> "Settings":
+        env = os.environ
+        return cls(
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            default_registry_id=env.get(REGISTRY_ID_ENV, "000000000000"),
+            tables={name: env.get(var, f"registry-{name}") for name, var in TABLE_ENV.items()},
+            bucket=env.get(BUCKET_ENV, "registry-layers"),
+            quotas=Quotas.from_environment(),
+            part_size=int(env.get("REGISTRY_PART_SIZE") or 4 * MiB),
+            download_url_seconds=int(env.get("REGISTRY_DOWNLOAD_URL_SECONDS") or 3600),
+        )

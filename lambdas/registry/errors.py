@@ -1,0 +1,152 @@
+"""The one error hierarchy of the API.
+
+Every error a caller can see is an `EcrError`. The class name is the wire `__type`, so for the
+modeled errors it must be the exact shape name in botocore's ECR model (a unit test checks this);
+extra members of the shape (`kmsError`, `lastValidByteReceived`, ...) travel in `members`.
+`wire.error_response` is the only place that turns these into HTTP.
+"""
+
+from __future__ import annotations
+
+
+class EcrError(Exception):
+    """Base of every error the API returns."""
+
+    status = 400
+    modeled = True  # False for protocol errors that are not shapes of the ECR model
+
+    def __init__(self, message: str, **members):
+        super().__init__(message)
+        self.message = message
+        self.members = members
+
+    @property
+    def code(self) -> str:
+        return type(self).__name__
+
+
+# --- Protocol errors: common to every AWS JSON service, not shapes of the ECR model. ---
+
+
+class ProtocolError(EcrError):
+    modeled = False
+
+
+class UnknownOperationException(ProtocolError):
+    pass
+
+
+class SerializationException(ProtocolError):
+    pass
+
+
+class AccessDeniedException(ProtocolError):
+    pass
+
+
+class MissingAuthenticationTokenException(ProtocolError):
+    status = 403
+
+
+class UnrecognizedClientException(ProtocolError):
+    status = 403
+
+
+class InvalidSignatureException(ProtocolError):
+    status = 403
+
+
+# --- Modeled ECR errors (shape names of botocore's ECR model). ---
+
+
+class ServerException(EcrError):
+    status = 500
+
+
+class InvalidParameterException(EcrError):
+    pass
+
+
+class InvalidTagParameterException(EcrError):
+    pass
+
+
+class TooManyTagsException(EcrError):
+    pass
+
+
+class LimitExceededException(EcrError):
+    pass
+
+
+class KmsException(EcrError):
+    def __init__(self, message: str, kms_error: str | None = None):
+        super().__init__(message, **({"kmsError": kms_error} if kms_error else {}))
+
+
+class RepositoryAlreadyExistsException(EcrError):
+    pass
+
+
+class RepositoryNotFoundException(EcrError):
+    pass
+
+
+class RepositoryNotEmptyException(EcrError):
+    pass
+
+
+class ImageAlreadyExistsException(EcrError):
+    pass
+
+
+class ImageTagAlreadyExistsException(EcrError):
+    pass
+
+
+class ImageDigestDoesNotMatchException(EcrError):
+    pass
+
+
+class ImageNotFoundException(EcrError):
+    pass
+
+
+class LayersNotFoundException(EcrError):
+    pass
+
+
+class ReferencedImagesNotFoundException(EcrError):
+    pass
+
+
+class LayerInaccessibleException(EcrError):
+    pass
+
+
+class LayerAlreadyExistsException(EcrError):
+    pass
+
+
+class InvalidLayerException(EcrError):
+    pass
+
+
+class InvalidLayerPartException(EcrError):
+    def __init__(self, message: str, *, registry_id: str, repository_name: str, upload_id: str,
+                 last_valid_byte_received: int):
+        super().__init__(message, registryId=registry_id, repositoryName=repository_name,
+                         uploadId=upload_id, lastValidByteReceived=last_valid_byte_received)
+
+
+class UploadNotFoundException(EcrError):
+    pass
+
+
+class EmptyUploadException(EcrError):
+    pass
+
+
+def repository_not_found(registry_id: str, name: str) -> RepositoryNotFoundException:
+    return RepositoryNotFoundException(
+        f"The repository with name '{name}' does not exist in the registry with id '{registry_id}'")

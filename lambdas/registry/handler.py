@@ -1,0 +1,71 @@
+"""The Lambda entry point: API Gateway proxy event -> one ECR operation -> proxy response.
+
+Read the request, find the operation, check the input against the ECR model, run it, render the
+result. Every failure leaves through `wire.error_response`; only a genuine fault is a 500.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+from . import wire
+from .config import Settings
+from .errors import EcrError, ServerException, UnknownOperationException
+from .operations import OPERATIONS, Caller, Context
+from .storage import RegistryStore
+
+SERVICE = "ecr-registry"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="ServerlessEcrRegistry", service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+_store: RegistryStore | None = None
+
+
+def store() -> RegistryStore:
+    """The store of this execution environment: clients are made once, at the first request."""
+    global _store
+    if _store is None:
+        _store = RegistryStore(Settings.from_environment())
+    return _store
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict, context) -> dict:
+    request = wire.http_request(event)
+    started = time.perf_counter()
+    operation = "Unknown"
+    try:
+        operation = wire.operation_name(request)
+        run = OPERATIONS.get(operation)
+        if run is None:
+            raise UnknownOperationException(f"Operation {operation} is not supported by this registry")
+        params = wire.read_params(request, operation)
+        registry = store()
+        caller = Caller(registry.settings.default_registry_id,
+                        f"arn:aws:iam::{registry.settings.default_registry_id}:root")
+        ctx = Context(operation=operation, caller=caller, store=registry, settings=registry.settings)
+        tracer.put_annotation("operation", operation)
+        response = wire.ok_response(run(params, ctx), request.request_id)
+        outcome = "OK"
+    except EcrError as error:
+        response, outcome = wire.error_response(error, request.request_id), error.code
+        if error.status >= 500:
+            logger.error("fault", extra={"operation": operation, "code": error.code})
+    except Exception:  # noqa: BLE001 - anything unexpected is our fault, never the caller's
+        logger.exception("unhandled fault", extra={"operation": operation})
+        response = wire.error_response(ServerException("An internal error occurred"), request.request_id)
+        outcome = "ServerException"
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    logger.info("request", extra={"operation": operation, "outcome": outcome, "ms": elapsed_ms,
+                                  "status": response["statusCode"]})
+    metrics.add_metric(name="Faults" if response["statusCode"] >= 500 else
+                       "ClientErrors" if response["statusCode"] >= 400 else "Successes",
+                       unit=MetricUnit.Count, value=1)
+    return response

@@ -1,0 +1,120 @@
+"""The registry's domain records and the pure rules over them. No boto3, no HTTP."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+MUTABLE = "MUTABLE"
+IMMUTABLE = "IMMUTABLE"
+IMMUTABLE_WITH_EXCLUSION = "IMMUTABLE_WITH_EXCLUSION"
+MUTABLE_WITH_EXCLUSION = "MUTABLE_WITH_EXCLUSION"
+WITH_EXCLUSION = (IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION)
+
+
+@lru_cache(maxsize=256)
+def _wildcard(pattern: str) -> re.Pattern:
+    # `*` matches any run of characters (also none); everything else is literal; whole-tag match.
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+
+
+def wildcard_matches(pattern: str, tag: str) -> bool:
+    return _wildcard(pattern).fullmatch(tag) is not None
+
+
+def tag_is_immutable(mutability: str, exclusion_filters: tuple[str, ...], tag: str) -> bool:
+    """Whether an existing `tag` may NOT be moved to another image under this setting."""
+    if mutability == MUTABLE:
+        return False
+    if mutability == IMMUTABLE:
+        return True
+    excluded = any(wildcard_matches(f, tag) for f in exclusion_filters)
+    if mutability == IMMUTABLE_WITH_EXCLUSION:
+        return not excluded
+    return excluded  # MUTABLE_WITH_EXCLUSION: the matching tags are the locked ones
+
+
+@dataclass(frozen=True)
+class Encryption:
+    type: str = "AES256"  # AES256 | KMS | KMS_DSSE
+    kms_key: str | None = None
+
+    @property
+    def scope(self) -> str:
+        """Objects are shared (content-addressed) only between repositories with the same key."""
+        if self.type == "AES256":
+            return "aes256"
+        return f"{self.type.lower()}-{_short_hash(self.kms_key or 'aws-managed')}"
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Repository:
+    registry_id: str
+    name: str
+    created_at: float
+    tag_mutability: str = MUTABLE
+    exclusion_filters: tuple[str, ...] = ()
+    encryption: Encryption = field(default_factory=Encryption)
+    scan_on_push: bool = False
+    resource_tags: tuple[tuple[str, str], ...] = ()
+    image_count: int = 0
+    config_version: int = 0
+    deleting: bool = False
+
+    @property
+    def key(self) -> str:
+        """Partition key of everything that lives inside this repository."""
+        return repository_key(self.registry_id, self.name)
+
+    def tag_is_immutable(self, tag: str) -> bool:
+        return tag_is_immutable(self.tag_mutability, self.exclusion_filters, tag)
+
+
+def repository_key(registry_id: str, name: str) -> str:
+    return f"{registry_id}/{name}"
+
+
+@dataclass(frozen=True)
+class Image:
+    digest: str
+    media_type: str
+    size: int
+    pushed_at: float
+    tags: frozenset[str] = frozenset()
+    artifact_media_type: str | None = None
+    subject_digest: str | None = None
+    parent_count: int = 0  # how many manifest lists / indexes in the repository reference it
+    manifest: bytes | None = None  # inline manifest bytes, when small enough
+    manifest_key: str | None = None  # S3 key of the manifest bytes otherwise
+    children: tuple[str, ...] = ()  # images a manifest list / index references
+
+
+@dataclass(frozen=True)
+class Layer:
+    digest: str
+    size: int
+    blob_key: str
+    referenced: bool = False  # set once an image in the repository references it
+
+
+@dataclass(frozen=True)
+class Upload:
+    upload_id: str
+    repository_key: str
+    encryption: Encryption
+    last_byte: int  # last byte received; -1 before the first part
+    part_count: int
+    hash_state: bytes | None
+    tail_key: str | None  # staged bytes not yet in an S3 multipart part
+    tail_size: int
+    multipart_id: str | None
+    blob_key: str
+    s3_parts: tuple[tuple[int, str], ...]  # (part number, ETag) of parts already in S3
+    completed_digest: str | None = None

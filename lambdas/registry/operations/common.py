@@ -1,0 +1,97 @@
+"""What every operation shares: the request context, registry scoping, retries and page tokens."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+from .. import errors
+from ..config import Settings
+from ..model import Repository
+from ..storage import ConcurrentUpdate, RegistryStore
+
+T = TypeVar("T")
+MAX_ATTEMPTS = 12  # reads-and-decides per request when conditional writes keep losing races
+
+
+@dataclass(frozen=True)
+class Caller:
+    registry_id: str
+    principal_arn: str
+
+
+@dataclass
+class Context:
+    operation: str
+    caller: Caller
+    store: RegistryStore
+    settings: Settings
+    clock: Callable[[], float] = field(default=time.time)
+
+    def now(self) -> float:
+        return round(self.clock(), 3)
+
+
+def registry_of(params: dict, ctx: Context) -> str:
+    """The registry a request addresses; a caller may address only its own."""
+    registry_id = params.get("registryId") or ctx.caller.registry_id
+    if registry_id != ctx.caller.registry_id:
+        resource = repository_arn(ctx.settings.region, registry_id, params.get("repositoryName") or "*")
+        raise errors.AccessDeniedException(
+            f"User: {ctx.caller.principal_arn} is not authorized to perform: ecr:{ctx.operation} "
+            f"on resource: {resource}")
+    return registry_id
+
+
+def repository_arn(region: str, registry_id: str, name: str) -> str:
+    return f"arn:aws:ecr:{region}:{registry_id}:repository/{name}"
+
+
+def existing_repository(params: dict, ctx: Context) -> Repository:
+    registry_id = registry_of(params, ctx)
+    name = params["repositoryName"]
+    repo = ctx.store.repositories.get(registry_id, name)
+    if repo is None:
+        raise errors.repository_not_found(registry_id, name)
+    return repo
+
+
+def retrying(attempt: Callable[[], T]) -> T:
+    """Run read-decide-write until the conditional write lands on the state it was decided on."""
+    for number in range(MAX_ATTEMPTS):
+        try:
+            return attempt()
+        except ConcurrentUpdate:
+            time.sleep(min(0.2, 0.005 * 2 ** number) * (0.5 + random.random()))
+    raise errors.ServerException("The request kept conflicting with concurrent changes; retry it")
+
+
+def no_paging_with_ids(params: dict, ids_member: str) -> None:
+    if params.get(ids_member) and ("nextToken" in params or "maxResults" in params):
+        raise errors.InvalidParameterException(
+            f"Invalid parameter: nextToken and maxResults cannot be used together with {ids_member}")
+
+
+def page_size(params: dict) -> int:
+    return params.get("maxResults") or 100
+
+
+def encode_token(position: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode()
+
+
+def decode_token(params: dict, required: tuple[str, ...]) -> dict[str, Any] | None:
+    token = params.get("nextToken")
+    if token is None:
+        return None
+    try:
+        position = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise errors.InvalidParameterException("Invalid parameter at 'nextToken': the token is not valid") from None
+    if not isinstance(position, dict) or any(not isinstance(position.get(k), (str, int)) for k in required):
+        raise errors.InvalidParameterException("Invalid parameter at 'nextToken': the token is not valid")
+    return position

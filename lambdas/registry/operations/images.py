@@ -1,0 +1,282 @@
+"""PutImage, BatchGetImage, DescribeImages, ListImages, BatchDeleteImage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from .. import errors, manifests
+from ..manifests.common import is_digest
+from ..model import Image, Repository
+from ..storage import ImageCommit, PushView, ReferencedByManifestList
+from ..storage.images import INLINE_MANIFEST_LIMIT
+from .common import (Context, decode_token, encode_token, existing_repository, no_paging_with_ids,
+                     page_size, registry_of, retrying)
+
+# Lambda answers with at most 6 MB; leave room for the JSON around the manifests.
+RESPONSE_BUDGET = 5 * 1024 * 1024
+
+
+def manifest_digest(manifest: bytes) -> str:
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+# --- PutImage -------------------------------------------------------------------------------------
+
+
+def put_image(params: dict, ctx: Context) -> dict:
+    registry_id = registry_of(params, ctx)
+    name = params["repositoryName"]
+    text = params["imageManifest"]
+    raw = text.encode("utf-8")  # the bytes as sent: hashed and stored, never re-serialized
+    digest = manifest_digest(raw)
+    if "imageDigest" in params and params["imageDigest"] != digest:
+        raise errors.ImageDigestDoesNotMatchException(
+            f"The provided image digest '{params['imageDigest']}' does not match the digest '{digest}' "
+            f"calculated for the image manifest")
+    manifest = manifests.parse(text, params.get("imageManifestMediaType"))
+    tag = params.get("imageTag")
+    stored: dict[str, str] = {}  # S3 key of a large manifest, written once across attempts
+
+    def attempt() -> dict:
+        view = ctx.store.images.push_view(registry_id, name, digest, tag, manifest.blob_digests,
+                                          manifest.child_digests)
+        repo = view.repository
+        if repo is None:
+            raise errors.repository_not_found(registry_id, name)
+        if view.image is not None and (tag is None or view.tag_digest == digest):
+            raise errors.ImageAlreadyExistsException(_already_exists(repo, digest, tag))
+        if tag is not None and view.tag_digest not in (None, digest) and repo.tag_is_immutable(tag):
+            raise errors.ImageTagAlreadyExistsException(
+                f"The image tag '{tag}' already exists in the '{name}' repository and cannot be "
+                f"overwritten because the tag is immutable.")
+        image = view.image or _new_image(repo, manifest, view, digest, raw, stored, ctx)
+        ctx.store.images.commit(ImageCommit(
+            repository=repo, image=image, new=view.image is None, tag=tag, tag_was=view.tag_digest,
+            blobs_to_mark=tuple(d for d, layer in view.layers.items() if not layer.referenced)
+            if view.image is None else (),
+            children=image.children if view.image is None else (),
+        ), ctx.settings.quotas.max_images_per_repository, ctx.settings.quotas.max_tags_per_image)
+        image_id = {"imageDigest": digest, **({"imageTag": tag} if tag is not None else {})}
+        return {"image": {"registryId": registry_id, "repositoryName": name, "imageId": image_id,
+                          "imageManifest": text, "imageManifestMediaType": manifest.media_type}}
+
+    return retrying(attempt)
+
+
+def _new_image(repo: Repository, manifest: manifests.Manifest, view: PushView, digest: str,
+               raw: bytes, stored: dict[str, str], ctx: Context) -> Image:
+    missing = [d for d in manifest.blob_digests if d not in view.layers]
+    if missing:
+        raise errors.LayersNotFoundException(
+            f"Layers with digests {missing} required by the manifest were not found in the repository "
+            f"with name '{repo.name}' in the registry with id '{repo.registry_id}'")
+    missing = [d for d in manifest.child_digests if d not in view.children]
+    if missing:
+        raise errors.ReferencedImagesNotFoundException(
+            f"The manifest list references images {missing} that are not in the repository with "
+            f"name '{repo.name}' in the registry with id '{repo.registry_id}'")
+    inline = len(raw) <= INLINE_MANIFEST_LIMIT
+    if not inline and "key" not in stored:
+        stored["key"] = ctx.store.images.store_manifest_object(repo, digest, raw)
+    return Image(
+        digest=digest, media_type=manifest.media_type, size=_image_size(manifest, view),
+        pushed_at=ctx.now(), artifact_media_type=manifest.artifact_media_type,
+        subject_digest=manifest.subject_digest, manifest=raw if inline else None,
+        manifest_key=None if inline else stored["key"], children=tuple(manifest.child_digests))
+
+
+def _image_size(manifest: manifests.Manifest, view: PushView) -> int:
+    """Compressed layer bytes of an image; for a list, the largest image it references (as ECR)."""
+    if manifest.children:
+        return max((view.children[d].size for d in manifest.child_digests), default=0)
+    return sum(view.layers[layer.digest].size if layer.digest in view.layers else layer.size
+               for layer in manifest.layers)
+
+
+def _already_exists(repo: Repository, digest: str, tag: str | None) -> str:
+    tagged = f" and tag '{tag}'" if tag is not None else ""
+    return (f"Image with digest '{digest}'{tagged} already exists in the repository with name "
+            f"'{repo.name}' in registry with id '{repo.registry_id}'")
+
+
+# --- image identifiers ---------------------------------------------------------------------------
+
+
+def _failure(image_id: dict, code: str, reason: str) -> dict:
+    return {"imageId": image_id, "failureCode": code, "failureReason": reason}
+
+
+def _invalid_id(image_id: dict) -> dict | None:
+    """The failure entry of an image id that names nothing, or None when it is well-formed."""
+    if "imageDigest" not in image_id and "imageTag" not in image_id:
+        return _failure(image_id, "MissingDigestAndTag", "Invalid request parameters: image digest and tag cannot both be null")
+    if "imageDigest" in image_id and not is_digest(image_id["imageDigest"]):
+        return _failure(image_id, "InvalidImageDigest", "Invalid request parameters: image digest should satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'")
+    return None
+
+
+def _resolve(repo: Repository, image_ids: list[dict], ctx: Context, with_manifest: bool = False):
+    """Map each well-formed image id to (image or None, failure or None)."""
+    tags = ctx.store.images.resolve_tags(repo, [i["imageTag"] for i in image_ids if "imageTag" in i])
+    digests = [i.get("imageDigest") or tags.get(i["imageTag"]) for i in image_ids]
+    images = ctx.store.images.get(repo, [d for d in digests if d], with_manifest=with_manifest)
+    for image_id, digest in zip(image_ids, digests):
+        if "imageTag" in image_id and "imageDigest" in image_id and tags.get(image_id["imageTag"]) not in (None, image_id["imageDigest"]):
+            yield image_id, None, _failure(image_id, "ImageTagDoesNotMatchDigest", "Invalid request parameters: given tag does not match the image digest")
+        elif "imageTag" in image_id and image_id["imageTag"] not in tags or digest not in images:
+            yield image_id, None, _failure(image_id, "ImageNotFound", "Requested image not found")
+        else:
+            yield image_id, images[digest], None
+
+
+# --- BatchGetImage ---------------------------------------------------------------------------------
+
+
+def batch_get_image(params: dict, ctx: Context) -> dict:
+    repo = existing_repository(params, ctx)
+    accepted = params.get("acceptedMediaTypes")
+    images, failures, seen, size = [], [], set(), 0
+    wanted = []
+    for image_id in params["imageIds"]:
+        failure = _invalid_id(image_id)
+        if failure:
+            failures.append(failure)
+        else:
+            wanted.append(image_id)
+    for image_id, image, failure in _resolve(repo, wanted, ctx, with_manifest=True):
+        if failure:
+            failures.append(failure)
+            continue
+        if accepted and image.media_type not in accepted:
+            failures.append(_failure(image_id, "ImageNotFound",
+                                     f"Requested image not found in an accepted media type (it is {image.media_type})"))
+            continue
+        returned_id = {"imageDigest": image.digest, **({"imageTag": image_id["imageTag"]} if "imageTag" in image_id else {})}
+        key = (returned_id["imageDigest"], returned_id.get("imageTag"))
+        if key in seen:
+            continue
+        seen.add(key)
+        manifest = ctx.store.images.manifest_bytes(image).decode("utf-8")
+        size += len(manifest)
+        if size > RESPONSE_BUDGET:
+            raise errors.LimitExceededException(
+                "The requested manifests exceed the response size limit of this registry; request fewer images")
+        images.append({"registryId": repo.registry_id, "repositoryName": repo.name, "imageId": returned_id,
+                       "imageManifest": manifest, "imageManifestMediaType": image.media_type})
+    return {"images": images, "failures": failures}
+
+
+# --- DescribeImages / ListImages ------------------------------------------------------------------
+
+TAG_FILTERS = {"TAGGED": "attribute_exists(tags)", "UNTAGGED": "attribute_not_exists(tags)", "ANY": None}
+
+
+def _detail(repo: Repository, image: Image) -> dict:
+    detail = {
+        "registryId": repo.registry_id, "repositoryName": repo.name, "imageDigest": image.digest,
+        "imageSizeInBytes": image.size, "imagePushedAt": image.pushed_at,
+        "imageManifestMediaType": image.media_type, "imageStatus": "ACTIVE",
+    }
+    if image.tags:
+        detail["imageTags"] = sorted(image.tags)
+    if image.artifact_media_type:
+        detail["artifactMediaType"] = image.artifact_media_type
+    if image.subject_digest:
+        detail["subjectManifestDigest"] = image.subject_digest
+    return detail
+
+
+def _filters(params: dict) -> tuple[str | None, bool]:
+    """(DynamoDB filter for tagStatus, whether the imageStatus filter can match anything)."""
+    chosen = params.get("filter") or {}
+    # Nothing here is ever archived: every image is ACTIVE.
+    return TAG_FILTERS[chosen.get("tagStatus", "ANY")], chosen.get("imageStatus", "ACTIVE") in ("ACTIVE", "ANY")
+
+
+def describe_images(params: dict, ctx: Context) -> dict:
+    repo = existing_repository(params, ctx)
+    no_paging_with_ids(params, "imageIds")
+    tag_filter, active = _filters(params)
+    if params.get("imageIds"):
+        details, seen = [], set()
+        for image_id in params["imageIds"]:
+            if _invalid_id(image_id):
+                raise errors.InvalidParameterException(_invalid_id(image_id)["failureReason"])
+        for image_id, image, failure in _resolve(repo, params["imageIds"], ctx):
+            if failure:
+                raise errors.ImageNotFoundException(
+                    f"The image with imageId {json.dumps(image_id, sort_keys=True)} does not exist within the "
+                    f"repository with name '{repo.name}' in the registry with id '{repo.registry_id}'")
+            if image.digest not in seen:
+                seen.add(image.digest)
+                details.append(_detail(repo, image))
+        return {"imageDetails": details}
+    position = decode_token(params, ("after",))
+    limit, page = page_size(params), []
+    if not active:
+        return {"imageDetails": []}
+    for image in ctx.store.images.iterate(repo, start=position["after"] if position else None,
+                                          filter_expression=tag_filter):
+        if len(page) == limit:
+            return {"imageDetails": page, "nextToken": encode_token({"after": page[-1]["imageDigest"]})}
+        page.append(_detail(repo, image))
+    return {"imageDetails": page}
+
+
+def list_images(params: dict, ctx: Context) -> dict:
+    """One entry per (digest, tag) pair; an untagged image is one entry with its digest only."""
+    repo = existing_repository(params, ctx)
+    tag_filter, active = _filters(params)
+    position = decode_token(params, ("at", "skip"))
+    limit, page = page_size(params), []
+    if not active:
+        return {"imageIds": []}
+    start, skip = (position["at"], position["skip"]) if position else (None, 0)
+    for image in ctx.store.images.iterate(repo, start=start, inclusive=True, filter_expression=tag_filter):
+        entries = [{"imageDigest": image.digest, "imageTag": t} for t in sorted(image.tags)] or [
+            {"imageDigest": image.digest}]
+        if image.digest == start:
+            entries, offset = entries[skip:], skip
+        else:
+            offset = 0
+        for entry in entries:
+            if len(page) == limit:
+                return {"imageIds": page, "nextToken": encode_token({"at": image.digest, "skip": offset})}
+            page.append(entry)
+            offset += 1
+    return {"imageIds": page}
+
+
+# --- BatchDeleteImage -----------------------------------------------------------------------------
+
+
+def batch_delete_image(params: dict, ctx: Context) -> dict:
+    repo = existing_repository(params, ctx)
+    deleted, failures = [], []
+    for image_id in params["imageIds"]:
+        failure = _invalid_id(image_id)
+        if failure is None:
+            failure = retrying(lambda: _delete_one(repo, image_id, deleted, ctx))
+        if failure:
+            failures.append(failure)
+    return {"imageIds": deleted, "failures": failures}
+
+
+def _delete_one(repo: Repository, image_id: dict, deleted: list[dict], ctx: Context) -> dict | None:
+    (_, image, failure), = _resolve(repo, [image_id], ctx)
+    if failure:
+        return failure
+    tag = image_id.get("imageTag")
+    try:
+        if tag is not None and len(image.tags) > 1:
+            ctx.store.images.untag(repo, tag, image.digest)
+            deleted.append({"imageDigest": image.digest, "imageTag": tag})
+        else:  # by digest, or by the image's last tag: the image goes with all its tags
+            ctx.store.images.delete(repo, image)
+            deleted.extend([{"imageDigest": image.digest, "imageTag": t} for t in sorted(image.tags)]
+                           or [{"imageDigest": image.digest}])
+    except ReferencedByManifestList:
+        return _failure(image_id, "ImageReferencedByManifestList",
+                        "Requested image is referenced by a manifest list or image index in the repository")
+    return None

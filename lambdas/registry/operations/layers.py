@@ -1,0 +1,149 @@
+"""InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload, BatchCheckLayerAvailability,
+GetDownloadUrlForLayer.
+
+Each part is hashed as it arrives and the SHA-256 state is saved with the upload (a resumable
+hasher: `rehashes`), so CompleteLayerUpload only finalizes 32 bytes of state, whatever the layer
+size, and never holds a layer in memory.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .. import errors
+from ..model import Repository, Upload
+from ..storage import PartOutOfOrder, UploadGone
+from ..service_model import ecr_model
+from .common import Context, existing_repository, registry_of, retrying
+
+
+def _hasher(state: bytes | None):
+    from rehashes import PySha256  # imported by the layer operations only: keeps cold start lean
+
+    return PySha256.deserialize(state) if state else PySha256()
+
+
+def initiate_layer_upload(params: dict, ctx: Context) -> dict:
+    repo = existing_repository(params, ctx)
+    upload_id = ctx.store.layers.start_upload(repo, ctx.now())
+    return {"uploadId": upload_id, "partSize": ctx.settings.part_size}
+
+
+def _open_upload(params: dict, ctx: Context) -> tuple[str, Upload | None]:
+    registry_id = registry_of(params, ctx)
+    upload = ctx.store.layers.get_upload(params["uploadId"])
+    if upload is None or upload.repository_key != f"{registry_id}/{params['repositoryName']}":
+        upload = None
+    return registry_id, upload
+
+
+def _upload_not_found(params: dict, registry_id: str, ctx: Context) -> errors.EcrError:
+    if ctx.store.repositories.get(registry_id, params["repositoryName"]) is None:
+        return errors.repository_not_found(registry_id, params["repositoryName"])
+    return errors.UploadNotFoundException(
+        f"The upload with id '{params['uploadId']}' does not exist in the repository with name "
+        f"'{params['repositoryName']}' in the registry with id '{registry_id}'")
+
+
+def upload_layer_part(params: dict, ctx: Context) -> dict:
+    registry_id, upload = _open_upload(params, ctx)
+    if upload is None or upload.completed_digest:
+        raise _upload_not_found(params, registry_id, ctx)
+    first, last, part = params["partFirstByte"], params["partLastByte"], params["layerPartBlob"]
+
+    def refuse(reason: str, last_valid: int) -> errors.InvalidLayerPartException:
+        return errors.InvalidLayerPartException(
+            reason, registry_id=registry_id, repository_name=params["repositoryName"],
+            upload_id=upload.upload_id, last_valid_byte_received=last_valid)
+
+    if first != upload.last_byte + 1:
+        raise refuse(f"The part's first byte {first} does not follow the last byte received "
+                     f"{upload.last_byte}", upload.last_byte)
+    if not part or last - first + 1 != len(part):
+        raise refuse(f"The part carries {len(part)} bytes but its range {first}-{last} needs "
+                     f"{last - first + 1}", upload.last_byte)
+    max_parts = ctx.settings.quotas.max_layer_parts
+    if upload.part_count >= max_parts:
+        raise errors.LimitExceededException(f"The upload has reached the limit of {max_parts} layer parts")
+    hasher = _hasher(upload.hash_state)
+    hasher.update(part)
+    try:
+        last_byte = ctx.store.layers.append_part(upload, part, hasher.serialize(), max_parts)
+    except PartOutOfOrder as lost:  # another request for this upload landed first
+        raise refuse("The part does not follow the last byte received", lost.last_valid_byte) from None
+    except UploadGone:
+        raise _upload_not_found(params, registry_id, ctx) from None
+    return {"registryId": registry_id, "repositoryName": params["repositoryName"],
+            "uploadId": upload.upload_id, "lastByteReceived": last_byte}
+
+
+def complete_layer_upload(params: dict, ctx: Context) -> dict:
+    def attempt() -> dict:
+        repo = existing_repository(params, ctx)
+        _, upload = _open_upload(params, ctx)
+        if upload is None:
+            raise _upload_not_found(params, repo.registry_id, ctx)
+        requested = params["layerDigests"]
+        if upload.completed_digest:  # a retry of a Complete whose answer was lost
+            if all(d == upload.completed_digest for d in requested):
+                raise errors.LayerAlreadyExistsException(_exists(repo, upload.completed_digest))
+            raise _upload_not_found(params, repo.registry_id, ctx)
+        if upload.last_byte < 0:
+            raise errors.EmptyUploadException(
+                f"The upload with id '{upload.upload_id}' does not contain any layer parts")
+        digest = "sha256:" + _hasher(upload.hash_state).finalize()
+        wrong = [d for d in requested if d != digest]
+        if wrong:
+            raise errors.InvalidLayerException(
+                f"The layer digest {wrong[0]} does not match the digest {digest} of the uploaded bytes")
+        if ctx.store.layers.get(repo, [digest]):
+            raise errors.LayerAlreadyExistsException(_exists(repo, digest))
+        layer = ctx.store.layers.complete(repo, upload, digest)
+        return {"registryId": repo.registry_id, "repositoryName": repo.name,
+                "uploadId": upload.upload_id, "layerDigest": layer.digest}
+
+    return retrying(attempt)
+
+
+def _exists(repo: Repository, digest: str) -> str:
+    return (f"The layer with digest '{digest}' already exists in the repository with name "
+            f"'{repo.name}' in registry with id '{repo.registry_id}'")
+
+
+def _layer_digest_pattern() -> re.Pattern:
+    return re.compile(ecr_model().shape_for("LayerDigest").metadata["pattern"])
+
+
+def batch_check_layer_availability(params: dict, ctx: Context) -> dict:
+    repo = existing_repository(params, ctx)
+    pattern = _layer_digest_pattern()
+    requested = list(dict.fromkeys(params["layerDigests"]))
+    valid = [d for d in requested if pattern.fullmatch(d)]
+    found = ctx.store.layers.get(repo, valid)
+    layers, failures = [], []
+    for digest in requested:
+        if digest not in valid:
+            failures.append({"layerDigest": digest, "failureCode": "InvalidLayerDigest",
+                             "failureReason": "Invalid layer digest"})
+        elif digest not in found:
+            failures.append({"layerDigest": digest, "failureCode": "MissingLayerDigest",
+                             "failureReason": "Requested layer not found"})
+        else:
+            layers.append({"layerDigest": digest, "layerAvailability": "AVAILABLE",
+                           "layerSize": found[digest].size})
+    return {"layers": layers, "failures": failures}
+
+
+def get_download_url_for_layer(params: dict, ctx: Context) -> dict:
+    repo = existing_repository(params, ctx)
+    digest = params["layerDigest"]
+    layer = ctx.store.layers.get(repo, [digest]).get(digest)
+    if layer is None:
+        raise errors.LayersNotFoundException(
+            f"The layer with digest {digest} does not exist within the repository with name "
+            f"'{repo.name}' in the registry with id '{repo.registry_id}'")
+    if not layer.referenced:
+        raise errors.LayerInaccessibleException(
+            "The specified layer is not available because it is not associated with an image. "
+            "Unassociated image layers may be cleaned up at any time.")
+    return {"downloadUrl": ctx.store.layers.download_url(layer), "layerDigest": digest}

@@ -1,0 +1,138 @@
+"""CreateRepository, DescribeRepositories, DeleteRepository, PutImageTagMutability."""
+
+from __future__ import annotations
+
+from .. import errors
+from ..model import WITH_EXCLUSION, Encryption, Repository
+from .common import (Context, decode_token, encode_token, existing_repository, no_paging_with_ids,
+                     page_size, registry_of, repository_arn, retrying)
+
+MAX_RESOURCE_TAGS = 50  # ECR's documented limits on repository resource tags
+MAX_TAG_KEY, MAX_TAG_VALUE = 128, 256
+
+
+def repository_view(repo: Repository, region: str) -> dict:
+    encryption = {"encryptionType": repo.encryption.type}
+    if repo.encryption.kms_key:
+        encryption["kmsKey"] = repo.encryption.kms_key
+    view = {
+        "repositoryArn": repository_arn(region, repo.registry_id, repo.name),
+        "registryId": repo.registry_id,
+        "repositoryName": repo.name,
+        "repositoryUri": f"{repo.registry_id}.dkr.ecr.{region}.amazonaws.com/{repo.name}",
+        "createdAt": repo.created_at,
+        "imageTagMutability": repo.tag_mutability,
+        "imageScanningConfiguration": {"scanOnPush": repo.scan_on_push},
+        "encryptionConfiguration": encryption,
+    }
+    if repo.exclusion_filters:
+        view["imageTagMutabilityExclusionFilters"] = _filters_view(repo.exclusion_filters)
+    return view
+
+
+def _filters_view(filters: tuple[str, ...]) -> list[dict]:
+    return [{"filterType": "WILDCARD", "filter": f} for f in filters]
+
+
+def _exclusion_filters(mutability: str, raw: list[dict] | None) -> tuple[str, ...]:
+    """Exclusion filters belong to the *_WITH_EXCLUSION settings, and those need at least one."""
+    filters = tuple(dict.fromkeys(f["filter"] for f in raw or ()))
+    if mutability in WITH_EXCLUSION and not filters:
+        raise errors.InvalidParameterException(
+            f"Invalid parameter: imageTagMutabilityExclusionFilters are required with {mutability}")
+    if mutability not in WITH_EXCLUSION and filters:
+        raise errors.InvalidParameterException(
+            f"Invalid parameter: imageTagMutabilityExclusionFilters can only be used with "
+            f"{' or '.join(WITH_EXCLUSION)}")
+    return filters
+
+
+def _resource_tags(raw: list[dict] | None) -> tuple[tuple[str, str], ...]:
+    tags = [(t["Key"], t["Value"]) for t in raw or ()]
+    if len(tags) > MAX_RESOURCE_TAGS:
+        raise errors.TooManyTagsException(f"A repository can have at most {MAX_RESOURCE_TAGS} tags")
+    keys = [k for k, _ in tags]
+    for key, value in tags:
+        if not 1 <= len(key) <= MAX_TAG_KEY or len(value) > MAX_TAG_VALUE or key.lower().startswith("aws:"):
+            raise errors.InvalidTagParameterException(
+                f"Invalid tag {key!r}: keys are 1-{MAX_TAG_KEY} characters and may not start with 'aws:', "
+                f"values at most {MAX_TAG_VALUE} characters")
+    if len(set(keys)) != len(keys):
+        raise errors.InvalidTagParameterException("Tag keys must be unique")
+    return tuple(tags)
+
+
+def _encryption(raw: dict | None, ctx: Context) -> Encryption:
+    if not raw:
+        return Encryption()
+    kind, key = raw["encryptionType"], raw.get("kmsKey")
+    if kind == "AES256":
+        if key:
+            raise errors.InvalidParameterException(
+                "Invalid parameter: kmsKey can only be given with the KMS or KMS_DSSE encryption type")
+        return Encryption()
+    return Encryption(kind, ctx.store.repositories.resolve_kms_key(key) if key else None)
+
+
+def create_repository(params: dict, ctx: Context) -> dict:
+    registry_id = registry_of(params, ctx)
+    mutability = params.get("imageTagMutability", "MUTABLE")
+    repo = Repository(
+        registry_id=registry_id,
+        name=params["repositoryName"],
+        created_at=ctx.now(),
+        tag_mutability=mutability,
+        exclusion_filters=_exclusion_filters(mutability, params.get("imageTagMutabilityExclusionFilters")),
+        resource_tags=_resource_tags(params.get("tags")),
+        scan_on_push=bool((params.get("imageScanningConfiguration") or {}).get("scanOnPush")),
+        encryption=_encryption(params.get("encryptionConfiguration"), ctx),
+    )
+    retrying(lambda: ctx.store.repositories.create(repo, ctx.settings.quotas.max_repositories))
+    return {"repository": repository_view(repo, ctx.settings.region)}
+
+
+def describe_repositories(params: dict, ctx: Context) -> dict:
+    registry_id = registry_of(params, ctx)
+    names = params.get("repositoryNames")
+    no_paging_with_ids(params, "repositoryNames")
+    region = ctx.settings.region
+    if names:
+        found = ctx.store.repositories.get_many(registry_id, names)
+        for name in names:
+            if name not in found:
+                raise errors.repository_not_found(registry_id, name)
+        return {"repositories": [repository_view(found[n], region) for n in dict.fromkeys(names)]}
+    position = decode_token(params, ("after",))
+    limit = page_size(params)
+    page = []
+    for repo in ctx.store.repositories.list(registry_id, position["after"] if position else None):
+        if len(page) == limit:
+            return {"repositories": page, "nextToken": encode_token({"after": page[-1]["repositoryName"]})}
+        page.append(repository_view(repo, region))
+    return {"repositories": page}
+
+
+def delete_repository(params: dict, ctx: Context) -> dict:
+    registry_id = registry_of(params, ctx)
+    name = params["repositoryName"]
+    store = ctx.store.repositories
+    repo = store.get_any(registry_id, name)
+    if repo is None:
+        raise errors.repository_not_found(registry_id, name)
+    # A deletion that stopped half-way (a fault, a timeout) is finished by the next request.
+    store.begin_deletion(repo, force=bool(params.get("force")) or repo.deleting, now=ctx.now())
+    ctx.store.images.purge(repo)
+    ctx.store.layers.purge(repo)
+    store.finish_deletion(repo)
+    return {"repository": repository_view(repo, ctx.settings.region)}
+
+
+def put_image_tag_mutability(params: dict, ctx: Context) -> dict:
+    repo = existing_repository(params, ctx)
+    mutability = params["imageTagMutability"]
+    filters = _exclusion_filters(mutability, params.get("imageTagMutabilityExclusionFilters"))
+    ctx.store.repositories.set_tag_mutability(repo, mutability, filters)
+    result = {"registryId": repo.registry_id, "repositoryName": repo.name, "imageTagMutability": mutability}
+    if filters:
+        result["imageTagMutabilityExclusionFilters"] = _filters_view(filters)
+    return result

@@ -1,0 +1,188 @@
+"""botocore's ECR service model: the single source of truth for operations, shapes and constraints.
+
+botocore validates only required members, types and minimums on the client side; maxima, patterns,
+enums and list sizes are ours to enforce, from the same model, never retyped here.
+`read_input` walks an operation's input shape over the decoded JSON body and
+- raises SerializationException when a value has the wrong JSON type or a blob is not base64,
+- raises InvalidParameterException listing every violated constraint,
+- returns the parameters with blobs decoded to bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import re
+from typing import Any
+
+from botocore.loaders import Loader
+from botocore.model import ServiceModel, Shape
+
+from .errors import InvalidParameterException, SerializationException
+
+SERVICE_NAME = "ecr"
+
+
+@functools.cache
+def ecr_model() -> ServiceModel:
+    # The loader alone is far cheaper than a botocore Session at cold start.
+    return ServiceModel(Loader().load_service_model(SERVICE_NAME, "service-2"), SERVICE_NAME)
+
+
+def target_prefix() -> str:
+    return ecr_model().metadata["targetPrefix"]
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
+def read_input(operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    shape = ecr_model().operation_model(operation).input_shape
+    if not isinstance(body, dict):
+        raise SerializationException("Start of structure or map found where not expected.")
+    if shape is None:
+        return {}
+    problems: list[str] = []
+    params = _read(shape, body, "", problems)
+    if problems:
+        count = len(problems)
+        head = problems[0] if count == 1 else f"{count} validation errors detected: " + "; ".join(problems)
+        raise InvalidParameterException(head)
+    return params
+
+
+def _problem(path: str, constraint: str) -> str:
+    return f"Invalid parameter at '{path}' failed to satisfy constraint: '{constraint}'"
+
+
+def _read(shape: Shape, value: Any, path: str, problems: list[str]) -> Any:
+    kind = shape.type_name
+    reader = _READERS.get(kind)
+    if reader is None:  # pragma: no cover - the ECR model uses only the kinds below
+        raise SerializationException(f"Unsupported shape type {kind} at '{path}'")
+    return reader(shape, value, path, problems)
+
+
+def _type_error(path: str, expected: str, value: Any) -> SerializationException:
+    return SerializationException(
+        f"Expected {expected} at '{path or 'body'}' but found {type(value).__name__}")
+
+
+def _read_structure(shape, value, path, problems):
+    if not isinstance(value, dict):
+        raise _type_error(path, "structure", value)
+    out = {}
+    for name, member in shape.members.items():
+        item = value.get(name)
+        if item is None:  # JSON null is an absent member, as in AWS's own deserializers
+            if name in shape.required_members:
+                problems.append(_problem(_join(path, name), "Member must not be null"))
+            continue
+        out[name] = _read(member, item, _join(path, name), problems)
+    return out
+
+
+def _read_list(shape, value, path, problems):
+    if not isinstance(value, list):
+        raise _type_error(path, "list", value)
+    _check_length(shape, len(value), path, problems)
+    return [_read(shape.member, item, f"{path}.{i + 1}.member", problems)
+            for i, item in enumerate(value) if item is not None]
+
+
+def _read_map(shape, value, path, problems):
+    if not isinstance(value, dict):
+        raise _type_error(path, "map", value)
+    _check_length(shape, len(value), path, problems)
+    return {_read(shape.key, k, f"{path}.key", problems): _read(shape.value, v, f"{path}.{k}", problems)
+            for k, v in value.items()}
+
+
+def _read_string(shape, value, path, problems):
+    if not isinstance(value, str):
+        raise _type_error(path, "string", value)
+    if not _is_utf8(value):  # a lone surrogate ("\ud800") cannot be stored, hashed or echoed
+        raise SerializationException(f"Value at '{path}' is not valid UTF-8")
+    _check_length(shape, len(value), path, problems)
+    enum = shape.metadata.get("enum")
+    if enum and value not in enum:
+        problems.append(_problem(path, f"Member must satisfy enum value set: [{', '.join(enum)}]"))
+    pattern = shape.metadata.get("pattern")
+    if pattern and not _compiled(pattern).fullmatch(value):
+        problems.append(_problem(path, f"must satisfy regular expression '{pattern}'"))
+    return value
+
+
+def _read_integer(shape, value, path, problems):
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise _type_error(path, "an integer", value)
+    low, high = shape.metadata.get("min"), shape.metadata.get("max")
+    if low is not None and value < low:
+        problems.append(_problem(path, f"Member must have value greater than or equal to {low}"))
+    if high is not None and value > high:
+        problems.append(_problem(path, f"Member must have value less than or equal to {high}"))
+    return value
+
+
+def _read_boolean(shape, value, path, problems):
+    if not isinstance(value, bool):
+        raise _type_error(path, "a boolean", value)
+    return value
+
+
+def _read_number(shape, value, path, problems):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _type_error(path, "a number", value)
+    return value
+
+
+def _read_blob(shape, value, path, problems):
+    if not isinstance(value, str):
+        raise _type_error(path, "a base64 string", value)
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise SerializationException(f"Value at '{path}' is not valid base64") from None
+    _check_length(shape, len(data), path, problems)
+    return data
+
+
+def _check_length(shape, length, path, problems):
+    low, high = shape.metadata.get("min"), shape.metadata.get("max")
+    if low is not None and length < low:
+        problems.append(_problem(path, f"Member must have length greater than or equal to {low}"))
+    if high is not None and length > high:
+        problems.append(_problem(path, f"Member must have length less than or equal to {high}"))
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+_READERS = {
+    "structure": _read_structure,
+    "list": _read_list,
+    "map": _read_map,
+    "string": _read_string,
+    "integer": _read_integer,
+    "long": _read_integer,
+    "boolean": _read_boolean,
+    "double": _read_number,
+    "float": _read_number,
+    "timestamp": _read_number,
+    "blob": _read_blob,
+}

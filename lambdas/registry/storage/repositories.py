@@ -1,0 +1,178 @@
+"""Repository items and the per-registry repository counter.
+
+Conditions that guard them:
+- CreateRepository: the repository Put requires `attribute_not_exists(name)`; the registry counter
+  Update requires `repository_count < :max` (or no counter yet) -- in one transaction.
+- Every writer of repository contents checks `attribute_exists(name) AND attribute_not_exists(deleting)
+  AND config_version = :read` on this item, so a deletion or a mutability change that lands first
+  makes the writer read again.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from botocore.exceptions import ClientError
+
+from .. import errors
+from ..model import Encryption, Repository
+from . import codec
+from .backend import Action, Backend, Cancelled, ConcurrentUpdate
+from .schema import FIRST_REPOSITORY_NAME, REGISTRY_ITEM
+
+LIVE = "attribute_exists(#name) AND attribute_not_exists(deleting)"
+NAMES = {"#name": "name"}
+
+
+def _to_item(repo: Repository) -> dict:
+    return codec.item(
+        registry_id=repo.registry_id, name=repo.name, created_at=repo.created_at,
+        tag_mutability=repo.tag_mutability, exclusion_filters=list(repo.exclusion_filters),
+        encryption_type=repo.encryption.type, kms_key=repo.encryption.kms_key,
+        scan_on_push=repo.scan_on_push,
+        resource_tags=[{"Key": k, "Value": v} for k, v in repo.resource_tags],
+        image_count=repo.image_count, config_version=repo.config_version)
+
+
+def repository_from_item(item: dict) -> Repository:
+    return Repository(
+        registry_id=item["registry_id"], name=item["name"], created_at=item["created_at"],
+        tag_mutability=item.get("tag_mutability", "MUTABLE"),
+        exclusion_filters=tuple(item.get("exclusion_filters") or ()),
+        encryption=Encryption(item.get("encryption_type", "AES256"), item.get("kms_key")),
+        scan_on_push=item.get("scan_on_push", False),
+        resource_tags=tuple((t["Key"], t["Value"]) for t in item.get("resource_tags") or ()),
+        image_count=item.get("image_count", 0), config_version=item.get("config_version", 0),
+        deleting="deleting" in item)
+
+
+class RepositoryStore:
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    def key(self, registry_id: str, name: str) -> dict:
+        return self.backend.key("repositories", registry_id, name)
+
+    def get(self, registry_id: str, name: str) -> Repository | None:
+        """The live repository, or None (deleted, never created, or being deleted)."""
+        repo = self.get_any(registry_id, name)
+        return None if repo is None or repo.deleting else repo
+
+    def get_any(self, registry_id: str, name: str) -> Repository | None:
+        item = self.backend.get("repositories", registry_id, name)
+        return repository_from_item(item) if item else None
+
+    def get_many(self, registry_id: str, names: list[str]) -> dict[str, Repository]:
+        keys = [self.key(registry_id, n) for n in dict.fromkeys(names)]
+        found = self.backend.batch_get({"repositories": {"Keys": keys}})["repositories"]
+        repos = (repository_from_item(i) for i in found)
+        return {r.name: r for r in repos if not r.deleting}
+
+    def list(self, registry_id: str, after: str | None) -> Iterator[Repository]:
+        start, exclusive = (after, True) if after else (FIRST_REPOSITORY_NAME, False)
+        for item in self.backend.query("repositories", registry_id, start=start, exclusive=exclusive):
+            repo = repository_from_item(item)
+            if not repo.deleting:
+                yield repo
+
+    def create(self, repo: Repository, max_repositories: int) -> None:
+        table = self.backend.table("repositories")
+        actions = [
+            Action("repository", {"Put": {
+                "TableName": table, "Item": _to_item(repo),
+                "ConditionExpression": "attribute_not_exists(#name)",
+                "ExpressionAttributeNames": NAMES}}),
+            Action("counter", {"Update": {
+                "TableName": table, "Key": self.key(repo.registry_id, REGISTRY_ITEM),
+                "UpdateExpression": "ADD repository_count :one",
+                "ConditionExpression": "attribute_not_exists(repository_count) OR repository_count < :max",
+                "ExpressionAttributeValues": codec.values(one=1, max=max_repositories),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}),
+        ]
+        try:
+            self.backend.transact(actions)
+        except Cancelled as cancelled:
+            if cancelled.reason("repository"):
+                raise errors.RepositoryAlreadyExistsException(
+                    f"The repository with name '{repo.name}' already exists in the registry "
+                    f"with id '{repo.registry_id}'") from None
+            if cancelled.reason("counter") and not cancelled.conflict:
+                raise errors.LimitExceededException(
+                    f"The number of repositories in registry '{repo.registry_id}' would exceed "
+                    f"the limit of {max_repositories}") from None
+            raise ConcurrentUpdate() from None
+
+    def resolve_kms_key(self, key: str) -> str:
+        """The ARN of a usable KMS key; KmsException with KMS's own error code otherwise."""
+        try:
+            metadata = self.backend.kms.describe_key(KeyId=key)["KeyMetadata"]
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            raise errors.KmsException(f"The KMS key '{key}' cannot be used: {code}", kms_error=code) from None
+        if metadata.get("KeyState", "Enabled") != "Enabled":
+            raise errors.KmsException(f"The KMS key '{key}' is {metadata['KeyState']}",
+                                      kms_error="KMSInvalidStateException")
+        return metadata["Arn"]
+
+    def set_tag_mutability(self, repo: Repository, mutability: str, filters: tuple[str, ...]) -> None:
+        try:
+            self.backend.dynamodb.update_item(
+                TableName=self.backend.table("repositories"), Key=self.key(repo.registry_id, repo.name),
+                UpdateExpression="SET tag_mutability = :m, exclusion_filters = :f ADD config_version :one",
+                ConditionExpression=LIVE, ExpressionAttributeNames=NAMES,
+                ExpressionAttributeValues=codec.values(m=mutability, f=list(filters), one=1))
+        except self.backend.dynamodb.exceptions.ConditionalCheckFailedException:
+            raise errors.repository_not_found(repo.registry_id, repo.name) from None
+
+    def live_condition(self, repo: Repository) -> dict:
+        """The ConditionCheck a contents writer adds: the repository is as we read it."""
+        return {"ConditionCheck": self.guard(repo)}
+
+    def guard(self, repo: Repository) -> dict:
+        return {
+            "TableName": self.backend.table("repositories"),
+            "Key": self.key(repo.registry_id, repo.name),
+            "ConditionExpression": f"{LIVE} AND config_version = :version",
+            "ExpressionAttributeNames": NAMES,
+            "ExpressionAttributeValues": codec.values(version=repo.config_version),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def begin_deletion(self, repo: Repository, force: bool, now: float) -> None:
+        """Mark the repository as being deleted; from then on no writer can add to it."""
+        condition = "attribute_exists(#name)"
+        values = {"now": now, "one": 1}
+        if not force:
+            condition += " AND (attribute_not_exists(image_count) OR image_count = :zero)"
+            values["zero"] = 0
+        try:
+            self.backend.dynamodb.update_item(
+                TableName=self.backend.table("repositories"), Key=self.key(repo.registry_id, repo.name),
+                UpdateExpression="SET deleting = if_not_exists(deleting, :now) ADD config_version :one",
+                ConditionExpression=condition, ExpressionAttributeNames=NAMES,
+                ExpressionAttributeValues=codec.values(**values),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except self.backend.dynamodb.exceptions.ConditionalCheckFailedException as failure:
+            if "Item" not in failure.response:
+                raise errors.repository_not_found(repo.registry_id, repo.name) from None
+            raise errors.RepositoryNotEmptyException(
+                f"The repository with name '{repo.name}' in registry with id '{repo.registry_id}' "
+                f"cannot be deleted because it still contains images") from None
+
+    def finish_deletion(self, repo: Repository) -> None:
+        table = self.backend.table("repositories")
+        try:
+            self._delete_with_counter(repo, table)
+        except Cancelled:  # a concurrent DeleteRepository finished first
+            raise errors.repository_not_found(repo.registry_id, repo.name) from None
+
+    def _delete_with_counter(self, repo: Repository, table: str) -> None:
+        self.backend.transact([
+            Action("repository", {"Delete": {
+                "TableName": table, "Key": self.key(repo.registry_id, repo.name),
+                "ConditionExpression": "attribute_exists(deleting)"}}),
+            Action("counter", {"Update": {
+                "TableName": table, "Key": self.key(repo.registry_id, REGISTRY_ITEM),
+                "UpdateExpression": "ADD repository_count :minus",
+                "ExpressionAttributeValues": codec.values(minus=-1)}}),
+        ])

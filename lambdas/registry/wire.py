@@ -1,0 +1,101 @@
+"""AWS JSON 1.1 over an API Gateway REST (v1 proxy) event: read the request, render the response.
+
+The only module that knows HTTP. `error_response` is the one place an EcrError becomes a status
+code and a `__type` body, which is all botocore needs to raise the modeled exception class.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import service_model
+from .errors import EcrError, SerializationException, UnknownOperationException
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    query: dict[str, list[str]]
+    body: bytes
+    request_id: str
+    stage: str | None = None
+    source_ip: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+def http_request(event: dict[str, Any]) -> HttpRequest:
+    """Read the parts of an API Gateway REST proxy event that the service uses."""
+    context = event.get("requestContext") or {}
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items() if v is not None}
+    multi = event.get("multiValueQueryStringParameters") or {
+        k: [v] for k, v in (event.get("queryStringParameters") or {}).items()}
+    raw = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        body = base64.b64decode(raw)
+    else:
+        body = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    return HttpRequest(
+        method=event.get("httpMethod") or "POST",
+        path=event.get("path") or "/",
+        headers=headers,
+        query={k: list(v) for k, v in multi.items()},
+        body=body,
+        request_id=context.get("requestId") or str(uuid.uuid4()),
+        stage=context.get("stage"),
+        source_ip=(context.get("identity") or {}).get("sourceIp"),
+    )
+
+
+def operation_name(request: HttpRequest) -> str:
+    target = request.header("x-amz-target") or ""
+    prefix, _, operation = target.partition(".")
+    if prefix != service_model.target_prefix() or not operation:
+        raise UnknownOperationException(f"Unknown operation {target or '(no X-Amz-Target)'}")
+    if operation not in service_model.ecr_model().operation_names:
+        raise UnknownOperationException(f"Unknown operation {target}")
+    return operation
+
+
+def read_params(request: HttpRequest, operation: str) -> dict[str, Any]:
+    """Decode the JSON body and check it against the operation's input shape."""
+    if request.body.strip():
+        try:
+            body = json.loads(request.body.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise SerializationException(f"Request body is not valid JSON: {exc}") from None
+    else:
+        body = {}  # an operation without input may send an empty body
+    return service_model.read_input(operation, body)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def ok_response(result: dict[str, Any], request_id: str) -> dict[str, Any]:
+    return _response(200, result, request_id)
+
+
+def error_response(error: EcrError, request_id: str) -> dict[str, Any]:
+    body = {"__type": error.code, "message": error.message, **error.members}
+    return _response(error.status, body, request_id)
+
+
+def _response(status: int, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": CONTENT_TYPE, "x-amzn-RequestId": request_id},
+        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }

@@ -1,0 +1,1 @@
+"""Run the registry on one machine without Docker (not part of the deployed Lambda)."""

@@ -1,0 +1,99 @@
+"""The whole registry on one machine: DynamoDB Local, moto (S3 + KMS), the tables and bucket,
+and the gateway in front of the handler. Used by `make run` and by the test suite alike."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import boto3
+
+from lambdas.registry.config import BUCKET_ENV, REGISTRY_ID_ENV, TABLE_ENV
+from lambdas.registry.storage.schema import TABLES, create_table_request
+
+from .gateway import Gateway
+from .services import STATE_DIR, Service, free_port, start_dynamodb_local, start_moto
+
+REGION = "us-east-1"
+REGISTRY_ID = "000000000000"
+BACKEND_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+@dataclass
+class Backends:
+    """DynamoDB Local and moto, with the registry's tables and bucket created in them."""
+
+    dynamodb: Service
+    moto: Service
+    tables: dict[str, str] = field(default_factory=lambda: {n: f"registry-{n}" for n in TABLES})
+    bucket: str = "registry-layers"
+
+    @classmethod
+    def start(cls) -> "Backends":
+        dynamodb = start_dynamodb_local()
+        try:
+            moto = start_moto()
+        except BaseException:
+            dynamodb.stop()
+            raise
+        backends = cls(dynamodb, moto)
+        backends.create_resources()
+        return backends
+
+    def client(self, service: str):
+        endpoint = self.dynamodb.endpoint if service == "dynamodb" else self.moto.endpoint
+        return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+    def create_resources(self) -> None:
+        dynamodb = self.client("dynamodb")
+        for logical, physical in self.tables.items():
+            dynamodb.create_table(**create_table_request(logical, physical))
+        self.client("s3").create_bucket(Bucket=self.bucket)
+
+    def environment(self) -> dict[str, str]:
+        """What the Lambda's environment carries, pointed at the local stand-ins."""
+        env = {
+            **BACKEND_CREDENTIALS,
+            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint,
+            "AWS_ENDPOINT_URL_S3": self.moto.endpoint,
+            "AWS_ENDPOINT_URL_KMS": self.moto.endpoint,
+            REGISTRY_ID_ENV: REGISTRY_ID, BUCKET_ENV: self.bucket,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "ServerlessEcrRegistry",
+        }
+        env.update({TABLE_ENV[logical]: physical for logical, physical in self.tables.items()})
+        return env
+
+    def stop(self) -> None:
+        self.moto.stop()
+        self.dynamodb.stop()
+
+
+class LocalRegistry:
+    """Backends plus a gateway; every REGISTRY_* variable of the caller's environment (or of
+    `overrides`) reaches the handler."""
+
+    def __init__(self, backends: Backends, port: int | None = None, overrides: dict[str, str] | None = None,
+                 workers: int | None = None, access_log: bool = False):
+        environment = backends.environment()
+        environment.update({k: v for k, v in os.environ.items()
+                            if k.startswith("REGISTRY_") and k not in ("REGISTRY_PORT",)})
+        environment.update(overrides or {})
+        STATE_DIR.mkdir(exist_ok=True)
+        self.backends = backends
+        self.gateway = Gateway(port if port is not None else free_port(), environment,
+                               workers=workers or int(os.environ.get("REGISTRY_LOCAL_WORKERS") or 8),
+                               log_path=str(STATE_DIR / "handler.log"), access_log=access_log).start()
+
+    @property
+    def endpoint(self) -> str:
+        return self.gateway.endpoint
+
+    def ecr(self, **config):
+        return boto3.client("ecr", endpoint_url=self.endpoint, region_name=REGION,
+                            aws_access_key_id="test", aws_secret_access_key="test", **config)
+
+    def stop(self) -> None:
+        self.gateway.stop()

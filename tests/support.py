@@ -1,0 +1,107 @@
+"""Building blocks for black-box tests: push blobs and images exactly as a client does."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def upload_blob(ecr, repo: str, data: bytes, part_size: int | None = None) -> str:
+    """InitiateLayerUpload, UploadLayerPart (in the part size the registry asks for), Complete."""
+    upload = ecr.initiate_layer_upload(repositoryName=repo)
+    size = part_size or upload["partSize"]
+    for first in range(0, len(data), size):
+        chunk = data[first:first + size]
+        ecr.upload_layer_part(repositoryName=repo, uploadId=upload["uploadId"], partFirstByte=first,
+                              partLastByte=first + len(chunk) - 1, layerPartBlob=chunk)
+    digest = sha256(data)
+    ecr.complete_layer_upload(repositoryName=repo, uploadId=upload["uploadId"], layerDigests=[digest])
+    return digest
+
+
+@dataclass
+class Pushed:
+    manifest: str
+    digest: str
+    media_type: str
+    size: int  # sum of the layer sizes
+
+
+def image_manifest(config: bytes, layers: list[bytes], oci: bool = False, extra: dict | None = None,
+                   foreign: list[dict] | None = None) -> str:
+    document = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST if oci else DOCKER_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG if oci else DOCKER_CONFIG, "size": len(config), "digest": sha256(config)},
+        "layers": [{"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "size": len(layer), "digest": sha256(layer)}
+                   for layer in layers] + (foreign or []),
+    }
+    document.update(extra or {})
+    return json.dumps(document, indent=3)
+
+
+def new_blobs(count: int, size: int = 64) -> tuple[bytes, list[bytes]]:
+    config = json.dumps({"architecture": "amd64", "os": "linux", "nonce": os.urandom(8).hex()}).encode()
+    return config, [os.urandom(size) for _ in range(count)]
+
+
+def push_image(ecr, repo: str, tag: str | None = None, layers: int = 1, oci: bool = False,
+               layer_size: int = 64) -> Pushed:
+    config, blobs = new_blobs(layers, layer_size)
+    for blob in (config, *blobs):
+        upload_blob(ecr, repo, blob)
+    manifest = image_manifest(config, blobs, oci=oci)
+    kwargs = {"imageTag": tag} if tag is not None else {}
+    result = ecr.put_image(repositoryName=repo, imageManifest=manifest, **kwargs)
+    return Pushed(manifest, result["image"]["imageId"]["imageDigest"],
+                  OCI_MANIFEST if oci else DOCKER_MANIFEST, sum(len(b) for b in blobs))
+
+
+def index_manifest(children: list[Pushed], oci: bool = True, extra: dict | None = None) -> str:
+    document = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX if oci else DOCKER_LIST,
+        "manifests": [{"mediaType": c.media_type, "size": len(c.manifest.encode()), "digest": c.digest,
+                       "platform": {"architecture": arch, "os": "linux"}}
+                      for c, arch in zip(children, ["amd64", "arm64", "ppc64le", "s390x", "386"] * 40)],
+    }
+    document.update(extra or {})
+    return json.dumps(document)
+
+
+def snapshot(ecr, repo: str) -> dict:
+    """Everything the API shows about a repository's images: compare before and after an error."""
+    details = []
+    for page in ecr.get_paginator("describe_images").paginate(repositoryName=repo):
+        details.extend(page["imageDetails"])
+    listed = []
+    for page in ecr.get_paginator("list_images").paginate(repositoryName=repo):
+        listed.extend(page["imageIds"])
+    images = sorted((d["imageDigest"], tuple(sorted(d.get("imageTags", []))), d["imageSizeInBytes"],
+                     d["imagePushedAt"], d["imageManifestMediaType"]) for d in details)
+    ids = sorted((i["imageDigest"], i.get("imageTag", "")) for i in listed)
+    return {"images": images, "ids": ids}
+
+
+def tags_of(ecr, repo: str, digest: str) -> list[str]:
+    detail = ecr.describe_images(repositoryName=repo, imageIds=[{"imageDigest": digest}])["imageDetails"][0]
+    return sorted(detail.get("imageTags", []))
+
+
+def error_code(excinfo) -> str:
+    return excinfo.value.response["Error"]["Code"]
