@@ -60,7 +60,7 @@ def registry(request):
         return
     from local.registry import LocalRegistry
 
-    local = LocalRegistry(request.getfixturevalue("backends"), workers=8)
+    local = LocalRegistry(request.getfixturevalue("backends"), workers=16)
     yield local
     local.stop()
 
@@ -82,7 +82,7 @@ def start_registry(request):
         instance.stop()
 
 
-NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
+NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 @pytest.fixture

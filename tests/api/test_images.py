@@ -1,0 +1,157 @@
+"""BatchGetImage, DescribeImages, ListImages, BatchDeleteImage."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import DOCKER_MANIFEST, OCI_MANIFEST, index_manifest, push_image, sha256, snapshot, tags_of
+
+
+def test_batch_get_image_by_tag_and_digest_with_failures(ecr, repo):
+    pushed = push_image(ecr, repo, tag="v1")
+    other = push_image(ecr, repo, tag="v2")
+    result = ecr.batch_get_image(repositoryName=repo, imageIds=[
+        {"imageTag": "v1"}, {"imageDigest": other.digest}, {"imageTag": "nope"},
+        {"imageDigest": sha256(b"missing")}, {"imageDigest": "bogus"}, {},
+        {"imageTag": "v1", "imageDigest": other.digest}])
+    got = {(i["imageId"]["imageDigest"], i["imageId"].get("imageTag")): i["imageManifest"] for i in result["images"]}
+    assert got == {(pushed.digest, "v1"): pushed.manifest, (other.digest, None): other.manifest}
+    codes = sorted(f["failureCode"] for f in result["failures"])
+    assert codes == ["ImageNotFound", "ImageNotFound", "ImageTagDoesNotMatchDigest", "InvalidImageDigest",
+                     "MissingDigestAndTag"]
+
+
+def test_batch_get_image_accepted_media_types(ecr, repo):
+    push_image(ecr, repo, tag="docker")
+    push_image(ecr, repo, tag="oci", oci=True)
+    result = ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "docker"}, {"imageTag": "oci"}],
+                                 acceptedMediaTypes=[OCI_MANIFEST])
+    assert [i["imageManifestMediaType"] for i in result["images"]] == [OCI_MANIFEST]
+    assert [f["imageId"] for f in result["failures"]] == [{"imageTag": "docker"}]
+    both = ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "docker"}, {"imageTag": "oci"}],
+                               acceptedMediaTypes=[OCI_MANIFEST, DOCKER_MANIFEST])
+    assert len(both["images"]) == 2 and both["failures"] == []
+
+
+def test_describe_images_one_entry_per_digest(ecr, repo):
+    pushed = push_image(ecr, repo, tag="v1", layers=3)
+    ecr.put_image(repositoryName=repo, imageManifest=pushed.manifest, imageTag="latest")
+    untagged = push_image(ecr, repo)
+    details = {d["imageDigest"]: d for d in ecr.describe_images(repositoryName=repo)["imageDetails"]}
+    assert set(details) == {pushed.digest, untagged.digest}
+    tagged = details[pushed.digest]
+    assert tagged["imageTags"] == ["latest", "v1"]
+    assert tagged["imageSizeInBytes"] == pushed.size
+    assert tagged["imageManifestMediaType"] == DOCKER_MANIFEST
+    assert tagged["artifactMediaType"] == "application/vnd.docker.container.image.v1+json"
+    assert tagged["imageStatus"] == "ACTIVE"
+    assert "imageTags" not in details[untagged.digest]
+    only = lambda status: [d["imageDigest"] for d in ecr.describe_images(  # noqa: E731
+        repositoryName=repo, filter={"tagStatus": status})["imageDetails"]]
+    assert only("TAGGED") == [pushed.digest]
+    assert only("UNTAGGED") == [untagged.digest]
+    assert sorted(only("ANY")) == sorted([pushed.digest, untagged.digest])
+
+
+def test_describe_images_by_id(ecr, repo):
+    pushed = push_image(ecr, repo, tag="v1")
+    by_tag = ecr.describe_images(repositoryName=repo, imageIds=[{"imageTag": "v1"}, {"imageDigest": pushed.digest}])
+    assert [d["imageDigest"] for d in by_tag["imageDetails"]] == [pushed.digest]
+    with pytest.raises(ecr.exceptions.ImageNotFoundException):
+        ecr.describe_images(repositoryName=repo, imageIds=[{"imageTag": "v1"}, {"imageTag": "missing"}])
+    with pytest.raises(ecr.exceptions.InvalidParameterException):
+        ecr.describe_images(repositoryName=repo, imageIds=[{"imageTag": "v1"}], maxResults=10)
+
+
+def test_describe_and_list_images_paginate(ecr, repo):
+    digests = set()
+    for i in range(5):
+        pushed = push_image(ecr, repo, tag=f"t{i}")
+        digests.add(pushed.digest)
+        ecr.put_image(repositoryName=repo, imageManifest=pushed.manifest, imageTag=f"u{i}")
+    described, pages = [], 0
+    for page in ecr.get_paginator("describe_images").paginate(repositoryName=repo, PaginationConfig={"PageSize": 2}):
+        pages += 1
+        described.extend(d["imageDigest"] for d in page["imageDetails"])
+    assert sorted(described) == sorted(digests) and pages == 3
+    listed = []
+    for page in ecr.get_paginator("list_images").paginate(repositoryName=repo, PaginationConfig={"PageSize": 3}):
+        assert len(page["imageIds"]) <= 3
+        listed.extend((i["imageDigest"], i["imageTag"]) for i in page["imageIds"])
+    assert len(listed) == len(set(listed)) == 10
+    assert {t for _, t in listed} == {f"{p}{i}" for p in "tu" for i in range(5)}
+
+
+def test_list_images_filters(ecr, repo):
+    tagged = push_image(ecr, repo, tag="a")
+    ecr.put_image(repositoryName=repo, imageManifest=tagged.manifest, imageTag="b")
+    untagged = push_image(ecr, repo)
+    ids = lambda **f: sorted((i["imageDigest"], i.get("imageTag")) for i in ecr.list_images(  # noqa: E731
+        repositoryName=repo, **f)["imageIds"])
+    assert ids() == sorted([(tagged.digest, "a"), (tagged.digest, "b"), (untagged.digest, None)])
+    assert ids(filter={"tagStatus": "TAGGED"}) == [(tagged.digest, "a"), (tagged.digest, "b")]
+    assert ids(filter={"tagStatus": "UNTAGGED"}) == [(untagged.digest, None)]
+    assert ids(filter={"imageStatus": "ARCHIVED"}) == []
+
+
+def test_batch_delete_by_tag_keeps_the_image_until_its_last_tag(ecr, repo):
+    pushed = push_image(ecr, repo, tag="a")
+    ecr.put_image(repositoryName=repo, imageManifest=pushed.manifest, imageTag="b")
+    result = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageTag": "a"}])
+    assert result == {"imageIds": [{"imageDigest": pushed.digest, "imageTag": "a"}], "failures": [],
+                      "ResponseMetadata": result["ResponseMetadata"]}
+    assert tags_of(ecr, repo, pushed.digest) == ["b"]
+    ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageTag": "b"}])
+    assert snapshot(ecr, repo) == {"images": [], "ids": []}
+
+
+def test_batch_delete_by_digest_removes_every_tag(ecr, repo):
+    pushed = push_image(ecr, repo, tag="a")
+    ecr.put_image(repositoryName=repo, imageManifest=pushed.manifest, imageTag="b")
+    keep = push_image(ecr, repo, tag="c")
+    result = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": pushed.digest}])
+    assert sorted(i.get("imageTag") for i in result["imageIds"]) == ["a", "b"]
+    assert [d["imageDigest"] for d in ecr.describe_images(repositoryName=repo)["imageDetails"]] == [keep.digest]
+    # The tags are free again, even under IMMUTABLE.
+    ecr.put_image_tag_mutability(repositoryName=repo, imageTagMutability="IMMUTABLE")
+    push_image(ecr, repo, tag="a")
+
+
+def test_batch_delete_failures(ecr, repo):
+    pushed = push_image(ecr, repo, tag="v1")
+    before = snapshot(ecr, repo)
+    result = ecr.batch_delete_image(repositoryName=repo, imageIds=[
+        {"imageTag": "missing"}, {"imageDigest": sha256(b"nothing")}, {"imageDigest": "bad"}, {},
+        {"imageTag": "v1", "imageDigest": sha256(b"other")}])
+    assert result["imageIds"] == []
+    assert sorted(f["failureCode"] for f in result["failures"]) == [
+        "ImageNotFound", "ImageNotFound", "ImageTagDoesNotMatchDigest", "InvalidImageDigest", "MissingDigestAndTag"]
+    assert snapshot(ecr, repo) == before
+    assert result["failures"][0]["failureReason"] == "Requested image not found"
+    assert tags_of(ecr, repo, pushed.digest) == ["v1"]
+
+
+def test_images_referenced_by_a_manifest_list_cannot_be_deleted(ecr, repo):
+    children = [push_image(ecr, repo, tag=f"arch{i}") for i in range(2)]
+    index = index_manifest(children)
+    index_digest = ecr.put_image(repositoryName=repo, imageManifest=index, imageTag="multi")["image"]["imageId"]["imageDigest"]
+    before = snapshot(ecr, repo)
+    result = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": children[0].digest},
+                                                                   {"imageTag": "arch1"}])
+    assert [f["failureCode"] for f in result["failures"]] == ["ImageReferencedByManifestList"] * 2
+    assert snapshot(ecr, repo) == before
+    # Once the list is gone, its images can go too.
+    ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": index_digest}])
+    result = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": c.digest} for c in children])
+    assert result["failures"] == []
+    assert snapshot(ecr, repo)["images"] == []
+
+
+def test_image_operations_on_a_missing_repository(ecr):
+    name = "no/such-repository"
+    for call in (lambda: ecr.batch_get_image(repositoryName=name, imageIds=[{"imageTag": "a"}]),
+                 lambda: ecr.describe_images(repositoryName=name),
+                 lambda: ecr.list_images(repositoryName=name),
+                 lambda: ecr.batch_delete_image(repositoryName=name, imageIds=[{"imageTag": "a"}])):
+        with pytest.raises(ecr.exceptions.RepositoryNotFoundException):
+            call()
