@@ -8,16 +8,15 @@ Lambda's payload limits are applied, so what fails deployed fails here too.
 from __future__ import annotations
 
 import json
-import multiprocessing
+import os
+import queue
 import sys
-import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
+from threading import Lock, Thread
 
-from . import worker
+from .worker import Worker
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024  # REST API payload limit
 LAMBDA_MAX_PAYLOAD = 6 * 1024 * 1024  # synchronous invoke request and response: 6,291,456 bytes
@@ -45,15 +44,62 @@ def proxy_event(method: str, path: str, headers: dict[str, str], body: bytes, so
     }
 
 
+class WorkerPool:
+    """Up to `size` warm workers; a request waits for an idle one, as Lambda's concurrency limit."""
+
+    def __init__(self, size: int, environment: dict[str, str]):
+        self.size, self.environment = size, environment
+        self.idle: queue.LifoQueue[Worker] = queue.LifoQueue()  # reuse the warmest worker first
+        self.started: list[Worker] = []
+        self.lock = Lock()
+
+    def invoke(self, event: dict) -> dict:
+        worker = self._acquire()
+        try:
+            result = worker.invoke(event)
+        except Exception:
+            worker.stop()
+            with self.lock:
+                self.started.remove(worker)
+            raise
+        self.idle.put(worker)
+        return result
+
+    def _acquire(self) -> Worker:
+        try:
+            return self.idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self.lock:
+            if len(self.started) < self.size:
+                worker = Worker(self.environment)  # a cold start
+                self.started.append(worker)
+                return worker
+        return self.idle.get()
+
+    def stop(self) -> None:
+        with self.lock:
+            for worker in self.started:  # ask all to exit first, then wait for each
+                worker.process.stdin.close()
+            for worker in self.started:
+                worker.stop()
+            self.started.clear()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # many clients connect at once; the default backlog of 5 drops them
+
+
 class Gateway:
     def __init__(self, port: int, environment: dict[str, str], workers: int = 8,
                  log_path: str | None = None, access_log: bool = False):
-        context = multiprocessing.get_context("spawn")  # clean interpreters, like Lambda's
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                        initializer=worker.start, initargs=(environment, log_path))
+        env = {**os.environ, **environment}
+        if log_path:
+            env["REGISTRY_LOCAL_HANDLER_LOG"] = log_path
+        self.pool = WorkerPool(workers, env)
         self.access_log = access_log
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), self._handler_class())
         self.port = self.server.server_address[1]
         self._thread: Thread | None = None
 
@@ -66,14 +112,10 @@ class Gateway:
         self._thread.start()
         return self
 
-    def warm_up(self, count: int) -> None:
-        """Start `count` workers now rather than on the first requests (cold starts)."""
-        list(self.pool.map(time.sleep, [0.2] * count))
-
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.stop()
 
     def _handler_class(self):
         gateway = self
@@ -92,7 +134,7 @@ class Gateway:
                 if len(json.dumps(event)) > LAMBDA_MAX_PAYLOAD:
                     return self._reply(413, {"message": "Request Too Long"})
                 try:
-                    result = gateway.pool.submit(worker.invoke, event).result()
+                    result = gateway.pool.invoke(event)
                 except Exception as exc:  # noqa: BLE001 - a crashed worker is a 502, as in AWS
                     print(f"gateway: handler failed: {exc!r}", file=sys.stderr)
                     return self._reply(502, {"message": "Internal server error"})

@@ -1,15 +1,21 @@
-"""A stand-in Lambda execution environment: one process, one request at a time, warm between
-requests -- so the local gateway runs the handler with real concurrency, as Lambda does."""
+"""A stand-in Lambda execution environment: a process that handles one event at a time and stays
+warm between events, so the local gateway runs the handler with real concurrency, as Lambda does.
+
+Run as `python -m local.worker`: events arrive on stdin and results leave on stdout, each as an
+8-byte length and a JSON document. Everything the handler prints (logs, metrics) goes to the
+file named by REGISTRY_LOCAL_HANDLER_LOG.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_handler = None
 
 
 class LambdaContext:
@@ -30,22 +36,65 @@ class LambdaContext:
         return 29_000
 
 
-def start(environment: dict[str, str], log_path: str | None) -> None:
-    """Process initializer: the environment the Lambda would have, then the cold start."""
-    global _handler
-    os.environ.update(environment)
-    if log_path:  # the handler's JSON logs and metrics go to a file, not the terminal
-        sys.stdout = open(log_path, "a", buffering=1)
-    sys.path.insert(0, str(ROOT / "lambdas"))
-    from registry import handler
+def _read_frame(stream) -> bytes | None:
+    header = stream.read(8)
+    if len(header) < 8:
+        return None
+    size = int.from_bytes(header, "big")
+    data = stream.read(size)
+    if len(data) < size:
+        return None
+    return data
 
-    _handler = handler
+
+def _write_frame(stream, data: bytes) -> None:
+    stream.write(len(data).to_bytes(8, "big") + data)
+    stream.flush()
+
+
+def main() -> None:
+    events = sys.stdin.buffer
+    results = os.fdopen(os.dup(1), "wb")  # our channel to the gateway
+    log = os.environ.get("REGISTRY_LOCAL_HANDLER_LOG")
+    if log:  # from here on, whatever the handler prints lands in the log file
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.path.insert(0, str(ROOT / "lambdas"))
+    from registry import handler  # the cold start
+
     faults = os.environ.get("REGISTRY_FAULTS_FILE")
     if faults:
         from local.faults import install
 
         install(handler.store().clients(), faults)
+    while (frame := _read_frame(events)) is not None:
+        result = handler.lambda_handler(json.loads(frame), LambdaContext())
+        _write_frame(results, json.dumps(result).encode())
 
 
-def invoke(event: dict) -> dict:
-    return _handler.lambda_handler(event, LambdaContext())
+class Worker:
+    """The gateway's side of one worker process."""
+
+    def __init__(self, environment: dict[str, str]):
+        self.process = subprocess.Popen([sys.executable, "-m", "local.worker"], cwd=ROOT, env=environment,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def invoke(self, event: dict) -> dict:
+        _write_frame(self.process.stdin, json.dumps(event).encode())
+        frame = _read_frame(self.process.stdout)
+        if frame is None:
+            raise RuntimeError(f"worker {self.process.pid} exited with {self.process.wait()}")
+        return json.loads(frame)
+
+    def stop(self) -> None:
+        try:
+            if not self.process.stdin.closed:
+                self.process.stdin.close()
+            self.process.wait(timeout=5)
+        except Exception:  # noqa: BLE001
+            self.process.kill()
+
+
+if __name__ == "__main__":
+    main()

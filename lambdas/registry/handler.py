@@ -6,9 +6,10 @@ result. Every failure leaves through `wire.error_response`; only a genuine fault
 
 from __future__ import annotations
 
+import os
 import time
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -21,7 +22,18 @@ from .storage import RegistryStore
 SERVICE = "ecr-registry"
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="ServerlessEcrRegistry", service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# The X-Ray SDK costs ~0.35 s of import at every cold start: load it only when traces are sent.
+TRACING = os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true")
+if TRACING:
+    from aws_lambda_powertools import Tracer
+
+    tracer = Tracer(service=SERVICE)
+    traced = tracer.capture_lambda_handler(capture_response=False)
+else:
+    tracer = None
+
+    def traced(handler):
+        return handler
 
 _store: RegistryStore | None = None
 
@@ -36,7 +48,7 @@ def store() -> RegistryStore:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@traced
 def lambda_handler(event: dict, context) -> dict:
     request = wire.http_request(event)
     started = time.perf_counter()
@@ -51,7 +63,8 @@ def lambda_handler(event: dict, context) -> dict:
         caller = Caller(registry.settings.default_registry_id,
                         f"arn:aws:iam::{registry.settings.default_registry_id}:root")
         ctx = Context(operation=operation, caller=caller, store=registry, settings=registry.settings)
-        tracer.put_annotation("operation", operation)
+        if tracer is not None:
+            tracer.put_annotation("operation", operation)
         response = wire.ok_response(run(params, ctx), request.request_id)
         outcome = "OK"
     except EcrError as error:

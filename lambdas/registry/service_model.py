@@ -88,9 +88,10 @@ def _read_structure(shape, value, path, problems):
 def _read_list(shape, value, path, problems):
     if not isinstance(value, list):
         raise _type_error(path, "list", value)
-    _check_length(shape, len(value), path, problems)
-    return [_read(shape.member, item, f"{path}.{i + 1}.member", problems)
-            for i, item in enumerate(value) if item is not None]
+    items = [_read(shape.member, item, f"{path}.{i + 1}.member", problems)
+             for i, item in enumerate(value) if item is not None]
+    _check_length(shape, len(items), path, problems)  # on what the operation gets: [null] is empty
+    return items
 
 
 def _read_map(shape, value, path, problems):

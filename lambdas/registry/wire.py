@@ -72,7 +72,7 @@ def read_params(request: HttpRequest, operation: str) -> dict[str, Any]:
     if request.body.strip():
         try:
             body = json.loads(request.body.decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # deep nesting: the caller's fault
             raise SerializationException(f"Request body is not valid JSON: {exc}") from None
     else:
         body = {}  # an operation without input may send an empty body

@@ -34,7 +34,7 @@ def parse(text: str, declared_media_type: str | None) -> Manifest:
     """Parse `imageManifest` as sent; the bytes themselves are never re-serialized."""
     try:
         document = json.loads(text, parse_constant=_reject_constant)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting too deep, still the caller's input
         raise invalid("Invalid JSON syntax") from None
     if not isinstance(document, dict):
         raise invalid("Invalid JSON syntax")
@@ -44,7 +44,8 @@ def parse(text: str, declared_media_type: str | None) -> Manifest:
         raise InvalidParameterException(
             f"Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: "
             f"'unsupported manifest media type {media_type!r}'")
-    if document.get("schemaVersion") != 2 or isinstance(document.get("schemaVersion"), bool):
+    schema_version = document.get("schemaVersion")
+    if type(schema_version) is not int or schema_version != 2:  # not True, not 2.0: the integer 2
         raise invalid("schemaVersion must be 2")
     return parser(document, media_type)
 
@@ -56,7 +57,7 @@ def _media_type(document: dict, declared: str | None) -> str:
     if declared and field and declared != field:
         raise InvalidParameterException(
             f"Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: "
-            f"'{declared} does not match the manifest mediaType {field}'")
+            f"'{declared} does not match the manifest mediaType {field!r}'")
     media_type = declared or field
     if not media_type:
         raise invalid("the manifest has no mediaType and imageManifestMediaType was not given")

@@ -64,10 +64,11 @@ def optional_subject(document: dict) -> str | None:
     return descriptor(document["subject"], "subject").digest
 
 
-def optional_string(document: dict, name: str) -> str | None:
+def optional_media_type(document: dict, name: str) -> str | None:
+    """An optional media type member (`artifactType`): OCI requires RFC 6838 syntax when present."""
     value = document.get(name)
-    if value is not None and not isinstance(value, str):
-        raise invalid(f"{name} must be a string")
+    if value is not None and not (isinstance(value, str) and _MEDIA_TYPE.fullmatch(value)):
+        raise invalid(f"{name} must be a media type")
     return value
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import Manifest, check_annotations, descriptor, invalid, optional_string, optional_subject
+from .common import Manifest, check_annotations, descriptor, invalid, optional_media_type, optional_subject
 
 
 def parse_image_manifest(document: dict, media_type: str) -> Manifest:
@@ -16,7 +16,7 @@ def parse_image_manifest(document: dict, media_type: str) -> Manifest:
         raise invalid("layers must be a list")
     layers = tuple(descriptor(layer, f"layers[{i}]") for i, layer in enumerate(raw_layers))
     check_annotations(document)
-    artifact_type = optional_string(document, "artifactType")
+    artifact_type = optional_media_type(document, "artifactType")
     return Manifest(
         media_type=media_type,
         blobs=(config, *(layer for layer in layers if not layer.foreign)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import Manifest, check_annotations, descriptor, invalid, optional_string, optional_subject
+from .common import Manifest, check_annotations, descriptor, invalid, optional_media_type, optional_subject
 
 
 def parse_index(document: dict, media_type: str) -> Manifest:
@@ -22,6 +22,6 @@ def parse_index(document: dict, media_type: str) -> Manifest:
     return Manifest(
         media_type=media_type,
         children=children,
-        artifact_media_type=optional_string(document, "artifactType"),
+        artifact_media_type=optional_media_type(document, "artifactType"),
         subject_digest=optional_subject(document),
     )

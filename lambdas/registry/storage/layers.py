@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import uuid
 
+from botocore.exceptions import ClientError
+
 from .. import errors
 from ..model import Encryption, Layer, Repository, Upload
 from . import codec
@@ -212,10 +214,14 @@ class LayerStore:
         try:
             self.backend.s3_call("complete_multipart_upload", Key=upload.blob_key,
                                  UploadId=upload.multipart_id, MultipartUpload={"Parts": parts})
-        except Exception as error:
-            # A retry after a lost response: the multipart upload is already complete.
-            if getattr(error, "response", {}).get("Error", {}).get("Code") != "NoSuchUpload":
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code in ("InvalidPart", "InvalidPartOrder"):  # a part was overwritten by a racing request
+                raise errors.InvalidLayerException(
+                    "The uploaded parts changed while the upload was in progress; upload the layer again") from None
+            if code != "NoSuchUpload":
                 raise
+            # A retry after a lost response: the multipart upload is already complete.
             self.backend.s3_call("head_object", Key=upload.blob_key)
 
     def _register_blob(self, scope: str, digest: str, blob_key: str, size: int) -> str:
