@@ -157,7 +157,11 @@ def batch_get_image(params: dict, ctx: Context) -> dict:
         if key in seen:
             continue
         seen.add(key)
-        manifest = ctx.store.images.manifest_bytes(image).decode("utf-8")
+        try:
+            manifest = ctx.store.images.manifest_bytes(image).decode("utf-8")
+        except errors.KmsException as error:  # BatchGetImage reports KMS trouble per image
+            failures.append(_failure(image_id, "KmsError", error.message))
+            continue
         size += len(manifest)
         if size > RESPONSE_BUDGET:
             raise errors.LimitExceededException(

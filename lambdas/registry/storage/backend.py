@@ -213,7 +213,7 @@ def kms_error(error: ClientError) -> KmsException | None:
     if code.startswith("KMS."):
         return KmsException(f"KMS error: {message or code}", kms_error=code[4:])
     if code in ("KMSDisabledException", "KMSInvalidStateException", "KMSNotFoundException"):
-        return KmsException(f"KMS error: {message or code}", kms_error=code[3:])
+        return KmsException(f"KMS error: {message or code}", kms_error=code)
     if code == "AccessDenied" and "kms" in message.lower():
         return KmsException(f"KMS error: {message}", kms_error="AccessDeniedException")
     return None
