@@ -8,9 +8,11 @@ import sys
 import threading
 
 from .registry import REGION, REGISTRY_ID, Backends, LocalRegistry
+from .services import die_with_parent
 
 
 def main() -> int:
+    die_with_parent()  # `make run` killed with SIGTERM must not leave us running
     port = int(os.environ.get("REGISTRY_PORT") or 4566)
     print("Starting DynamoDB Local and moto (S3, KMS)...", flush=True)
     backends = Backends.start()

@@ -20,6 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".local"
 
 
+def die_with_parent() -> None:
+    """Linux: get SIGTERM when the parent process dies (e.g. `make` killed), so nothing is orphaned."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -44,7 +54,8 @@ class Service:
         log = open(self.log_path, "ab")
         # Its own process group, so that stopping it also stops anything it started.
         self.process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=die_with_parent)
         log.close()
 
     @property
