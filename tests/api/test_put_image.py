@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from support import (DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, error_code, image_manifest, index_manifest,
+from support import (DOCKER_MANIFEST, OCI_MANIFEST, error_code, image_manifest, index_manifest,
                      new_blobs, push_image, sha256, snapshot, tags_of, upload_blob)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import partial
 
 from .. import errors, manifests
 from ..manifests.common import is_digest
@@ -261,7 +262,7 @@ def batch_delete_image(params: dict, ctx: Context) -> dict:
     for image_id in params["imageIds"]:
         failure = _invalid_id(image_id)
         if failure is None:
-            failure = retrying(lambda: _delete_one(repo, image_id, deleted, ctx))
+            failure = retrying(partial(_delete_one, repo, image_id, deleted, ctx))
         if failure:
             failures.append(failure)
     return {"imageIds": deleted, "failures": failures}
