@@ -174,9 +174,8 @@ def test_function_environment_names_every_table_bucket_registry_and_quota(templa
 
 def test_powertools_names_match_the_handler(template):
     """The dashboard reads the handler's metrics: same namespace and service on both sides."""
-    from lambdas.registry import handler
-
     from infra.api import METRICS_NAMESPACE, SERVICE_NAME
+    from lambdas.registry import handler
 
     assert handler.SERVICE == SERVICE_NAME
     assert handler.metrics.namespace == METRICS_NAMESPACE
@@ -304,6 +303,15 @@ def test_stage_throttling_access_logs_tracing(template):
     groups = resources(template, "AWS::Logs::LogGroup")
     (access_group,) = [g for g in groups if g in destination]
     assert groups[access_group]["Properties"]["RetentionInDays"] == 30
+
+
+def test_execution_log_group_is_ours_with_retention(template):
+    (api_id, _) = only(template, "AWS::ApiGateway::RestApi")
+    groups = [g["Properties"] for g in resources(template, "AWS::Logs::LogGroup").values()
+              if "API-Gateway-Execution-Logs_" in json.dumps(g["Properties"].get("LogGroupName", ""))]
+    (group,) = groups
+    assert group["LogGroupName"] == {"Fn::Join": ["", ["API-Gateway-Execution-Logs_", {"Ref": api_id}, "/prod"]]}
+    assert group["RetentionInDays"] == 30
 
 
 def test_only_the_stage_may_invoke_the_function(template):

@@ -1,0 +1,213 @@
+"""The one Lambda function, its least-privilege role, and the REST API in front of it.
+
+Why a REST API (v1) rather than an HTTP API: see infra/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from lambdas.registry.config import BUCKET_ENV, QUOTA_ENV, REGISTRY_ID_ENV, TABLE_ENV
+
+from .bundling import BOTOCORE_SERVICES, PLATFORMS, BundleSpec, lambda_code, python_version_of
+from .config import RegistryProps
+from .storage import RegistryStorage
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+HANDLER = "registry.handler.lambda_handler"
+SERVICE_NAME = "ecr-registry"                    # Powertools service (logs, metrics dimension, traces)
+METRICS_NAMESPACE = "ServerlessEcrRegistry"
+
+# The function's S3 keys (lambdas/registry/storage): it may touch nothing else in its bucket.
+OBJECT_PREFIXES = ("blobs/", "manifests/", "uploads/")
+
+TABLE_ACTIONS = [
+    # TransactWriteItems is no IAM action: each of its Put/Update/Delete/ConditionCheck is
+    # authorized as PutItem/UpdateItem/DeleteItem/ConditionCheckItem.
+    "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
+    "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+]
+OBJECT_ACTIONS = [
+    # GetObject also authorizes HeadObject and presigned GETs (signed with the function's role);
+    # PutObject authorizes CreateMultipartUpload, UploadPart, CompleteMultipartUpload and the write
+    # half of CopyObject/UploadPartCopy (their read half is GetObject on the source).
+    "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+]
+# Objects of KMS-encrypted repositories: S3 asks KMS for data keys on the caller's behalf.
+KMS_DATA_KEY_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
+
+
+class RegistryApi(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, props: RegistryProps,
+                 storage: RegistryStorage) -> None:
+        super().__init__(scope, construct_id)
+        removal = RemovalPolicy.DESTROY if props.destroy else RemovalPolicy.RETAIN
+        retention = _retention(props.log_retention_days)
+        architecture = lambda_.Architecture.ARM_64 if props.architecture == "arm64" else lambda_.Architecture.X86_64
+
+        self.bundle = BundleSpec(
+            platform=props.bundle_platform or PLATFORMS[architecture.name],
+            python_version=props.bundle_python_version or python_version_of(RUNTIME),
+            keep_botocore_services=BOTOCORE_SERVICES if props.trim_botocore else None,
+        )
+
+        self.log_group = logs.LogGroup(self, "FunctionLogs", retention=retention, removal_policy=removal)
+        self.role = iam.Role(
+            self, "FunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="The ECR registry function: its own tables, bucket prefixes and log group only",
+        )
+        # Instead of AWSLambdaBasicExecutionRole (logs:* on every log group): its own log group only.
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="OwnLogGroup", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[self.log_group.log_group_arn]))
+        self._grant_data(storage)
+
+        quotas = props.quota_values()
+        environment = {
+            REGISTRY_ID_ENV: Aws.ACCOUNT_ID,
+            BUCKET_ENV: storage.bucket.bucket_name,
+            **{TABLE_ENV[logical]: table.table_name for logical, table in storage.tables.items()},
+            **{env: str(getattr(quotas, name)) for name, env in QUOTA_ENV.items()},
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        # Lambda stops the function 1 s before API Gateway gives up, so the log says why it was slow.
+        self.timeout = Duration.seconds(max(props.integration_timeout - 1, 3))
+        self.function = lambda_.Function(
+            self, "Function",
+            description="Amazon ECR-compatible registry API (AWS JSON 1.1)",
+            runtime=RUNTIME,
+            architecture=architecture,
+            handler=HANDLER,
+            code=lambda_code(self.bundle),
+            memory_size=props.memory_size,
+            timeout=self.timeout,
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment=environment,
+        )
+
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=retention, removal_policy=removal)
+        self.api = apigw.RestApi(
+            self, "Api",
+            rest_api_name=f"{Aws.STACK_NAME}-ecr",
+            description="Amazon ECR-compatible registry API: POST / with X-Amz-Target",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,              # API Gateway's account-level role for the logs below
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,   # other APIs of the account may use it
+            policy=_source_ip_policy(props.allowed_source_cidrs),
+            deploy_options=apigw.StageOptions(
+                stage_name=props.stage_name,
+                throttling_rate_limit=props.throttle_rate_limit,
+                throttling_burst_limit=props.throttle_burst_limit,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
+                logging_level=apigw.MethodLoggingLevel.ERROR,   # execution log: failures only
+                data_trace_enabled=False,                       # never log bodies (they carry layers)
+                tracing_enabled=True,
+                metrics_enabled=False,                          # the API-level metrics suffice for one route
+            ),
+        )
+        # RestApi adds an "Endpoint" output of its own; the stack's EndpointUrl output replaces it.
+        self.api.node.try_remove_child("Endpoint")
+        self.api.root.add_method("POST", apigw.LambdaIntegration(
+            self.function, proxy=True, allow_test_invoke=False,
+            timeout=Duration.seconds(props.integration_timeout)))
+
+        # API Gateway writes execution logs (level ERROR above) to a group it would create itself, kept
+        # forever; created here first, it gets the same retention and goes with the stack.
+        self.execution_logs = logs.LogGroup(
+            self, "ExecutionLogs", retention=retention, removal_policy=removal,
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{props.stage_name}")
+        self.api.deployment_stage.node.add_dependency(self.execution_logs)
+
+        if props.web_acl_arn:
+            wafv2.CfnWebACLAssociation(self, "WebAcl", web_acl_arn=props.web_acl_arn,
+                                       resource_arn=self.api.deployment_stage.stage_arn)
+
+    @property
+    def stage_url(self) -> str:
+        return self.api.url
+
+    def _grant_data(self, storage: RegistryStorage) -> None:
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="RegistryTables", actions=TABLE_ACTIONS,
+            resources=[table.table_arn for table in storage.tables.values()]))
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="RegistryObjects", actions=OBJECT_ACTIONS,
+            resources=[storage.bucket.arn_for_objects(prefix + "*") for prefix in OBJECT_PREFIXES]))
+        # Repositories name their KMS keys at runtime: any key of this Region, but only through S3,
+        # and only for objects of this bucket (S3 passes the object ARN as encryption context).
+        keys = f"arn:{Aws.PARTITION}:kms:{Aws.REGION}:*:key/*"
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="RepositoryKeysThroughS3", actions=KMS_DATA_KEY_ACTIONS, resources=[keys],
+            conditions={
+                "StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [
+                    storage.bucket.bucket_arn, storage.bucket.arn_for_objects("*")]},
+            }))
+        # CreateRepository checks the key it is given (state, usage); DescribeKey is called on KMS
+        # directly, so kms:ViaService cannot restrict it.
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="RepositoryKeysDescribe", actions=["kms:DescribeKey"], resources=[keys]))
+
+
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "extendedRequestId": "$context.extendedRequestId",
+    "requestTime": "$context.requestTimeEpoch",
+    "ip": "$context.identity.sourceIp",
+    "userAgent": "$context.identity.userAgent",
+    "httpMethod": "$context.httpMethod",
+    "path": "$context.path",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integration.latency",
+    "integrationStatus": "$context.integration.status",
+    "integrationError": "$context.integration.error",
+    "errorMessage": "$context.error.message",
+    "xrayTraceId": "$context.xrayTraceId",
+}
+
+
+def _source_ip_policy(cidrs: tuple[str, ...]) -> iam.PolicyDocument | None:
+    """Optional resource policy: only these source ranges may call the API."""
+    if not cidrs:
+        return None
+    invoke = "execute-api:/*"
+    return iam.PolicyDocument(statements=[
+        iam.PolicyStatement(effect=iam.Effect.ALLOW, principals=[iam.AnyPrincipal()],
+                            actions=["execute-api:Invoke"], resources=[invoke]),
+        iam.PolicyStatement(effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
+                            actions=["execute-api:Invoke"], resources=[invoke],
+                            conditions={"NotIpAddress": {"aws:SourceIp": list(cidrs)}}),
+    ])
+
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS, 1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    if days not in _RETENTION:
+        raise ValueError(f"registry:logRetentionDays must be one of {sorted(_RETENTION)}, not {days}")
+    return _RETENTION[days]

@@ -1,0 +1,106 @@
+"""The deployment's settings: stack props with defaults, readable from CDK context.
+
+Every field can be set in `cdk.json` ("context") or on the command line with
+`-c registry:<key>=<value>` (command-line values arrive as strings and are parsed here).
+
+    key                          default                  meaning
+    registry:stackName           ServerlessEcrRegistry    CloudFormation stack name
+    registry:removalPolicy       retain                   retain | destroy (test stacks only: data goes)
+    registry:stageName           prod                     API Gateway stage (the URL's first segment)
+    registry:throttleRateLimit   100                      stage steady-state requests per second
+    registry:throttleBurstLimit  200                      stage burst
+    registry:memorySize          1024                     Lambda MB (CPU and network scale with it)
+    registry:integrationTimeout  29                       API Gateway -> Lambda, seconds (Regional REST
+                                                          APIs may go above 29 after a quota increase)
+    registry:logRetentionDays    30                       Lambda and access logs
+    registry:architecture        arm64                    arm64 | x86_64
+    registry:bundlePlatform      (from architecture)      pip --platform of the bundled wheels
+    registry:bundlePythonVersion (from the runtime)       pip --python-version of the bundled wheels
+    registry:trimBotocore        true                     drop botocore models of unused services
+    registry:quotas              {}                       {"max_images_per_repository": 1000, ...}
+                                                          (field names of lambdas.registry.config.Quotas)
+    registry:allowedSourceCidrs  []                       if set: an API resource policy denying others
+    registry:webAclArn           ""                       if set: associate this WAFv2 web ACL
+    registry:alarmTopicArn       ""                       if set: alarms notify this SNS topic
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from constructs import Node
+
+from lambdas.registry.config import Quotas
+
+PREFIX = "registry:"
+
+
+@dataclass(frozen=True)
+class RegistryProps:
+    stack_name: str = "ServerlessEcrRegistry"
+    removal_policy: str = "retain"
+    stage_name: str = "prod"
+    throttle_rate_limit: float = 100
+    throttle_burst_limit: int = 200
+    memory_size: int = 1024
+    integration_timeout: int = 29
+    log_retention_days: int = 30
+    architecture: str = "arm64"
+    bundle_platform: str = ""
+    bundle_python_version: str = ""
+    trim_botocore: bool = True
+    quotas: dict[str, int] = field(default_factory=dict)
+    allowed_source_cidrs: tuple[str, ...] = ()
+    web_acl_arn: str = ""
+    alarm_topic_arn: str = ""
+
+    def __post_init__(self) -> None:
+        if self.removal_policy not in ("retain", "destroy"):
+            raise ValueError(f"registry:removalPolicy must be retain or destroy, not {self.removal_policy!r}")
+        if self.architecture not in ("arm64", "x86_64"):
+            raise ValueError(f"registry:architecture must be arm64 or x86_64, not {self.architecture!r}")
+        if not 1 <= self.integration_timeout <= 900:
+            raise ValueError("registry:integrationTimeout must be between 1 and 900 seconds")
+        Quotas(**self.quotas)  # unknown quota names fail here, at synth
+
+    @property
+    def destroy(self) -> bool:
+        return self.removal_policy == "destroy"
+
+    def quota_values(self) -> Quotas:
+        return Quotas(**self.quotas)
+
+    @classmethod
+    def from_context(cls, node: Node, **overrides: Any) -> RegistryProps:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = node.try_get_context(PREFIX + _camel(f.name))
+            if raw is not None and raw != "":
+                values[f.name] = _parse(raw, cls.__dataclass_fields__[f.name].default, f.name)
+        values.update(overrides)
+        return cls(**values)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def _parse(raw: Any, default: Any, name: str) -> Any:
+    """Context from cdk.json keeps its JSON type; from `-c key=value` it is a string."""
+    if name == "quotas":
+        value = json.loads(raw) if isinstance(raw, str) else raw
+        return {k: int(v) for k, v in dict(value).items()}
+    if name == "allowed_source_cidrs":
+        if isinstance(raw, str):
+            raw = json.loads(raw) if raw.lstrip().startswith("[") else raw.split(",")
+        return tuple(c.strip() for c in raw if c.strip())
+    if isinstance(default, bool):
+        return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return str(raw)

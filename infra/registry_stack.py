@@ -1,0 +1,79 @@
+"""The whole deployment: storage, the API (function + REST API), monitoring, outputs.
+
+Composition only; each construct module says what it builds and why. cdk-nag findings that stay
+are acknowledged below, next to the construct they concern, each with its reason.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Stack, Tags, Validations
+from constructs import Construct
+
+from .api import OBJECT_PREFIXES, RegistryApi
+from .config import RegistryProps
+from .monitoring import RegistryMonitoring
+from .storage import RegistryStorage
+
+
+class RegistryStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, props: RegistryProps,
+                 acknowledge_findings: bool = True, **kwargs) -> None:
+        super().__init__(scope, construct_id, description="Amazon ECR-compatible container registry API "
+                         "(API Gateway -> Lambda -> DynamoDB + S3)", **kwargs)
+        self.props = props
+        self.storage = RegistryStorage(self, "Storage", props=props)
+        self.api = RegistryApi(self, "Registry", props=props, storage=self.storage)
+        self.monitoring = RegistryMonitoring(self, "Monitoring", props=props, api=self.api)
+        Tags.of(self).add("application", "serverless-ecr-registry")
+
+        endpoint = self.api.stage_url
+        CfnOutput(self, "EndpointUrl", value=endpoint,
+                  description="The ECR API endpoint: pass it as --endpoint-url / endpoint_url")
+        CfnOutput(self, "TryIt",
+                  value=f"aws ecr describe-repositories --region {Aws.REGION} --endpoint-url {endpoint}",
+                  description="Copy, paste, run (credentials of this account)")
+        CfnOutput(self, "RestApiId", value=self.api.api.rest_api_id)
+        CfnOutput(self, "FunctionName", value=self.api.function.function_name)
+        CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
+        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+
+        if acknowledge_findings:  # False only in the test proving every acknowledgment is needed
+            self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        """cdk-nag (AwsSolutions) findings we accept, each on the narrowest construct, with why."""
+        def ack(scope: Construct, rule: str, reason: str) -> None:
+            Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+        api, storage = self.api, self.storage
+        ack(api.role, "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray (Tracing.ACTIVE): xray:PutTraceSegments/PutTelemetryRecords support no resource "
+            "restriction.")
+        bucket_id = self.get_logical_id(storage.bucket.node.default_child)
+        for prefix in OBJECT_PREFIXES:
+            ack(api.role, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+                "Object keys are content digests and upload ids known only at runtime; the grant is "
+                f"limited to the function's own bucket and its {prefix} prefix.")
+        ack(api.role, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:*:key/*]",
+            "Repositories name their customer KMS keys at runtime (CreateRepository "
+            "encryptionConfiguration). kms:GenerateDataKey/Decrypt are limited by kms:ViaService to S3 in "
+            "this Region and by encryption context to this bucket's objects; kms:DescribeKey only reads "
+            "key metadata to validate the key.")
+        ack(api.api, "AwsSolutions-APIG2",
+            "One proxy route: every request is validated by the function against the botocore ECR model "
+            "(members, types, lengths, patterns, enums), which an API Gateway model could only duplicate.")
+        ack(api.api, "AwsSolutions-APIG4",
+            "ECR clients sign requests with SigV4 for the 'ecr' service, which API Gateway IAM "
+            "authorization (execute-api) cannot verify; authentication belongs to the function. Until it "
+            "verifies signatures, restrict callers with registry:allowedSourceCidrs.")
+        ack(api.api, "AwsSolutions-COG4",
+            "ECR clients (docker, aws ecr, SDKs) cannot present Cognito tokens; see AwsSolutions-APIG4.")
+        if not self.props.web_acl_arn:
+            ack(api.api, "AwsSolutions-APIG3",
+                "WAF is optional (a web ACL costs at least 5 USD/month plus requests): set "
+                "registry:webAclArn to associate one; stage throttling limits request floods meanwhile.")
+        # API Gateway's account-level CloudWatch role: AWS's own managed policy is the documented one.
+        ack(api.api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "API Gateway's account-wide logging role must push to log groups of every API of the "
+            "account; AWS maintains this managed policy for exactly that.")

@@ -1,0 +1,89 @@
+"""The registry's data: one DynamoDB table per entry of `lambdas.registry.storage.schema.TABLES`, and
+the bucket that holds layer blobs, large manifests and staged upload parts.
+
+Construct ids are the logical table names: renaming one replaces the table (and loses its data), so
+don't. A table added to TABLES appears here, in the function's environment and in its grants on the
+next deploy, with no change to infra/.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from lambdas.registry.storage.schema import TABLES
+
+from .config import RegistryProps
+
+STAGED_PARTS_PREFIX = "uploads/"      # parts of layer uploads in progress (see storage/layers.py)
+STAGED_PARTS_DAYS = 7                 # same as the uploads table's TTL (Settings.upload_ttl_seconds)
+INCOMPLETE_MULTIPART_DAYS = 7
+ACCESS_LOG_DAYS = 90
+
+
+def _construct_id(logical: str) -> str:
+    return "".join(part.capitalize() for part in logical.split("_")) + "Table"
+
+
+class RegistryStorage(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, props: RegistryProps) -> None:
+        super().__init__(scope, construct_id)
+        removal = RemovalPolicy.DESTROY if props.destroy else RemovalPolicy.RETAIN
+
+        self.tables: dict[str, dynamodb.Table] = {}
+        for logical, spec in TABLES.items():
+            self.tables[logical] = dynamodb.Table(
+                self, _construct_id(logical),
+                partition_key=dynamodb.Attribute(name=spec.partition_key, type=dynamodb.AttributeType.STRING),
+                sort_key=(dynamodb.Attribute(name=spec.sort_key, type=dynamodb.AttributeType.STRING)
+                          if spec.sort_key else None),
+                time_to_live_attribute=spec.ttl_attribute,
+                billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+                point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                    point_in_time_recovery_enabled=True),
+                # AWS-managed key (aws/dynamodb): encryption visible in the template and in CloudTrail,
+                # no key to administer. A customer key would add a per-key monthly cost.
+                encryption=dynamodb.TableEncryption.AWS_MANAGED,
+                deletion_protection=not props.destroy,
+                removal_policy=removal,
+            )
+
+        # Server access logs of the blob bucket: presigned GETs go from clients straight to S3, so
+        # this is the only record of layer downloads. SSE-S3 is what log delivery supports.
+        self.access_logs = s3.Bucket(
+            self, "AccessLogs",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(ACCESS_LOG_DAYS)),
+                s3.LifecycleRule(id="abort-incomplete-multipart",
+                                 abort_incomplete_multipart_upload_after=Duration.days(1)),
+            ],
+            removal_policy=removal,
+        )
+
+        # Versioning stays off: every blob and manifest key is content-addressed (written once, never
+        # overwritten), so versions would only keep bytes alive after a deliberate delete
+        # (BatchDeleteImage, lifecycle), with no way for the registry to reach them. Recovery of the
+        # metadata is DynamoDB PITR's job.
+        self.bucket = s3.Bucket(
+            self, "Blobs",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,   # objects of KMS repositories carry SSE-KMS
+            enforce_ssl=True,
+            versioned=False,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="blobs-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(id="abort-incomplete-multipart",
+                                 abort_incomplete_multipart_upload_after=Duration.days(INCOMPLETE_MULTIPART_DAYS)),
+                s3.LifecycleRule(id="expire-staged-parts", prefix=STAGED_PARTS_PREFIX,
+                                 expiration=Duration.days(STAGED_PARTS_DAYS)),
+            ],
+            removal_policy=removal,
+        )
