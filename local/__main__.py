@@ -6,9 +6,10 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .registry import REGION, REGISTRY_ID, Backends, LocalRegistry
-from .services import die_with_parent
+from .services import STATE_DIR, die_with_parent
 
 
 def main() -> int:
@@ -25,13 +26,23 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     endpoint = registry.endpoint
+    # registryctl's settings for this stack (its table, KMS key and the stand-ins' endpoints)
+    ctl_env = STATE_DIR / "registryctl.env"
+    ctl_env.write_text("".join(f"{k}={v}\n" for k, v in backends.registryctl_environment().items()))
+    ctl = f"env $(cat {_short(ctl_env)}) {_short(Path(sys.executable))} -m registryctl"
     print(f"""
 ECR API listening on {endpoint}   (registry {REGISTRY_ID}, region {REGION})
-Credentials: access key 'test', secret 'test'. Handler logs: .local/handler.log
+Access key 'test', secret 'test': admin of registry {REGISTRY_ID}. Handler logs: .local/handler.log
 
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={REGION}
   aws ecr create-repository --repository-name demo --endpoint-url {endpoint}
   aws ecr describe-repositories --endpoint-url {endpoint}
+
+Issue more keys (any 12-digit registry id: each registry is a tenant), list and revoke them:
+
+  {ctl} keys create --registry {REGISTRY_ID} --name ci --grant 'push:team/*'
+  {ctl} keys list
+  {ctl} keys revoke <access key id>
 
 Press Ctrl-C to stop.""", flush=True)
     stop.wait()
@@ -39,6 +50,10 @@ Press Ctrl-C to stop.""", flush=True)
     registry.stop()
     backends.stop()
     return 0
+
+
+def _short(path: Path) -> str:
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,14 @@ and the gateway in front of the handler. Used by `make run` and by the test suit
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 import boto3
 
-from lambdas.registry.config import BUCKET_ENV, REGISTRY_ID_ENV, TABLE_ENV
+from lambdas.registry.config import BUCKET_ENV, KEYS_KMS_KEY_ENV, REGISTRY_ID_ENV, TABLE_ENV
+from lambdas.registry.model import Grant
+from lambdas.registry.storage.keys import KeyStore
 from lambdas.registry.storage.schema import TABLES, create_table_request
 
 from .gateway import Gateway
@@ -17,6 +20,8 @@ from .services import STATE_DIR, Service, free_port, start_dynamodb_local, start
 REGION = "us-east-1"
 REGISTRY_ID = "000000000000"
 BACKEND_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+# The registry's own access key that `make run` and the test suite start with: admin of REGISTRY_ID.
+DEFAULT_KEY = {"access_key_id": "test", "secret": "test", "name": "local-admin"}
 
 
 @dataclass
@@ -27,6 +32,7 @@ class Backends:
     moto: Service
     tables: dict[str, str] = field(default_factory=lambda: {n: f"registry-{n}" for n in TABLES})
     bucket: str = "registry-layers"
+    keys_kms_key: str | None = None  # the moto KMS key that encrypts access key secrets
 
     @classmethod
     def start(cls) -> "Backends":
@@ -50,6 +56,21 @@ class Backends:
         for logical, physical in self.tables.items():
             dynamodb.create_table(**create_table_request(logical, physical))
         self.client("s3").create_bucket(Bucket=self.bucket)
+        self.keys_kms_key = self.client("kms").create_key(
+            Description="registry access key secrets (local)")["KeyMetadata"]["Arn"]
+        self.key_store().create(REGISTRY_ID, DEFAULT_KEY["name"], (Grant(("admin",), ("*",)),), time.time(),
+                                access_key_id=DEFAULT_KEY["access_key_id"], secret=DEFAULT_KEY["secret"])
+
+    def key_store(self) -> KeyStore:
+        """The keys table and KMS key, as `registryctl` sees them (operator credentials)."""
+        kms = self.client("kms")
+        return KeyStore(self.client("dynamodb"), lambda: kms, self.tables["keys"], self.keys_kms_key)
+
+    def registryctl_environment(self) -> dict[str, str]:
+        """What `python -m registryctl` needs to manage the local stack's keys."""
+        return {**BACKEND_CREDENTIALS, "AWS_DEFAULT_REGION": REGION,
+                "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint, "AWS_ENDPOINT_URL_KMS": self.moto.endpoint,
+                TABLE_ENV["keys"]: self.tables["keys"], KEYS_KMS_KEY_ENV: self.keys_kms_key}
 
     def environment(self) -> dict[str, str]:
         """What the Lambda's environment carries, pointed at the local stand-ins."""
@@ -59,7 +80,7 @@ class Backends:
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint,
             "AWS_ENDPOINT_URL_S3": self.moto.endpoint,
             "AWS_ENDPOINT_URL_KMS": self.moto.endpoint,
-            REGISTRY_ID_ENV: REGISTRY_ID, BUCKET_ENV: self.bucket,
+            REGISTRY_ID_ENV: REGISTRY_ID, BUCKET_ENV: self.bucket, KEYS_KMS_KEY_ENV: self.keys_kms_key,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "ServerlessEcrRegistry",
         }
@@ -79,7 +100,7 @@ class LocalRegistry:
                  workers: int | None = None, access_log: bool = False):
         environment = backends.environment()
         environment.update({k: v for k, v in os.environ.items()
-                            if k.startswith("REGISTRY_") and k not in ("REGISTRY_PORT",)})
+                            if k.startswith("REGISTRY_") and k not in ("REGISTRY_PORT", KEYS_KMS_KEY_ENV)})
         environment.update(overrides or {})
         STATE_DIR.mkdir(exist_ok=True)
         self.backends = backends

@@ -80,8 +80,9 @@ class Worker:
         self.process = subprocess.Popen([sys.executable, "-m", "local.worker"], cwd=ROOT, env=environment,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
-    def invoke(self, event: dict) -> dict:
-        _write_frame(self.process.stdin, json.dumps(event).encode())
+    def invoke(self, event: bytes) -> dict:
+        """`event`: the proxy event as JSON bytes."""
+        _write_frame(self.process.stdin, event)
         frame = _read_frame(self.process.stdout)
         if frame is None:
             raise RuntimeError(f"worker {self.process.pid} exited with {self.process.wait()}")

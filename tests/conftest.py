@@ -10,16 +10,18 @@ from __future__ import annotations
 import os
 import re
 import sys
-import uuid
 from pathlib import Path
 
 import boto3
 import pytest
-from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "lambdas"))
+
+# Shared helpers live in support.py: test modules import them from there, never `from conftest`
+# (with several conftest.py files, which one `conftest` names depends on collection order).
+from support import NO_RETRIES, unique_name  # noqa: E402,F401 - re-exported for older imports
 
 EXTERNAL_ENDPOINT = os.environ.get("REGISTRY_ENDPOINT")
 REGION = "us-east-1"
@@ -53,6 +55,27 @@ def backends():
     started.stop()
 
 
+@pytest.fixture
+def key_store(backends):
+    """The local stack's keys table and KMS key, with the operator's (the stand-ins') credentials."""
+    return backends.key_store()
+
+
+@pytest.fixture
+def issue_key(key_store, request):
+    """issue_key(registry_id, (actions, patterns), ...) -> AccessKey with its secret, issued
+    straight into the keys table as `python -m registryctl keys create` does."""
+    import time
+
+    from lambdas.registry.model import Grant
+
+    def issue(registry_id: str, *grants, name: str | None = None):
+        name = name or re.sub(r"[^\w+=,.@-]", "-", request.node.name)[:64]
+        return key_store.create(registry_id, name, tuple(Grant(tuple(a), tuple(p)) for a, p in grants), time.time())
+
+    return issue
+
+
 @pytest.fixture(scope="session")
 def registry(request):
     if EXTERNAL_ENDPOINT:
@@ -82,18 +105,12 @@ def start_registry(request):
         instance.stop()
 
 
-NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 @pytest.fixture
 def ecr(registry):
     """A boto3 ECR client as users have it, but without retries: one call is one request."""
     return registry.ecr(config=NO_RETRIES)
-
-
-def unique_name(prefix: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", prefix.lower()).strip("-")[:40] or "repo"
-    return f"test/{slug}-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

@@ -5,7 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import uuid
 from dataclasses import dataclass
+
+from botocore.config import Config
+
+NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})  # one call is one request
+
+
+def unique_name(prefix: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", prefix.lower()).strip("-")[:40] or "repo"
+    return f"test/{slug}-{uuid.uuid4().hex[:10]}"
+
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"

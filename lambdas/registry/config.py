@@ -21,7 +21,15 @@ TABLE_ENV = {
     "layers": "REGISTRY_LAYERS_TABLE",
     "blobs": "REGISTRY_BLOBS_TABLE",
     "uploads": "REGISTRY_UPLOADS_TABLE",
+    "keys": "REGISTRY_KEYS_TABLE",
 }
+# The KMS key that encrypts the secrets of access keys (registryctl encrypts with it; the function
+# only decrypts, and names it so that a ciphertext under any other key is refused).
+KEYS_KMS_KEY_ENV = "REGISTRY_KEYS_KMS_KEY"
+# How long a warm function trusts a key it has read: the bound on how late a revocation takes effect.
+KEY_CACHE_SECONDS_ENV = "REGISTRY_KEY_CACHE_SECONDS"
+DEFAULT_KEY_CACHE_SECONDS = 60.0
+MAX_KEY_CACHE_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ QUOTA_ENV = {
 @dataclass(frozen=True)
 class Settings:
     region: str
-    default_registry_id: str
+    default_registry_id: str  # the registry `make run` seeds a key for; callers get theirs from their key
     tables: dict[str, str]
     bucket: str
     quotas: Quotas
@@ -63,6 +71,8 @@ class Settings:
     part_size: int = 4 * MiB
     download_url_seconds: int = 3600
     upload_ttl_seconds: int = 7 * 24 * 3600
+    keys_kms_key: str | None = None
+    key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
 
     @classmethod
     def from_environment(cls) -> "Settings":
@@ -75,4 +85,15 @@ class Settings:
             quotas=Quotas.from_environment(),
             part_size=int(env.get("REGISTRY_PART_SIZE") or 4 * MiB),
             download_url_seconds=int(env.get("REGISTRY_DOWNLOAD_URL_SECONDS") or 3600),
+            keys_kms_key=env.get(KEYS_KMS_KEY_ENV) or None,
+            key_cache_seconds=_key_cache_seconds(env.get(KEY_CACHE_SECONDS_ENV)),
         )
+
+
+def _key_cache_seconds(raw: str | None) -> float:
+    if raw in (None, ""):
+        return DEFAULT_KEY_CACHE_SECONDS
+    seconds = float(raw)
+    if not 0 <= seconds <= MAX_KEY_CACHE_SECONDS:
+        raise ValueError(f"{KEY_CACHE_SECONDS_ENV} must be between 0 and {MAX_KEY_CACHE_SECONDS:.0f}, not {raw}")
+    return seconds

@@ -1,7 +1,8 @@
 """The Lambda entry point: API Gateway proxy event -> one ECR operation -> proxy response.
 
-Read the request, find the operation, check the input against the ECR model, run it, render the
-result. Every failure leaves through `wire.error_response`; only a genuine fault is a 500.
+Read the request, verify its SigV4 signature (before any other work), find the operation, check
+the input against the ECR model and the key's grants, run it, render the result. Every failure
+leaves through `wire.error_response`; only a genuine fault is a 500.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from . import wire
+from . import auth, wire
 from .config import Settings
 from .errors import EcrError, ServerException, UnknownOperationException
 from .operations import OPERATIONS, Caller, Context
@@ -36,6 +37,7 @@ else:
         return handler
 
 _store: RegistryStore | None = None
+_keys: auth.KeyCache | None = None
 
 
 def store() -> RegistryStore:
@@ -46,6 +48,16 @@ def store() -> RegistryStore:
     return _store
 
 
+def keys() -> auth.KeyCache:
+    """Verified keys, kept in memory for REGISTRY_KEY_CACHE_SECONDS: a warm function verifies a
+    known key with no network round trip."""
+    global _keys
+    if _keys is None:
+        registry = store()
+        _keys = auth.KeyCache(registry.keys.get, registry.settings.key_cache_seconds)
+    return _keys
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
 @traced
@@ -53,15 +65,17 @@ def lambda_handler(event: dict, context) -> dict:
     request = wire.http_request(event)
     started = time.perf_counter()
     operation = "Unknown"
+    key_id = None
     try:
+        registry = store()
+        caller = Caller.of(auth.authenticate(request, keys(), registry.settings.region))
+        key_id = caller.access_key_id
         operation = wire.operation_name(request)
         run = OPERATIONS.get(operation)
         if run is None:
             raise UnknownOperationException(f"Operation {operation} is not supported by this registry")
         params = wire.read_params(request, operation)
-        registry = store()
-        caller = Caller(registry.settings.default_registry_id,
-                        f"arn:aws:iam::{registry.settings.default_registry_id}:root")
+        auth.authorize(caller, operation, params, registry.settings.region)
         ctx = Context(operation=operation, caller=caller, store=registry, settings=registry.settings)
         if tracer is not None:
             tracer.put_annotation("operation", operation)
@@ -77,7 +91,7 @@ def lambda_handler(event: dict, context) -> dict:
         outcome = "ServerException"
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     logger.info("request", extra={"operation": operation, "outcome": outcome, "ms": elapsed_ms,
-                                  "status": response["statusCode"]})
+                                  "status": response["statusCode"], "access_key_id": key_id})
     metrics.add_metric(name="Faults" if response["statusCode"] >= 500 else
                        "ClientErrors" if response["statusCode"] >= 400 else "Successes",
                        unit=MetricUnit.Count, value=1)

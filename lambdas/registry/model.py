@@ -118,3 +118,30 @@ class Upload:
     blob_key: str
     s3_parts: tuple[tuple[int, str], ...]  # (part number, ETag) of parts already in S3
     completed_digest: str | None = None
+    expires_at: float | None = None  # epoch seconds; past it the upload is gone (DynamoDB TTL)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Some ECR actions on the repositories whose names match some patterns (`*` = any run of
+    characters). An action is a role (`pull`, `push`, `admin`) or `ecr:<Operation>` (`*` allowed)."""
+
+    actions: tuple[str, ...]
+    repositories: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """An access key issued by the registry: it belongs to exactly one registry (tenant)."""
+
+    access_key_id: str
+    registry_id: str
+    name: str
+    grants: tuple[Grant, ...]
+    created_at: float
+    active: bool = True
+    secret: str | None = field(default=None, repr=False)  # only in memory, never stored in clear
+
+    @property
+    def principal_arn(self) -> str:
+        return f"arn:aws:iam::{self.registry_id}:user/{self.name}"

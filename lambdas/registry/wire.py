@@ -29,6 +29,8 @@ class HttpRequest:
     stage: str | None = None
     source_ip: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    header_values: dict[str, list[str]] = field(default_factory=dict)  # every value of each header
+    signed_paths: tuple[str, ...] = ("/",)  # the path the client requested (and signed): candidates
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -54,7 +56,48 @@ def http_request(event: dict[str, Any]) -> HttpRequest:
         request_id=context.get("requestId") or str(uuid.uuid4()),
         stage=context.get("stage"),
         source_ip=(context.get("identity") or {}).get("sourceIp"),
+        header_values=_header_values(event, headers),
+        signed_paths=_signed_paths(event, context),
     )
+
+
+def _header_values(event: dict[str, Any], headers: dict[str, str]) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for name, listed in (event.get("multiValueHeaders") or {}).items():
+        values.setdefault(name.lower(), []).extend(v for v in listed or () if v is not None)
+    for name, value in headers.items():
+        values.setdefault(name, [value])
+    return {k: v for k, v in values.items() if v}
+
+
+def _signed_paths(event: dict[str, Any], context: dict[str, Any]) -> tuple[str, ...]:
+    """The path the client requested, which is the one it signed, most likely first.
+
+    API Gateway strips the stage from `path`; `requestContext.path` (REST API) is what the client
+    sent: `/<stage>/` on the execute-api domain, `/<base path>/...` on a custom domain. Custom
+    domains and emulators differ in the details (stage kept or not, the LocalStack-style
+    `/_aws/execute-api/<api>/<stage>` URL, a trailing slash), hence a few candidates. Every one of
+    them names this very API, so a signature accepted over any of them grants nothing more."""
+    path = event.get("path") or "/"
+    requested = context.get("path")
+    candidates = [requested, path]
+    stage = context.get("stage")
+    if stage:
+        candidates.append(f"/{stage}{path}")
+        # a custom domain mapped at its root may still report the stage (the client sent none)
+        candidates.extend(p[len(stage) + 1:] or "/" for p in (requested, path)
+                          if p and (p == f"/{stage}" or p.startswith(f"/{stage}/")))
+    if requested and context.get("apiId"):
+        candidates.append(f"/_aws/execute-api/{context['apiId']}{requested}")
+    found: list[str] = []
+    for candidate in candidates:
+        if not candidate or not candidate.startswith("/"):
+            continue
+        trimmed = candidate.rstrip("/") or "/"
+        for variant in (candidate, trimmed, trimmed if trimmed == "/" else trimmed + "/"):
+            if variant not in found:
+                found.append(variant)
+    return tuple(found)
 
 
 def operation_name(request: HttpRequest) -> str:

@@ -13,7 +13,7 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import NO_RETRIES, unique_name
+from support import NO_RETRIES, unique_name
 from support import error_code, image_manifest, new_blobs, push_image, snapshot, upload_blob
 
 pytestmark = pytest.mark.local_only

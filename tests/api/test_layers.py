@@ -162,7 +162,7 @@ def test_parts_too_big_for_lambda_are_refused_by_the_gateway(ecr, repo):
 
 @pytest.mark.local_only
 def test_layer_parts_quota(start_registry):
-    from conftest import NO_RETRIES
+    from support import NO_RETRIES
 
     ecr = start_registry(REGISTRY_MAX_LAYER_PARTS="3").ecr(config=NO_RETRIES)
     repo = "quota/parts"

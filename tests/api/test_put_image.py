@@ -319,7 +319,7 @@ def test_mutability_change_applies_to_later_pushes(ecr, repo):
 
 @pytest.mark.local_only
 def test_images_per_repository_quota(start_registry):
-    ecr = start_registry(REGISTRY_MAX_IMAGES_PER_REPOSITORY="2").ecr(config=__import__("conftest").NO_RETRIES)
+    ecr = start_registry(REGISTRY_MAX_IMAGES_PER_REPOSITORY="2").ecr(config=__import__("support").NO_RETRIES)
     repo = "quota/images"
     ecr.create_repository(repositoryName=repo)
     push_image(ecr, repo, tag="a")
@@ -337,7 +337,7 @@ def test_images_per_repository_quota(start_registry):
 
 @pytest.mark.local_only
 def test_tags_per_image_quota(start_registry):
-    ecr = start_registry(REGISTRY_MAX_TAGS_PER_IMAGE="3").ecr(config=__import__("conftest").NO_RETRIES)
+    ecr = start_registry(REGISTRY_MAX_TAGS_PER_IMAGE="3").ecr(config=__import__("support").NO_RETRIES)
     repo = "quota/tags"
     ecr.create_repository(repositoryName=repo)
     pushed = push_image(ecr, repo, tag="t1")

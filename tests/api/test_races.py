@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import NO_RETRIES
+from support import NO_RETRIES
 from support import image_manifest, new_blobs, upload_blob
 
 CONCURRENCY = 16

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import unique_name
+from support import unique_name
 from support import error_code, push_image
 
 
@@ -136,7 +136,7 @@ def test_put_image_tag_mutability(ecr, repo):
 
 @pytest.mark.local_only
 def test_repositories_per_registry_quota(start_registry, backends):
-    from conftest import NO_RETRIES
+    from support import NO_RETRIES
 
     existing = backends.client("dynamodb").get_item(
         TableName=backends.tables["repositories"],

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 from .. import errors
+from ..auth.permissions import allows
 from ..config import Settings
-from ..model import Repository
+from ..model import AccessKey, Grant, Repository
 from ..storage import ConcurrentUpdate, RegistryStore
 
 T = TypeVar("T")
@@ -20,8 +21,19 @@ MAX_ATTEMPTS = 12  # reads-and-decides per request when conditional writes keep 
 
 @dataclass(frozen=True)
 class Caller:
+    """Who sent the request: the verified key's registry (the tenant) and grants."""
+
     registry_id: str
     principal_arn: str
+    grants: tuple[Grant, ...]
+    access_key_id: str = ""
+
+    @classmethod
+    def of(cls, key: AccessKey) -> "Caller":
+        return cls(key.registry_id, key.principal_arn, key.grants, key.access_key_id)
+
+    def may(self, operation: str, repository: str) -> bool:
+        return allows(self.grants, operation, repository)
 
 
 @dataclass
@@ -94,4 +106,14 @@ def decode_token(params: dict, required: tuple[str, ...]) -> dict[str, Any] | No
         raise errors.InvalidParameterException("Invalid parameter at 'nextToken': the token is not valid") from None
     if not isinstance(position, dict) or any(not isinstance(position.get(k), (str, int)) for k in required):
         raise errors.InvalidParameterException("Invalid parameter at 'nextToken': the token is not valid")
+    if not all(_key_like(v) for v in position.values() if isinstance(v, str)):
+        raise errors.InvalidParameterException("Invalid parameter at 'nextToken': the token is not valid")
     return position
+
+
+def _key_like(value: str) -> bool:
+    """A position is a sort key: valid UTF-8 of at most 1,024 bytes, or the token is not ours."""
+    try:
+        return len(value.encode("utf-8")) <= 1024
+    except UnicodeEncodeError:
+        return False

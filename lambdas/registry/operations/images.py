@@ -14,6 +14,9 @@ from ..storage.images import INLINE_MANIFEST_LIMIT
 from .common import (Context, decode_token, encode_token, existing_repository, no_paging_with_ids,
                      page_size, registry_of, retrying)
 
+# The model allows 300 characters; we store at most 300 UTF-8 bytes, so that a tag is always a
+# DynamoDB sort key (1,024 bytes at most) and an image's 1,000 tags fit its 400 KB item.
+MAX_TAG_BYTES = 300
 # Lambda answers with at most 6 MB; leave room for the JSON around the manifests.
 RESPONSE_BUDGET = 5 * 1024 * 1024
 
@@ -37,6 +40,10 @@ def put_image(params: dict, ctx: Context) -> dict:
             f"calculated for the image manifest")
     manifest = manifests.parse(text, params.get("imageManifestMediaType"))
     tag = params.get("imageTag")
+    if tag is not None and len(tag.encode("utf-8")) > MAX_TAG_BYTES:
+        raise errors.InvalidParameterException(
+            f"Invalid parameter at 'imageTag' failed to satisfy constraint: 'Member must have length less "
+            f"than or equal to {MAX_TAG_BYTES} bytes in UTF-8'")
     stored: dict[str, str] = {}  # S3 key of a large manifest, written once across attempts
 
     def attempt() -> dict:

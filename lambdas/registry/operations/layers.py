@@ -34,6 +34,10 @@ def _open_upload(params: dict, ctx: Context) -> tuple[str, Upload | None]:
     upload = ctx.store.layers.get_upload(params["uploadId"])
     if upload is None or upload.repository_key != f"{registry_id}/{params['repositoryName']}":
         upload = None
+    elif upload.expires_at is not None and upload.expires_at <= ctx.now():
+        # Expired: DynamoDB's TTL deletes the item within days, the sweep (registry/sweep.py) and
+        # the bucket's lifecycle rules its staged bytes -- nobody may use it meanwhile.
+        upload = None
     return registry_id, upload
 
 
@@ -98,7 +102,7 @@ def complete_layer_upload(params: dict, ctx: Context) -> dict:
                 f"The layer digest {wrong[0]} does not match the digest {digest} of the uploaded bytes")
         if ctx.store.layers.get(repo, [digest]):
             raise errors.LayerAlreadyExistsException(_exists(repo, digest))
-        layer = ctx.store.layers.complete(repo, upload, digest)
+        layer = ctx.store.layers.complete(repo, upload, digest, ctx.now())
         return {"registryId": repo.registry_id, "repositoryName": repo.name,
                 "uploadId": upload.upload_id, "layerDigest": layer.digest}
 

@@ -106,6 +106,8 @@ def describe_repositories(params: dict, ctx: Context) -> dict:
     limit = page_size(params)
     page = []
     for repo in ctx.store.repositories.list(registry_id, position["after"] if position else None):
+        if not ctx.caller.may(ctx.operation, repo.name):  # a key lists only what it may describe
+            continue
         if len(page) == limit:
             return {"repositories": page, "nextToken": encode_token({"after": page[-1]["repositoryName"]})}
         page.append(repository_view(repo, region))

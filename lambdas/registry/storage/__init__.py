@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..config import Settings
 from .backend import Backend, ConcurrentUpdate
 from .images import ImageCommit, ImageStore, PushView, ReferencedByManifestList
+from .keys import KeyStore
 from .layers import LayerStore, PartOutOfOrder, UploadGone
 from .repositories import RepositoryStore
 
@@ -24,6 +25,8 @@ class RegistryStore:
         self.repositories = RepositoryStore(self.backend)
         self.images = ImageStore(self.backend, self.repositories)
         self.layers = LayerStore(self.backend, self.repositories)
+        self.keys = KeyStore(self.backend.dynamodb, lambda: self.backend.kms, settings.tables["keys"],
+                             settings.keys_kms_key)
 
     def clients(self) -> list:
         """The boto3 clients in use, e.g. for the local runner's fault injection hooks."""

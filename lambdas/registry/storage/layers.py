@@ -9,9 +9,12 @@ exactly the bytes we hashed.
     item                    condition (why)
     uploads/<id>  (part)    last_byte = the byte we read, part_count < quota, not completed:
                             parts are contiguous and a racing duplicate part loses
-    blobs/<scope>/<digest>  attribute_not_exists: bytes are stored once per registry and key
+    blobs/<scope>/<digest>  attribute_not_exists: bytes are stored once per registry and key;
+                            used_at stamped (blob_key unchanged) by every layer created on it
     layers/<repo>/<digest>  attribute_not_exists (LayerAlreadyExists) in one transaction with
-                            the upload marked completed and the repository still live
+                            the upload marked completed, the repository still live and the
+                            blobs entry still naming the object (registry/sweep.py removes
+                            entries no layer uses)
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def upload_from_item(item: dict) -> Upload:
         tail_key=item.get("tail_key"), tail_size=item.get("tail_size", 0),
         multipart_id=item.get("multipart_id"), blob_key=item["blob_key"],
         s3_parts=tuple((p["n"], p["etag"]) for p in item.get("s3_parts") or ()),
-        completed_digest=item.get("completed_digest"))
+        completed_digest=item.get("completed_digest"), expires_at=item.get("expires_at"))
 
 
 class LayerStore:
@@ -72,14 +75,22 @@ class LayerStore:
 
     def start_upload(self, repo: Repository, now: float) -> str:
         upload_id = str(uuid.uuid4())
-        self.backend.dynamodb.put_item(
-            TableName=self.backend.table("uploads"),
-            Item=codec.item(
-                upload_id=upload_id, repository=repo.key, encryption_type=repo.encryption.type,
-                kms_key=repo.encryption.kms_key, last_byte=-1, part_count=0, tail_size=0, s3_parts=[],
-                blob_key=f"blobs/{repo.registry_id}/{repo.encryption.scope}/{upload_id}",
-                created_at=now, expires_at=int(now) + self.backend.settings.upload_ttl_seconds),
-            ConditionExpression="attribute_not_exists(upload_id)")
+        try:
+            self.backend.dynamodb.put_item(
+                TableName=self.backend.table("uploads"),
+                Item=codec.item(
+                    upload_id=upload_id, repository=repo.key, encryption_type=repo.encryption.type,
+                    kms_key=repo.encryption.kms_key, last_byte=-1, part_count=0, tail_size=0, s3_parts=[],
+                    blob_key=f"blobs/{repo.registry_id}/{repo.encryption.scope}/{upload_id}",
+                    created_at=now, expires_at=int(now) + self.backend.settings.upload_ttl_seconds),
+                ConditionExpression="attribute_not_exists(upload_id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except self.backend.dynamodb.exceptions.ConditionalCheckFailedException as failure:
+            # A fresh UUID is taken only by our own first attempt, whose response botocore lost
+            # before retrying: the upload is there, as we wrote it.
+            old = codec.plain(failure.response.get("Item")) or {}
+            if old.get("repository") != repo.key or old.get("created_at") != now:
+                raise
         return upload_id
 
     def get_upload(self, upload_id: str) -> Upload | None:
@@ -126,9 +137,12 @@ class LayerStore:
                     **({"tail_key": tail_key} if tail_key else {})),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except self.backend.dynamodb.exceptions.ConditionalCheckFailedException as failure:
-            self._discard(tail_key, multipart_id if created_multipart else None, upload.blob_key)
             old = codec.plain(failure.response.get("Item"))
-            raise _refused_part(old, max_parts) from None
+            if not _is_our_update(old, last_byte, tail_key, multipart_id, parts):
+                self._discard(tail_key, multipart_id if created_multipart else None, upload.blob_key)
+                raise _refused_part(old, max_parts) from None
+            # Our own update landed and botocore, having lost its response, sent it again: the
+            # part is in. (Discarding here would delete the tail the upload now records.)
         self._discard(upload.tail_key, None, None)
         return last_byte
 
@@ -147,23 +161,28 @@ class LayerStore:
         except Exception:  # noqa: BLE001 - cleanup must never hide the real outcome
             pass
 
-    def complete(self, repo: Repository, upload: Upload, digest: str) -> Layer:
-        """Make the verified bytes of `upload` available in `repo` as layer `digest`."""
+    def complete(self, repo: Repository, upload: Upload, digest: str, now: float) -> Layer:
+        """Make the verified bytes of `upload` available in `repo` as layer `digest`.
+
+        The transaction also stamps `used_at` on the `blobs` entry, on the condition that the entry
+        still names the object the layer will use: the sweep (registry/sweep.py) deletes an entry
+        only if no layer uses it AND its used_at is older than the sweep's grace period, so a layer
+        can never be created on an entry (and object) the sweep is removing."""
         scope = f"{repo.registry_id}/{upload.encryption.scope}"
         size = upload.last_byte + 1
         existing = self.backend.get("blobs", scope, digest)
-        if existing:  # the registry has these bytes already: keep one copy
+        if existing:  # the registry has these bytes already: keep one copy (ours goes afterwards)
             blob_key = existing["blob_key"]
-            self._discard(None, upload.multipart_id, upload.blob_key)
         else:
             self._finish_object(upload)
-            blob_key = self._register_blob(scope, digest, upload.blob_key, size)
+            blob_key = self._register_blob(scope, digest, upload.blob_key, size, now)
         layer = Layer(digest=digest, size=size, blob_key=blob_key)
         try:
             self.backend.transact([
                 Action("layer", {"Put": {
                     "TableName": self.backend.table("layers"),
-                    "Item": codec.item(repository=repo.key, digest=digest, size=size, blob_key=blob_key),
+                    "Item": codec.item(repository=repo.key, digest=digest, size=size, blob_key=blob_key,
+                                       created_at=now),
                     "ConditionExpression": "attribute_not_exists(digest)"}}),
                 Action("upload", {"Update": {
                     "TableName": self.backend.table("uploads"),
@@ -172,6 +191,10 @@ class LayerStore:
                     "ConditionExpression": "last_byte = :last AND attribute_not_exists(completed_digest)",
                     "ExpressionAttributeValues": codec.values(d=digest, last=upload.last_byte)}}),
                 Action("repository", self.repositories.live_condition(repo)),
+                Action("blob", {"Update": {
+                    "TableName": self.backend.table("blobs"), "Key": self.backend.key("blobs", scope, digest),
+                    "UpdateExpression": "SET used_at = :now", "ConditionExpression": "blob_key = :key",
+                    "ExpressionAttributeValues": codec.values(now=now, key=blob_key)}}),
             ])
         except Cancelled as cancelled:
             if cancelled.conflict:
@@ -181,8 +204,13 @@ class LayerStore:
             if cancelled.reason("upload"):
                 raise errors.UploadNotFoundException(
                     f"Upload with id '{upload.upload_id}' was not found or is already complete") from None
-            raise ConcurrentUpdate() from None
-        self._discard(upload.tail_key, None, None)
+            raise ConcurrentUpdate() from None  # the repository or the blob entry changed: read again
+        if blob_key != upload.blob_key:
+            # Only now: had the transaction failed, the retry might have needed our own bytes.
+            self._discard(upload.tail_key, upload.multipart_id, upload.blob_key)
+            self._discard_object(upload.blob_key)  # a multipart upload an earlier attempt completed
+        else:
+            self._discard(upload.tail_key, None, None)
         return layer
 
     def finish_abandoned(self, upload: Upload, digest: str | None) -> None:
@@ -205,13 +233,13 @@ class LayerStore:
                                  **sse_arguments(upload.encryption))
             return
         parts = [{"PartNumber": n, "ETag": e} for n, e in upload.s3_parts]
-        if upload.tail_key:  # the last part may be smaller than 5 MiB; copied inside S3
-            number = len(parts) + 1
-            copied = self.backend.s3_call(
-                "upload_part_copy", Key=upload.blob_key, UploadId=upload.multipart_id, PartNumber=number,
-                CopySource={"Bucket": self.backend.settings.bucket, "Key": upload.tail_key})
-            parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
         try:
+            if upload.tail_key:  # the last part may be smaller than 5 MiB; copied inside S3
+                number = len(parts) + 1
+                copied = self.backend.s3_call(
+                    "upload_part_copy", Key=upload.blob_key, UploadId=upload.multipart_id, PartNumber=number,
+                    CopySource={"Bucket": self.backend.settings.bucket, "Key": upload.tail_key})
+                parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
             self.backend.s3_call("complete_multipart_upload", Key=upload.blob_key,
                                  UploadId=upload.multipart_id, MultipartUpload={"Parts": parts})
         except ClientError as error:
@@ -219,20 +247,30 @@ class LayerStore:
             if code in ("InvalidPart", "InvalidPartOrder"):  # a part was overwritten by a racing request
                 raise errors.InvalidLayerException(
                     "The uploaded parts changed while the upload was in progress; upload the layer again") from None
-            if code != "NoSuchUpload":
+            # An earlier attempt may have completed the multipart upload (its response was lost, or
+            # it stopped before registering the object): S3 answers NoSuchUpload (moto: a 500).
+            # Then the object is there with every byte: its key belongs to this upload alone.
+            if not self._completed_before(upload):
                 raise
-            # A retry after a lost response: the multipart upload is already complete.
-            self.backend.s3_call("head_object", Key=upload.blob_key)
 
-    def _register_blob(self, scope: str, digest: str, blob_key: str, size: int) -> str:
+    def _completed_before(self, upload: Upload) -> bool:
+        try:
+            head = self.backend.s3_call("head_object", Key=upload.blob_key)
+        except ClientError:
+            return False
+        return head.get("ContentLength") == upload.last_byte + 1
+
+    def _register_blob(self, scope: str, digest: str, blob_key: str, size: int, now: float) -> str:
         try:
             self.backend.dynamodb.put_item(
                 TableName=self.backend.table("blobs"),
-                Item=codec.item(scope=scope, digest=digest, blob_key=blob_key, size=size),
+                Item=codec.item(scope=scope, digest=digest, blob_key=blob_key, size=size, used_at=now),
                 ConditionExpression="attribute_not_exists(digest)")
             return blob_key
         except self.backend.dynamodb.exceptions.ConditionalCheckFailedException:
             winner = self.backend.get("blobs", scope, digest)
+            if winner is None:  # registered and already swept again: read again, decide again
+                raise ConcurrentUpdate() from None
             if winner["blob_key"] != blob_key:
                 self._discard_object(blob_key)
             return winner["blob_key"]
@@ -247,6 +285,15 @@ class LayerStore:
 def _already_exists(repo: Repository, digest: str) -> str:
     return (f"The layer with digest '{digest}' already exists in the repository with name "
             f"'{repo.name}' in registry with id '{repo.registry_id}'")
+
+
+def _is_our_update(old: dict | None, last_byte: int, tail_key: str | None, multipart_id: str | None,
+                   parts: list[tuple[int, str]]) -> bool:
+    """Whether the upload item is exactly what our update_item wrote (the tail key is unique to
+    this request; an S3 part's ETag is the MD5 of its bytes)."""
+    return (old is not None and old.get("last_byte") == last_byte and old.get("tail_key") == tail_key
+            and old.get("multipart_id") == multipart_id
+            and [(p["n"], p["etag"]) for p in old.get("s3_parts") or ()] == list(parts))
 
 
 def _refused_part(old: dict | None, max_parts: int) -> Exception:

@@ -8,6 +8,8 @@
     layers        repository                     digest     blob (layer or config) available to it
     blobs         scope ("<registry>/<encryption>") digest  stored blob object (content-addressed)
     uploads       upload_id                      -          layer upload in progress (TTL expires_at)
+    keys          access_key_id                  -          access key issued by the registry; its
+                                                            registry_id is the caller's tenant
 
 Repository names match [a-z0-9]..., so the `#registry` counter item sorts before every repository
 and a query from "0" upwards lists repositories only.
@@ -32,6 +34,7 @@ TABLES: dict[str, TableSpec] = {
     "layers": TableSpec("repository", "digest"),
     "blobs": TableSpec("scope", "digest"),
     "uploads": TableSpec("upload_id", ttl_attribute="expires_at"),
+    "keys": TableSpec("access_key_id"),
 }
 
 REGISTRY_ITEM = "#registry"  # sort key of the per-registry counter item in `repositories`
