@@ -1,0 +1,102 @@
+"""Measurements that need the handler inside the measuring process, each run as
+`python -m bench.child <task> <input.json> <output.json>` with the handler's environment, so that
+the handler's logs go to the child's stdout (the parent discards it) and the process's peak memory
+is the handler's alone."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+
+from bench.common import nonce, peak_rss_mib
+
+
+def calls(arguments: dict) -> dict:
+    """Section 1: DynamoDB/S3 calls and consumed capacity of PutImage."""
+    from bench import inproc
+    from tests.support import image_manifest, index_manifest, new_blobs, push_image, upload_blob
+
+    hooks = inproc.Hooks()
+    ecr = inproc.ecr_client()
+    repo = f"bench/calls-{nonce()}"
+    ecr.create_repository(repositoryName=repo)
+    cases = []
+
+    def measure(case: str, references: int, manifest: str, tag: str) -> None:
+        hooks.open()
+        started = time.perf_counter()
+        ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag=tag)
+        elapsed = time.perf_counter() - started
+        cases.append({"case": case, "references": references,
+                      "in_process_ms": round(elapsed * 1000, 1), **hooks.close().as_dict()})
+
+    for count in arguments.get("layers", (1, 10, 100)):
+        config, blobs = new_blobs(count)
+        for blob in (config, *blobs):
+            upload_blob(ecr, repo, blob)
+        measure(f"image, {count} layers (new layers)", count + 1,
+                image_manifest(config, blobs, oci=True), f"layers-{count}")
+        # The same layers again (a rebuild that changed only metadata): no layer needs marking.
+        measure(f"image, {count} layers (layers already in use)", count + 1,
+                image_manifest(config, blobs, oci=True, extra={"annotations": {"n": nonce()}}),
+                f"layers-{count}-again")
+    children = [push_image(ecr, repo, layers=1, oci=True) for _ in range(arguments.get("list", 10))]
+    measure(f"manifest list of {len(children)}", len(children), index_manifest(children), "list")
+    return {"repository": repo, "cases": cases}
+
+
+def capture(arguments: dict) -> dict:
+    """Section 5: the exact DynamoDB requests of one steady-state PutImage, to replay them raw."""
+    from bench import inproc
+
+    hooks = inproc.Hooks(record=True)
+    ecr = inproc.ecr_client()
+    tally = hooks.open()
+    ecr.put_image(repositoryName=arguments["repository"], imageManifest=arguments["manifest"],
+                  imageTag=arguments["tag"])
+    hooks.close()
+    return {"requests": [(s, o, _jsonable(p)) for s, o, p in tally.requests], "tally": tally.as_dict()}
+
+
+def complete(arguments: dict) -> dict:
+    """Section 4: CompleteLayerUpload of a big layer, in a process that does nothing else."""
+    from bench import inproc
+
+    hooks = inproc.Hooks()
+    ecr = inproc.ecr_client()
+    ready_rss = peak_rss_mib()
+    tally = hooks.open()
+    started = time.perf_counter()
+    result = ecr.complete_layer_upload(repositoryName=arguments["repository"], uploadId=arguments["upload_id"],
+                                       layerDigests=[arguments["digest"]])
+    elapsed = time.perf_counter() - started
+    hooks.close()
+    assert result["layerDigest"] == arguments["digest"]
+    return {"seconds": round(elapsed, 3), "peak_rss_mib_after_import": ready_rss,
+            "peak_rss_mib": peak_rss_mib(), "backend_calls": tally.as_dict()["by_operation"],
+            "auth_calls": tally.as_dict()["auth_calls"], "http_attempts": tally.as_dict()["http_attempts"]}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, (bytes, bytearray)):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode()}
+    return value
+
+
+TASKS = {"calls": calls, "capture": capture, "complete": complete}
+
+if __name__ == "__main__":
+    task, source, target = sys.argv[1:4]
+    with open(source) as handle:
+        arguments = json.load(handle)
+    output = TASKS[task](arguments)
+    with open(target, "w") as handle:
+        json.dump(output, handle)
