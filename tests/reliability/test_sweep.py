@@ -1,0 +1,299 @@
+"""The sweep (lambdas/registry/sweep.py): what abandoned work leaves behind is reclaimed, what is
+in use is not -- also when a push races the sweep.
+
+Time is injected (`Sweeper.run(now=...)`), never slept: "a day later" is `now=t0 + grace + 1`.
+A later `now` is only passed while no request runs (the sweep's documented assumption); the race
+tests use the real clock and a grace of zero, so that every request in them starts after the sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from harness import IsolatedRegistry
+from invariants import ObjectReader, assert_invariants, garbage, read_state
+from support import image_manifest, new_blobs, push_image, sha256, upload_blob
+
+pytestmark = pytest.mark.local_only
+MiB = 1024 * 1024
+HOUR, WEEK = 3600, 7 * 24 * 3600
+
+
+@pytest.fixture
+def stack(backends, tmp_path):
+    registry = IsolatedRegistry(backends, workers=2, faults_dir=tmp_path)
+    registry.reader = ObjectReader(registry.backends)
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def make_sweeper(stack, monkeypatch):
+    """A Sweeper built as the scheduled Lambda builds it: from the function's environment."""
+    for name, value in stack.backends.environment().items():
+        monkeypatch.setenv(name, value)
+    from registry.config import Settings
+    from registry.storage import RegistryStore
+    from registry.sweep import Sweeper
+
+    def make(grace: float = HOUR, **kwargs):
+        return Sweeper(RegistryStore(Settings.from_environment()), grace_seconds=grace, **kwargs)
+    return make
+
+
+def dynamodb(stack):
+    return stack.backends.client("dynamodb")
+
+
+def s3(stack):
+    return stack.backends.client("s3")
+
+
+def upload_parts(ecr, repo, data, part=4 * MiB) -> str:
+    """An upload that received `data` and was never completed."""
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    for first in range(0, len(data), part):
+        chunk = data[first:first + part]
+        ecr.upload_layer_part(repositoryName=repo, uploadId=upload_id, partFirstByte=first,
+                              partLastByte=first + len(chunk) - 1, layerPartBlob=chunk)
+    return upload_id
+
+
+def deletions(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k.endswith(("_deleted", "_expired", "_aborted", "_finished")) and v}
+
+
+def test_abandoned_work_is_reclaimed_and_nothing_in_use_is(stack, make_sweeper):
+    ecr, bucket = stack.ecr(), stack.backends.bucket
+    t0 = time.time()
+    # In use: an image with its layers, in a repository that stays.
+    ecr.create_repository(repositoryName="keep")
+    config, layers = new_blobs(2)
+    for blob in (config, *layers):
+        upload_blob(ecr, "keep", blob)
+    kept = ecr.put_image(repositoryName="keep", imageManifest=image_manifest(config, layers),
+                         imageTag="v1")["image"]["imageManifest"]
+    # Abandoned: a layer no image ever used; an upload never completed (a tail), another with a
+    # multipart upload; a repository deleted with its image, which shared a layer with "keep"
+    # (that blob stays) and had a config of its own (that one goes).
+    unused_layer = upload_blob(ecr, "keep", os.urandom(300))
+    tail_upload = upload_parts(ecr, "keep", os.urandom(1000))
+    multipart_upload = upload_parts(ecr, "keep", os.urandom(5 * MiB + 10))
+    ecr.create_repository(repositoryName="gone")
+    gone_config, _ = new_blobs(0)
+    for blob in (gone_config, layers[0]):
+        upload_blob(ecr, "gone", blob)
+    ecr.put_image(repositoryName="gone", imageManifest=image_manifest(gone_config, layers[:1]), imageTag="v1")
+    ecr.delete_repository(repositoryName="gone", force=True)
+    # A DeleteRepository that stopped half-way (marked, never finished).
+    ecr.create_repository(repositoryName="stuck")
+    push_image(ecr, "stuck", tag="v1")
+    dynamodb(stack).update_item(
+        TableName=stack.backends.tables["repositories"], Key={"registry_id": {"S": "000000000000"},
+                                                              "name": {"S": "stuck"}},
+        UpdateExpression="SET deleting = :t ADD config_version :one",
+        ExpressionAttributeValues={":t": {"N": str(t0)}, ":one": {"N": "1"}})
+    # Leftovers no item names: a tail, a blob object, a multipart upload (a crashed request each).
+    s3(stack).put_object(Bucket=bucket, Key="uploads/00000000-0000-4000-8000-000000000001/0-x", Body=b"tail")
+    s3(stack).put_object(Bucket=bucket, Key="blobs/000000000000/aes256/00000000-0000-4000-8000-000000000002",
+                         Body=b"blob")
+    s3(stack).create_multipart_upload(Bucket=bucket, Key="blobs/000000000000/aes256/00000000-0000-4000-8000-000000000003")
+    # Items written before the sweep existed: a layer without created_at, a blob without used_at.
+    legacy = upload_blob(ecr, "keep", os.urandom(200))
+    layers_table, blobs_table = stack.backends.tables["layers"], stack.backends.tables["blobs"]
+    dynamodb(stack).update_item(TableName=layers_table, Key={"repository": {"S": "000000000000/keep"},
+                                                             "digest": {"S": legacy}}, UpdateExpression="REMOVE created_at")
+    dynamodb(stack).update_item(TableName=blobs_table, Key={"scope": {"S": "000000000000/aes256"},
+                                                            "digest": {"S": legacy}}, UpdateExpression="REMOVE used_at")
+    assert_invariants(stack.backends, stack.reader)
+
+    # Now: nothing is old enough to go; the legacy items get their timestamps.
+    report = make_sweeper(HOUR).run(now=t0 + 60)
+    # moto dates every multipart upload 2010-11-10 (S3 gives the real Initiated time), so the
+    # orphaned one looks ancient at once; the sweep keeps those of live uploads whatever the date.
+    assert deletions(report) == {"multipart_aborted": 1}, report
+    assert report["layers_stamped"] == 1 and report["blobs_stamped"] == 1 and report["complete"]
+
+    # An hour later: unreferenced layers and unused blobs go, the stuck deletion is finished, the
+    # leftover tail goes; uploads (not expired) and young-looking blob objects stay.
+    dry = make_sweeper(HOUR, dry_run=True).run(now=t0 + HOUR + 120)
+    report = make_sweeper(HOUR).run(now=t0 + HOUR + 120)
+    assert {k: v for k, v in dry.items() if k not in ("now", "cutoff")} == {
+        k: v for k, v in report.items() if k not in ("now", "cutoff")} | {"dry_run": True}
+    assert report["repositories_finished"] == 1
+    assert report["layers_deleted"] == 2  # the unused layer and the legacy one
+    # theirs (2), "gone"'s own config (1), "stuck"'s config and layer (2) -- not the shared layer
+    assert report["blobs_deleted"] == 5
+    state = assert_invariants(stack.backends, stack.reader)
+    assert "stuck" not in {r["name"] for r in state.repositories}
+    assert {(l["repository"], l["digest"]) for l in state.layers} == {
+        ("000000000000/keep", sha256(blob)) for blob in (config, *layers)}
+    assert {b["digest"] for b in state.blobs} == {sha256(blob) for blob in (config, *layers)}
+    assert "uploads/00000000-0000-4000-8000-000000000001/0-x" not in state.objects
+    assert {tail_upload, multipart_upload} <= {u["upload_id"] for u in state.uploads}
+
+    # Past the uploads' expiry: they go with their staged bytes, and so do the orphaned blob
+    # object and multipart upload.
+    report = make_sweeper(HOUR).run(now=t0 + WEEK + 2 * HOUR)
+    assert report["uploads_expired"] >= 2 and report["multipart_aborted"] == 1, report
+    state = assert_invariants(stack.backends, stack.reader)
+    left = garbage(state)
+    assert left.total() == 0, left
+    assert state.uploads == [] and state.multipart == {}
+    assert all(key.startswith(("blobs/", "manifests/")) for key in state.objects), sorted(state.objects)
+    assert len([k for k in state.objects if k.startswith("blobs/")]) == len(state.blobs)
+    # What is in use works as before.
+    pulled = ecr.batch_get_image(repositoryName="keep", imageIds=[{"imageTag": "v1"}])["images"]
+    assert [i["imageManifest"] for i in pulled] == [kept]
+    for blob in layers:
+        url = ecr.get_download_url_for_layer(repositoryName="keep", layerDigest=sha256(blob))["downloadUrl"]
+        assert urllib.request.urlopen(url).read() == blob
+
+
+def test_expired_upload_is_refused_then_reclaimed(stack, make_sweeper):
+    ecr = stack.ecr()
+    ecr.create_repository(repositoryName="late")
+    upload_id = upload_parts(ecr, "late", b"first bytes")
+    # A week passes (the item's expiry is moved instead: the workers' clocks are real).
+    dynamodb(stack).update_item(TableName=stack.backends.tables["uploads"], Key={"upload_id": {"S": upload_id}},
+                                UpdateExpression="SET expires_at = :t", ExpressionAttributeValues={":t": {"N": str(int(time.time()) - 1)}})
+    with pytest.raises(ecr.exceptions.UploadNotFoundException):
+        ecr.upload_layer_part(repositoryName="late", uploadId=upload_id, partFirstByte=11, partLastByte=11,
+                              layerPartBlob=b"x")
+    with pytest.raises(ecr.exceptions.UploadNotFoundException):
+        ecr.complete_layer_upload(repositoryName="late", uploadId=upload_id, layerDigests=[sha256(b"first bytes")])
+    report = make_sweeper(0).run()
+    assert report["uploads_expired"] == 1 and report["objects_deleted"] == 1, report
+    state = assert_invariants(stack.backends, stack.reader)
+    assert state.uploads == [] and not [k for k in state.objects if k.startswith("uploads/")]
+
+
+def test_push_racing_the_layer_sweep_keeps_its_layer(stack, make_sweeper):
+    """PutImage marks the layer between the sweep's scan and its delete: the delete must fail."""
+    ecr = stack.ecr()
+    ecr.create_repository(repositoryName="race")
+    config, layers = new_blobs(1)
+    for blob in (config, *layers):
+        upload_blob(ecr, "race", blob)
+    manifest = image_manifest(config, layers)
+    sweeper = make_sweeper(0)
+    real_delete, pushed = sweeper._delete_item, []
+
+    def push_first(logical, key, condition, values):
+        if logical == "layers" and not pushed:
+            pushed.append(ecr.put_image(repositoryName="race", imageManifest=manifest, imageTag="v1"))
+        return real_delete(logical, key, condition, values)
+
+    sweeper._delete_item = push_first
+    report = sweeper.run()
+    assert pushed and report.get("layers_deleted", 0) == 0, report
+    assert_invariants(stack.backends, stack.reader)
+    assert ecr.batch_get_image(repositoryName="race", imageIds=[{"imageTag": "v1"}])["images"]
+
+    # The other order: the sweep deletes first, the push finds the layer gone (ECR's documented
+    # "unassociated layers may be cleaned up at any time") and the client uploads it again.
+    config, layers = new_blobs(1)
+    for blob in (config, *layers):
+        upload_blob(ecr, "race", blob)
+    manifest = image_manifest(config, layers)
+    assert make_sweeper(0).run()["layers_deleted"] == 2
+    with pytest.raises(ecr.exceptions.LayersNotFoundException):
+        ecr.put_image(repositoryName="race", imageManifest=manifest, imageTag="v2")
+    for blob in (config, *layers):
+        upload_blob(ecr, "race", blob)
+    ecr.put_image(repositoryName="race", imageManifest=manifest, imageTag="v2")
+    assert_invariants(stack.backends, stack.reader)
+
+
+def test_complete_racing_the_blob_sweep_never_gets_a_deleted_object(stack, make_sweeper):
+    """CompleteLayerUpload of bytes the registry has (an unused blob) while the sweep removes that
+    blob: whichever order, the layer ends on an object holding its bytes."""
+    ecr = stack.ecr()
+    data = os.urandom(5 * MiB + 100)  # a multipart upload: its bytes must survive a failed attempt
+    digest = sha256(data)
+    ecr.create_repository(repositoryName="first")
+    upload_blob(ecr, "first", data)
+    ecr.delete_repository(repositoryName="first", force=True)  # the blob is now unused
+    ecr.create_repository(repositoryName="second")
+    upload_id = upload_parts(ecr, "second", data)
+
+    # In-process, so the sweep can run exactly between Complete's read of the blob index and its
+    # transaction -- the window a real race would hit.
+    from registry.config import Settings
+    from registry.storage import ConcurrentUpdate, RegistryStore
+
+    store = RegistryStore(Settings.from_environment())
+    repo = store.repositories.get("000000000000", "second")
+    upload = store.layers.get_upload(upload_id)
+    real_transact, swept = store.backend.transact, []
+
+    def sweep_first(actions):
+        if not swept:
+            swept.append(make_sweeper(0).run())
+        return real_transact(actions)
+
+    store.backend.transact = sweep_first
+    for _ in range(3):  # what operations.common.retrying does
+        try:
+            layer = store.layers.complete(repo, upload, digest, time.time())
+            break
+        except ConcurrentUpdate:
+            continue
+    else:
+        pytest.fail("CompleteLayerUpload kept conflicting")
+    assert swept[0]["blobs_deleted"] == 1, swept  # the sweep did take the blob away first
+    state = assert_invariants(stack.backends, stack.reader)
+    assert layer.blob_key == upload.blob_key  # the retry used its own bytes
+    assert [(l["repository"], l["digest"]) for l in state.layers] == [("000000000000/second", digest)]
+
+    # The other order: the Complete stamps the blob first, the sweep (already past its scan of the
+    # layers) must not delete it.
+    ecr.create_repository(repositoryName="third")
+    other = upload_parts(ecr, "third", data)
+    sweeper = make_sweeper(0)
+    real_delete, completed = sweeper._delete_item, []
+    ecr.delete_repository(repositoryName="second", force=True)
+
+    def complete_first(logical, key, condition, values):
+        if logical == "blobs" and not completed:
+            completed.append(ecr.complete_layer_upload(repositoryName="third", uploadId=other, layerDigests=[digest]))
+        return real_delete(logical, key, condition, values)
+
+    sweeper._delete_item = complete_first
+    report = sweeper.run()
+    assert completed and report.get("blobs_deleted", 0) == 0, report
+    assert_invariants(stack.backends, stack.reader)
+
+
+def test_entry_points(stack, make_sweeper, monkeypatch):
+    """`python -m registry.sweep` and the scheduled Lambda handler, with the function's environment."""
+    ecr = stack.ecr()
+    ecr.create_repository(repositoryName="cli")
+    upload_blob(ecr, "cli", b"never used")
+    env = {**os.environ, **stack.backends.environment(), "REGISTRY_SWEEP_GRACE_SECONDS": "0"}
+    lambdas = os.path.join(os.path.dirname(__file__), "..", "..", "lambdas")
+    run = subprocess.run([sys.executable, "-m", "registry.sweep", "--dry-run"], cwd=lambdas, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["dry_run"] and report["complete"] and report["layers_deleted"] == 1
+    assert len(read_state(stack.backends).layers) == 1  # a dry run deletes nothing
+
+    from registry import sweep
+
+    class Context:
+        @staticmethod
+        def get_remaining_time_in_millis():
+            return 900_000
+
+    monkeypatch.setenv("REGISTRY_SWEEP_GRACE_SECONDS", "0")
+    report = sweep.lambda_handler({}, Context())
+    assert report["complete"] and report["layers_deleted"] == 1 and report["blobs_deleted"] == 1
+    assert read_state(stack.backends).layers == []
