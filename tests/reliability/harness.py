@@ -19,7 +19,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import NO_RETRIES
+from support import NO_RETRIES
 
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 CREDENTIALS = Credentials("test", "test")
