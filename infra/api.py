@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Annotations, Aws, Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -15,13 +15,16 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from lambdas.registry.config import BUCKET_ENV, QUOTA_ENV, REGISTRY_ID_ENV, TABLE_ENV
-
-from .bundling import BOTOCORE_SERVICES, PLATFORMS, BundleSpec, lambda_code, python_version_of
+from lambdas.registry.config import (BUCKET_ENV, KEY_CACHE_SECONDS_ENV, KEYS_KMS_KEY_ENV, QUOTA_ENV,
+                                     REGISTRY_ID_ENV, TABLE_ENV)
+from .bundling import BOTOCORE_SERVICES, PLATFORMS, BundleSpec, bytecode_compiler, lambda_code, python_version_of
 from .config import RegistryProps
 from .storage import RegistryStorage
 
-RUNTIME = lambda_.Runtime.PYTHON_3_14
+# 3.13, not the newest (3.14): the bundle ships bytecode precompiled by an interpreter of the
+# runtime's minor version, and 3.13 is the newest this project's machines have (pyenv). Without
+# bytecode every cold start compiles every module (/var/task is read-only): about twice as slow.
+RUNTIME = lambda_.Runtime.PYTHON_3_13
 HANDLER = "registry.handler.lambda_handler"
 SERVICE_NAME = "ecr-registry"                    # Powertools service (logs, metrics dimension, traces)
 METRICS_NAMESPACE = "ServerlessEcrRegistry"
@@ -29,13 +32,30 @@ METRICS_NAMESPACE = "ServerlessEcrRegistry"
 # The function's S3 keys (lambdas/registry/storage): it may touch nothing else in its bucket.
 OBJECT_PREFIXES = ("blobs/", "manifests/", "uploads/")
 
-TABLE_ACTIONS = [
+READ_WRITE = (
     # TransactWriteItems is no IAM action: each of its Put/Update/Delete/ConditionCheck is
     # authorized as PutItem/UpdateItem/DeleteItem/ConditionCheckItem.
     "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
     "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
     "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
-]
+)
+GET_ITEM_ONLY = ("dynamodb:GetItem",)
+ACCESS_LEVELS: dict[str, tuple[str, ...]] = {"ReadWrite": READ_WRITE, "GetItemOnly": GET_ITEM_ONLY}
+# What the function may do to each table of the schema: chosen per table, never by default, so a
+# table added to storage/schema.py fails the synth until it is listed here. The access keys are
+# written by the operator (registryctl) only: the function reads one item per key id it verifies.
+TABLE_ACCESS: dict[str, str] = {
+    "repositories": "ReadWrite",
+    "images": "ReadWrite",
+    "tags": "ReadWrite",
+    "layers": "ReadWrite",
+    "blobs": "ReadWrite",
+    "uploads": "ReadWrite",
+    "keys": "GetItemOnly",
+}
+# The encryption context under which registryctl encrypts a key's secret and the function decrypts
+# it (lambdas/registry/storage/keys.py): the function's kms:Decrypt requires exactly these keys.
+SECRET_CONTEXT_KEYS = ("access_key_id", "registry_id")
 OBJECT_ACTIONS = [
     # GetObject also authorizes HeadObject and presigned GETs (signed with the function's role);
     # PutObject authorizes CreateMultipartUpload, UploadPart, CompleteMultipartUpload and the write
@@ -54,10 +74,12 @@ class RegistryApi(Construct):
         retention = _retention(props.log_retention_days)
         architecture = lambda_.Architecture.ARM_64 if props.architecture == "arm64" else lambda_.Architecture.X86_64
 
+        python_version = props.bundle_python_version or python_version_of(RUNTIME)
         self.bundle = BundleSpec(
             platform=props.bundle_platform or PLATFORMS[architecture.name],
-            python_version=props.bundle_python_version or python_version_of(RUNTIME),
+            python_version=python_version,
             keep_botocore_services=BOTOCORE_SERVICES if props.trim_botocore else None,
+            compiler=bytecode_compiler(props.bytecode_python, python_version),
         )
 
         self.log_group = logs.LogGroup(self, "FunctionLogs", retention=retention, removal_policy=removal)
@@ -77,6 +99,8 @@ class RegistryApi(Construct):
             REGISTRY_ID_ENV: Aws.ACCOUNT_ID,
             BUCKET_ENV: storage.bucket.bucket_name,
             **{TABLE_ENV[logical]: table.table_name for logical, table in storage.tables.items()},
+            KEYS_KMS_KEY_ENV: storage.keys_key.key_arn,
+            KEY_CACHE_SECONDS_ENV: str(props.key_cache_seconds),
             **{env: str(getattr(quotas, name)) for name, env in QUOTA_ENV.items()},
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
@@ -98,6 +122,12 @@ class RegistryApi(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             environment=environment,
         )
+        if self.bundle.compiler is None:
+            Annotations.of(self.function).add_warning_v2(
+                "registry:bundle-without-bytecode",
+                f"No CPython {python_version} on this machine to precompile the bundle: every cold start "
+                f"will compile every module (about twice as slow). Install Python {python_version}, or "
+                f"set -c registry:bytecodePython=<its path>.")
 
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=retention, removal_policy=removal)
         self.api = apigw.RestApi(
@@ -142,9 +172,23 @@ class RegistryApi(Construct):
         return self.api.url
 
     def _grant_data(self, storage: RegistryStorage) -> None:
+        unlisted = sorted(set(storage.tables) - set(TABLE_ACCESS))
+        if unlisted:
+            raise ValueError(f"tables {unlisted} of storage/schema.py have no access level in infra/api.py "
+                             f"TABLE_ACCESS: say what the function may do to them")
+        for level, actions in ACCESS_LEVELS.items():
+            tables = [table.table_arn for logical, table in storage.tables.items() if TABLE_ACCESS[logical] == level]
+            if tables:
+                self.role.add_to_policy(iam.PolicyStatement(sid=f"Tables{level}", actions=list(actions),
+                                                            resources=tables))
+        # The secrets of access keys: decrypt only, with this key only, and only ciphertexts bound to
+        # an access key: the encryption context must have both keys storage/keys.py writes, no other.
         self.role.add_to_policy(iam.PolicyStatement(
-            sid="RegistryTables", actions=TABLE_ACTIONS,
-            resources=[table.table_arn for table in storage.tables.values()]))
+            sid="AccessKeySecretsDecrypt", actions=["kms:Decrypt"], resources=[storage.keys_key.key_arn],
+            conditions={
+                "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(SECRET_CONTEXT_KEYS)},
+                "Null": {f"kms:EncryptionContext:{key}": "false" for key in SECRET_CONTEXT_KEYS},
+            }))
         self.role.add_to_policy(iam.PolicyStatement(
             sid="RegistryObjects", actions=OBJECT_ACTIONS,
             resources=[storage.bucket.arn_for_objects(prefix + "*") for prefix in OBJECT_PREFIXES]))

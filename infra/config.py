@@ -16,7 +16,12 @@ Every field can be set in `cdk.json` ("context") or on the command line with
     registry:architecture        arm64                    arm64 | x86_64
     registry:bundlePlatform      (from architecture)      pip --platform of the bundled wheels
     registry:bundlePythonVersion (from the runtime)       pip --python-version of the bundled wheels
+    registry:bytecodePython      auto                     interpreter that precompiles the bundle's .pyc:
+                                                          auto (one of the bundle's Python version found
+                                                          on this machine, else none) | none | a path
     registry:trimBotocore        true                     drop botocore models of unused services
+    registry:keyCacheSeconds     60                       how long a warm function trusts an access key
+                                                          it has read: the revocation delay (0-900)
     registry:quotas              {}                       {"max_images_per_repository": 1000, ...}
                                                           (field names of lambdas.registry.config.Quotas)
     registry:allowedSourceCidrs  []                       if set: an API resource policy denying others
@@ -32,7 +37,7 @@ from typing import Any
 
 from constructs import Node
 
-from lambdas.registry.config import Quotas
+from lambdas.registry.config import DEFAULT_KEY_CACHE_SECONDS, MAX_KEY_CACHE_SECONDS, Quotas
 
 PREFIX = "registry:"
 
@@ -50,7 +55,9 @@ class RegistryProps:
     architecture: str = "arm64"
     bundle_platform: str = ""
     bundle_python_version: str = ""
+    bytecode_python: str = "auto"
     trim_botocore: bool = True
+    key_cache_seconds: int = int(DEFAULT_KEY_CACHE_SECONDS)
     quotas: dict[str, int] = field(default_factory=dict)
     allowed_source_cidrs: tuple[str, ...] = ()
     web_acl_arn: str = ""
@@ -63,6 +70,9 @@ class RegistryProps:
             raise ValueError(f"registry:architecture must be arm64 or x86_64, not {self.architecture!r}")
         if not 1 <= self.integration_timeout <= 900:
             raise ValueError("registry:integrationTimeout must be between 1 and 900 seconds")
+        if not 0 <= self.key_cache_seconds <= MAX_KEY_CACHE_SECONDS:
+            raise ValueError(f"registry:keyCacheSeconds must be between 0 and {MAX_KEY_CACHE_SECONDS:.0f}, "
+                             f"not {self.key_cache_seconds}")
         Quotas(**self.quotas)  # unknown quota names fail here, at synth
 
     @property

@@ -35,6 +35,11 @@ class RegistryStack(Stack):
         CfnOutput(self, "RestApiId", value=self.api.api.rest_api_id)
         CfnOutput(self, "FunctionName", value=self.api.function.function_name)
         CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
+        # registryctl --stack reads these two (registryctl/keys.py: TABLE_OUTPUT, KMS_KEY_OUTPUT).
+        CfnOutput(self, "KeysTableName", value=self.storage.tables["keys"].table_name,
+                  description="The access keys table: python -m registryctl --stack <this stack> keys ...")
+        CfnOutput(self, "KeysKmsKeyArn", value=self.storage.keys_key.key_arn,
+                  description="The KMS key that encrypts the access keys' secrets")
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
 
         if acknowledge_findings:  # False only in the test proving every acknowledgment is needed
@@ -59,15 +64,22 @@ class RegistryStack(Stack):
             "encryptionConfiguration). kms:GenerateDataKey/Decrypt are limited by kms:ViaService to S3 in "
             "this Region and by encryption context to this bucket's objects; kms:DescribeKey only reads "
             "key metadata to validate the key.")
+        ack(api.function, "AwsSolutions-L1",
+            "Python 3.13, one minor version behind the newest Lambda runtime, on purpose: the bundle ships "
+            "bytecode precompiled by an interpreter of the runtime's version (Lambda's /var/task is "
+            "read-only, so without it every cold start compiles every module, about twice as slow), and "
+            "3.13 is the newest the deploying machines have. CPython 3.13 gets security fixes until 2029.")
         ack(api.api, "AwsSolutions-APIG2",
             "One proxy route: every request is validated by the function against the botocore ECR model "
             "(members, types, lengths, patterns, enums), which an API Gateway model could only duplicate.")
         ack(api.api, "AwsSolutions-APIG4",
             "ECR clients sign requests with SigV4 for the 'ecr' service, which API Gateway IAM "
-            "authorization (execute-api) cannot verify; authentication belongs to the function. Until it "
-            "verifies signatures, restrict callers with registry:allowedSourceCidrs.")
+            "authorization (execute-api) cannot verify. The function verifies every signature itself, "
+            "before any other work, against access keys the registry issued (keys table, secrets "
+            "encrypted with the stack's KMS key), and checks the key's grants per operation.")
         ack(api.api, "AwsSolutions-COG4",
-            "ECR clients (docker, aws ecr, SDKs) cannot present Cognito tokens; see AwsSolutions-APIG4.")
+            "ECR clients (AWS SDKs, the AWS CLI) sign with SigV4 access keys and cannot present Cognito "
+            "tokens; the function authenticates every request by its signature (see AwsSolutions-APIG4).")
         if not self.props.web_acl_arn:
             ack(api.api, "AwsSolutions-APIG3",
                 "WAF is optional (a web ACL costs at least 5 USD/month plus requests): set "

@@ -1,15 +1,17 @@
-"""The registry's data: one DynamoDB table per entry of `lambdas.registry.storage.schema.TABLES`, and
-the bucket that holds layer blobs, large manifests and staged upload parts.
+"""The registry's data: one DynamoDB table per entry of `lambdas.registry.storage.schema.TABLES`, the
+bucket that holds layer blobs, large manifests and staged upload parts, and the KMS key that
+encrypts the secrets of the registry's access keys.
 
 Construct ids are the logical table names: renaming one replaces the table (and loses its data), so
-don't. A table added to TABLES appears here, in the function's environment and in its grants on the
-next deploy, with no change to infra/.
+don't. A table added to TABLES appears here and in the function's environment on the next deploy;
+the synth fails until infra/api.py TABLE_ACCESS says what the function may do to it.
 """
 
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -21,6 +23,7 @@ STAGED_PARTS_PREFIX = "uploads/"      # parts of layer uploads in progress (see 
 STAGED_PARTS_DAYS = 7                 # same as the uploads table's TTL (Settings.upload_ttl_seconds)
 INCOMPLETE_MULTIPART_DAYS = 7
 ACCESS_LOG_DAYS = 90
+KEYS_KEY_DESCRIPTION = "Encrypts the secrets of the registry's access keys"
 
 
 def _construct_id(logical: str) -> str:
@@ -49,6 +52,18 @@ class RegistryStorage(Construct):
                 deletion_protection=not props.destroy,
                 removal_policy=removal,
             )
+
+        # The secrets of access keys (keys table, `secret_ciphertext`): registryctl encrypts with the
+        # operator's credentials, the function may only decrypt (infra/api.py). A customer key, not
+        # aws/dynamodb: its use is granted per principal, rotates yearly, and shows in CloudTrail per
+        # key. RETAINed like the tables: without it the keys table's secrets are unreadable.
+        self.keys_key = kms.Key(
+            self, "AccessKeySecrets",
+            description=KEYS_KEY_DESCRIPTION,
+            enable_key_rotation=True,
+            removal_policy=removal,
+            pending_window=Duration.days(7) if props.destroy else None,  # the shortest KMS allows
+        )
 
         # Server access logs of the blob bucket: presigned GETs go from clients straight to S3, so
         # this is the only record of layer downloads. SSE-S3 is what log delivery supports.

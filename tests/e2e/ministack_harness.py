@@ -6,6 +6,9 @@ aws:SecureTransport, and ministack enforces that under AUTH=true. Over TLS the d
 the production one, with no policy removed.
 
 Its quirks, and how they are handled here:
+- IAM sees no encryption context of KMS requests (kms:EncryptionContextKeys, kms:EncryptionContext:*),
+  which the function's kms:Decrypt on the access keys' KMS key requires: ministack is started by
+  ministack_launcher.py, which supplies them from the request as AWS does;
 - it runs Python functions on ITS OWN interpreter (.ministack-venv's python, whatever the declared
   runtime): the asset is bundled for that interpreter's version and this machine's CPU
   (registry:bundlePythonVersion / registry:bundlePlatform context);
@@ -34,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("MINISTACK_VENV") or ROOT / ".ministack-venv")
 INSTALLER = ROOT / "tests" / "e2e" / "ministack.sh"
+LAUNCHER = ROOT / "tests" / "e2e" / "ministack_launcher.py"
 ACCOUNT, REGION = "000000000000", "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}  # ministack's root
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
@@ -95,9 +99,9 @@ class Ministack:
                "MINISTACK_REGION": REGION, "AUTH": "true", "USE_SSL": "1", "LOG_LEVEL": "INFO"}
         with open(self.log_path, "wb") as log:
             # Its own process group: stopping it also stops the function workers it spawned.
-            self.process = subprocess.Popen([str(self.venv / "bin" / "ministack")], env=env, cwd=self.workdir,
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+            self.process = subprocess.Popen([str(self.venv / "bin" / "python"), str(LAUNCHER)], env=env,
+                                            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
         certificate = tmp / "ministack-tls" / "server.crt"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -138,6 +142,13 @@ class Ministack:
                 "AWS_ENDPOINT_URL": self.endpoint, "AWS_EC2_METADATA_DISABLED": "true",
                 "AWS_CA_BUNDLE": bundle, "NODE_EXTRA_CA_CERTS": bundle,
                 "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle, "CURL_CA_BUNDLE": bundle}
+
+    def tool_env(self) -> dict[str, str]:
+        """Environment for a Python tool of this repository (registryctl, pytest) run against the
+        emulator: this process's, without AWS/pytest settings of the machine, plus client_env()."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTEST_"))}
+        env.update(self.client_env())
+        return env
 
     def invoke_url(self, rest_api_id: str, stage: str) -> str:
         return f"{self.endpoint}/_aws/execute-api/{rest_api_id}/{stage}"

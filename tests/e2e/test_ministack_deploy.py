@@ -1,5 +1,7 @@
-"""A real deploy: the CDK CLI deploys the stack to ministack (IAM enforced), the black-box ECR suite
-(tests/api) runs through the emulated API Gateway -> Lambda -> DynamoDB/S3, then `cdk destroy`.
+"""A real deploy: the CDK CLI deploys the stack to ministack (IAM enforced), `registryctl --stack`
+issues the suite's access key (`test`/`test`, admin of registry 000000000000) into the deployed keys
+table, the black-box suites (tests/api and tests/auth, those not marked local_only) run through the
+emulated API Gateway -> Lambda -> DynamoDB/S3/KMS, signing for `ecr` as clients do, then `cdk destroy`.
 
 The tests of this module run in order and share one deployment. Everything (emulator log, CLI
 output, cloud assembly, the API suite's log and JUnit report, timings) is in cdk.out.e2e/.
@@ -8,7 +10,6 @@ output, cloud assembly, the API suite's log and JUnit report, timings) is in cdk
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,9 @@ from ministack_harness import (
 
 WORKDIR = ROOT / "cdk.out.e2e"
 STACK = "ServerlessEcrRegistry"
+SUITES = ("tests/api", "tests/auth")
+# The key the suites sign with (tests/conftest.py, tests/auth/auth_support.py ADMIN).
+SUITE_KEY = {"id": "test", "secret": "test", "registry": ACCOUNT, "grant": "admin"}
 DEPLOY_BUDGET_SECONDS = 120
 TIMINGS: dict[str, float] = {}
 
@@ -65,7 +69,9 @@ def deployment(emulator):
     assembly, log = WORKDIR / "assembly", WORKDIR / "cdk.log"
     context = {"registry:stackName": STACK, "registry:removalPolicy": "destroy",
                "registry:bundlePlatform": wheel_platform(),
-               "registry:bundlePythonVersion": interpreter_version(emulator.venv)}
+               "registry:bundlePythonVersion": interpreter_version(emulator.venv),
+               # precompiled by the very interpreter that runs the function there
+               "registry:bytecodePython": str(emulator.venv / "bin" / "python")}
     context_args = [arg for key, value in context.items() for arg in ("-c", f"{key}={value}")]
     _record("synth", run_cdk(["synth", "--quiet", "--output", str(assembly), *context_args],
                              emulator=emulator, cwd=ROOT, log=log))
@@ -79,6 +85,21 @@ def deployment(emulator):
     yield state
     if not state["destroyed"]:
         run_cdk(["destroy", STACK, "--app", str(assembly), "--force"], emulator=emulator, cwd=WORKDIR, log=log)
+
+
+@pytest.fixture(scope="module")
+def suite_key(deployment, emulator):
+    """The suites' key, issued as an operator would: registryctl finds the table and KMS key from the
+    stack's outputs and writes with the operator's (the emulator root's) credentials."""
+    command = [sys.executable, "-m", "registryctl", "--stack", STACK, "--endpoint-url", emulator.endpoint,
+               "--region", REGION, "--output", "json", "keys", "create", "--registry", SUITE_KEY["registry"],
+               "--name", "e2e", "--grant", SUITE_KEY["grant"], "--access-key-id", SUITE_KEY["id"], "--secret-stdin"]
+    started = time.monotonic()
+    result = subprocess.run(command, input=SUITE_KEY["secret"] + "\n", capture_output=True, text=True,
+                            check=False, cwd=ROOT, env=emulator.tool_env(), timeout=120)
+    _record("seed_key", time.monotonic() - started)
+    assert result.returncode == 0, f"registryctl failed:\n{result.stdout}\n{result.stderr}"
+    return json.loads(result.stdout)
 
 
 def test_deploys_within_budget(deployment):
@@ -95,33 +116,53 @@ def test_function_runs_the_deployed_configuration(deployment, emulator):
     assert variables["REGISTRY_ID"] == ACCOUNT
     tables = set(emulator.boto3_client("dynamodb").list_tables()["TableNames"])
     assert {v for k, v in variables.items() if k.endswith("_TABLE")} <= tables
+    # What registryctl --stack reads is what the function uses.
+    assert variables["REGISTRY_KEYS_TABLE"] == outputs["KeysTableName"]
+    assert variables["REGISTRY_KEYS_KMS_KEY"] == outputs["KeysKmsKeyArn"]
+    assert variables["REGISTRY_KEY_CACHE_SECONDS"] == "60"
+    key = emulator.boto3_client("kms").describe_key(KeyId=outputs["KeysKmsKeyArn"])["KeyMetadata"]
+    assert key["KeyState"] == "Enabled" and key["Description"] == "Encrypts the secrets of the registry's access keys"
+    assert emulator.boto3_client("kms").get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
 
 
-def test_black_box_ecr_suite_passes_through_api_gateway(deployment, emulator):
+def test_registryctl_issues_the_suites_key_into_the_deployed_table(deployment, emulator, suite_key):
+    assert suite_key["AccessKeyId"] == SUITE_KEY["id"] and suite_key["RegistryId"] == ACCOUNT
+    assert suite_key["Principal"] == f"arn:aws:iam::{ACCOUNT}:user/e2e"
+    item = emulator.boto3_client("dynamodb").get_item(
+        TableName=deployment["outputs"]["KeysTableName"], Key={"access_key_id": {"S": SUITE_KEY["id"]}})["Item"]
+    assert item["status"] == {"S": "Active"} and "B" in item["secret_ciphertext"]
+    assert SUITE_KEY["secret"].encode() not in item["secret_ciphertext"]["B"], "the secret is stored encrypted"
+
+
+def test_black_box_suites_pass_through_api_gateway(deployment, emulator, suite_key):
     outputs = deployment["outputs"]
     stage = urlparse(outputs["EndpointUrl"]).path.strip("/")
     endpoint = emulator.invoke_url(outputs["RestApiId"], stage)
     log, report = WORKDIR / "api-tests.log", WORKDIR / "api-tests.xml"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTEST_"))}
-    env.update(emulator.client_env())
-    env.pop("AWS_ENDPOINT_URL")  # the suite's clients name the registry endpoint themselves
+    env = emulator.tool_env()
+    env.pop("AWS_ENDPOINT_URL")  # the suites' clients name the registry endpoint themselves
     env["REGISTRY_ENDPOINT"] = endpoint
     started = time.monotonic()
     with open(log, "wb") as out:
-        result = subprocess.run([sys.executable, "-m", "pytest", "tests/api", "-q", "-p", "no:cacheprovider",
-                                 "-o", "addopts=", f"--junitxml={report}"],
+        result = subprocess.run([sys.executable, "-m", "pytest", *SUITES, "-q", "-p", "no:cacheprovider",
+                                 "-o", "addopts=-ra", f"--junitxml={report}"],
                                 check=False, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 timeout=1200)
-    _record("api_suite", time.monotonic() - started)
+    _record("suites", time.monotonic() - started)
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
     if result.returncode != 0:
         _save_function_log(emulator, outputs["FunctionName"], WORKDIR / "function.log")
-    assert result.returncode == 0, f"tests/api failed against {endpoint} (log: {log}, function log: " \
-                                   f"{WORKDIR / 'function.log'}):\n{tail}"
+    assert result.returncode == 0, f"{' and '.join(SUITES)} failed against {endpoint} (log: {log}, function " \
+                                   f"log: {WORKDIR / 'function.log'}):\n{tail}"
     suite = ElementTree.parse(report).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
     ran = int(suite.get("tests")) - int(suite.get("skipped"))
     assert ran > 0 and int(suite.get("failures")) == 0 and int(suite.get("errors")) == 0, tail
+    # Both suites ran through the deployment, not just collected: the signature tests among them.
+    names = {case.get("classname", "") for case in suite.iter("testcase") if case.find("skipped") is None}
+    for folder in SUITES:
+        assert any(name.startswith(folder.replace("/", ".") + ".") for name in names), (folder, sorted(names)[:5])
+    assert any(name == "tests.auth.test_authentication" for name in names)
 
 
 def _save_function_log(emulator, function_name: str, path: Path) -> None:
@@ -143,5 +184,8 @@ def test_destroy_removes_the_stack(deployment, emulator):
     assert not emulator.boto3_client("dynamodb").list_tables()["TableNames"]
     functions = emulator.boto3_client("lambda").list_functions()["Functions"]
     assert outputs["FunctionName"] not in {f["FunctionName"] for f in functions}
+    # A test stack (removalPolicy destroy) schedules its KMS key for deletion, as AWS does.
+    key = emulator.boto3_client("kms").describe_key(KeyId=outputs["KeysKmsKeyArn"])["KeyMetadata"]
+    assert key["KeyState"] == "PendingDeletion"
     stacks = emulator.boto3_client("cloudformation").list_stacks()["StackSummaries"]
     assert {s["StackStatus"] for s in stacks if s["StackName"] == STACK} == {"DELETE_COMPLETE"}

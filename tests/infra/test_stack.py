@@ -7,8 +7,12 @@ import json
 import pytest
 from aws_cdk.assertions import Match
 
-from lambdas.registry.config import BUCKET_ENV, QUOTA_ENV, REGISTRY_ID_ENV, TABLE_ENV, Quotas
+from lambdas.registry.config import (BUCKET_ENV, KEY_CACHE_SECONDS_ENV, KEYS_KMS_KEY_ENV, QUOTA_ENV,
+                                     REGISTRY_ID_ENV, TABLE_ENV, Quotas)
 from lambdas.registry.storage.schema import TABLES
+
+WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+                 "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"}
 
 
 def resources(template, kind: str) -> dict[str, dict]:
@@ -74,6 +78,8 @@ def test_table_keys_billing_recovery_encryption_retention(template, logical):
 
 def test_destroy_variant_removes_data_with_the_stack(variant):
     destroyed = variant({"registry:removalPolicy": "destroy"}).template
+    (_, key) = only(destroyed, "AWS::KMS::Key")
+    assert key["DeletionPolicy"] == "Delete" and key["Properties"]["PendingWindowInDays"] == 7
     for table in resources(destroyed, "AWS::DynamoDB::Table").values():
         assert table["DeletionPolicy"] == "Delete"
         assert table["Properties"]["DeletionProtectionEnabled"] is False
@@ -165,6 +171,8 @@ def test_function_environment_names_every_table_bucket_registry_and_quota(templa
     assert set(TABLE_ENV) == set(TABLES), "every table of the schema has its environment variable"
     assert env[BUCKET_ENV] == {"Ref": blob_bucket(template)[0]}
     assert env[REGISTRY_ID_ENV] == {"Ref": "AWS::AccountId"}
+    assert env[KEYS_KMS_KEY_ENV] == {"Fn::GetAtt": [keys_key(template)[0], "Arn"]}
+    assert env[KEY_CACHE_SECONDS_ENV] == "60"
     defaults = Quotas()
     for field, variable in QUOTA_ENV.items():
         assert env[variable] == str(getattr(defaults, field))
@@ -197,6 +205,16 @@ def test_quotas_and_throttling_come_from_context(variant):
     assert method["Properties"]["Integration"]["TimeoutInMillis"] == 60_000
 
 
+def test_key_cache_seconds_come_from_context(variant):
+    env = function(variant({"registry:keyCacheSeconds": "15"}).template)["Properties"]["Environment"]["Variables"]
+    assert env[KEY_CACHE_SECONDS_ENV] == "15"
+    from lambdas.registry.config import _key_cache_seconds
+
+    assert _key_cache_seconds(env[KEY_CACHE_SECONDS_ENV]) == 15, "the function accepts what the stack sets"
+    with pytest.raises(Exception, match="keyCacheSeconds"):
+        variant({"registry:keyCacheSeconds": "901"})
+
+
 def test_unknown_quota_fails_at_synth(variant):
     with pytest.raises(Exception, match="unexpected keyword|max_nonsense"):
         variant({"registry:quotas": {"max_nonsense": 1}})
@@ -222,15 +240,48 @@ def _actions(statement) -> list[str]:
     return [action] if isinstance(action, str) else action
 
 
+def _resources(statement) -> list:
+    resource = statement["Resource"]
+    return resource if isinstance(resource, list) else [resource]
+
+
+def table_actions(template) -> dict[str, set[str]]:
+    """logical table -> every DynamoDB action the function's policies allow on it."""
+    arns = {json.dumps({"Fn::GetAtt": [logical_id_of_table(template, t), "Arn"]}): t for t in TABLES}
+    allowed: dict[str, set[str]] = {t: set() for t in TABLES}
+    for statement in function_policy_statements(template):
+        actions = {a for a in _actions(statement) if a.startswith("dynamodb:")}
+        if not actions:
+            continue
+        assert statement["Effect"] == "Allow" and "Condition" not in statement, statement
+        for resource in _resources(statement):
+            assert json.dumps(resource) in arns, f"DynamoDB actions on something else than a table: {resource}"
+            allowed[arns[json.dumps(resource)]] |= actions
+    return allowed
+
+
 def test_function_may_use_only_its_own_tables(template):
-    statements = [s for s in function_policy_statements(template)
-                  if any(a.startswith("dynamodb:") for a in _actions(s))]
-    (statement,) = statements
-    assert sorted(_actions(statement)) == sorted([
-        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem",
-        "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"])
-    assert sorted(statement["Resource"], key=json.dumps) == sorted(
-        ({"Fn::GetAtt": [logical_id_of_table(template, t), "Arn"]} for t in TABLES), key=json.dumps)
+    read_write = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem",
+                  "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+                  "dynamodb:ConditionCheckItem"}
+    assert table_actions(template) == {t: read_write for t in TABLES if t != "keys"} | {"keys": {"dynamodb:GetItem"}}
+
+
+def test_function_cannot_write_the_keys_table(template):
+    """Keys are issued and revoked by the operator (registryctl); the function only looks them up,
+    so a compromised function cannot mint itself a key or revive a revoked one."""
+    assert table_actions(template)["keys"] == {"dynamodb:GetItem"}
+    assert not table_actions(template)["keys"] & WRITE_ACTIONS
+
+
+def test_every_table_has_an_explicit_access_level(variant, monkeypatch):
+    from infra import api
+
+    assert set(api.TABLE_ACCESS) == set(TABLES)
+    assert set(api.TABLE_ACCESS.values()) <= set(api.ACCESS_LEVELS)
+    monkeypatch.delitem(api.TABLE_ACCESS, "uploads")
+    with pytest.raises(Exception, match="no access level"):
+        variant({})
 
 
 def test_function_may_use_only_its_own_object_prefixes(template):
@@ -245,8 +296,9 @@ def test_function_may_use_only_its_own_object_prefixes(template):
 
 
 def test_kms_data_keys_only_through_s3_for_this_bucket(template):
+    key_arn = {"Fn::GetAtt": [keys_key(template)[0], "Arn"]}
     statements = [s for s in function_policy_statements(template)
-                  if any(a.startswith("kms:") for a in _actions(s))]
+                  if any(a.startswith("kms:") for a in _actions(s)) and s["Resource"] != key_arn]
     data_keys = next(s for s in statements if "kms:GenerateDataKey" in _actions(s))
     assert sorted(_actions(data_keys)) == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert data_keys["Condition"]["StringEquals"]["kms:ViaService"] == {
@@ -256,6 +308,82 @@ def test_kms_data_keys_only_through_s3_for_this_bucket(template):
     describe = next(s for s in statements if "kms:DescribeKey" in _actions(s))
     assert _actions(describe) == ["kms:DescribeKey"]
     assert len(statements) == 2
+
+
+# --- KMS: the access keys' secrets ------------------------------------------------------------------
+
+def keys_key(template) -> tuple[str, dict]:
+    return only(template, "AWS::KMS::Key")
+
+
+def test_access_key_secrets_have_their_own_rotating_retained_key(template):
+    (_, key) = keys_key(template)
+    props = key["Properties"]
+    assert props["Description"] == "Encrypts the secrets of the registry's access keys"
+    assert props["EnableKeyRotation"] is True
+    assert props.get("KeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT"
+    assert props.get("KeyUsage", "ENCRYPT_DECRYPT") == "ENCRYPT_DECRYPT"
+    assert key["DeletionPolicy"] == "Retain" and key["UpdateReplacePolicy"] == "Retain"
+    assert "PendingWindowInDays" not in props
+    # The key policy delegates to IAM in this account (the default policy); no one else is named.
+    (statement,) = props["KeyPolicy"]["Statement"]
+    assert statement["Action"] == "kms:*" and statement["Effect"] == "Allow"
+    assert json.dumps(statement["Principal"]) == json.dumps({"AWS": {"Fn::Join": ["", [
+        "arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":root"]]}})
+
+
+def test_function_may_only_decrypt_access_key_secrets_with_that_key(template):
+    key_arn = {"Fn::GetAtt": [keys_key(template)[0], "Arn"]}
+    statements = [s for s in function_policy_statements(template) if key_arn in _resources(s)]
+    (statement,) = statements
+    assert _actions(statement) == ["kms:Decrypt"] and statement["Resource"] == key_arn
+    assert statement["Condition"] == {
+        "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["access_key_id", "registry_id"]},
+        "Null": {"kms:EncryptionContext:access_key_id": "false", "kms:EncryptionContext:registry_id": "false"},
+    }
+
+
+class _RecordingKms:
+    """Records the encryption context of every call; 'encrypts' by prefixing."""
+
+    def __init__(self):
+        self.contexts = []
+
+    def encrypt(self, KeyId, Plaintext, EncryptionContext):  # noqa: N803 - boto3's names
+        self.contexts.append(dict(EncryptionContext))
+        return {"CiphertextBlob": b"x" + Plaintext}
+
+    def decrypt(self, CiphertextBlob, EncryptionContext, KeyId=None):  # noqa: N803
+        self.contexts.append(dict(EncryptionContext))
+        return {"Plaintext": CiphertextBlob[1:]}
+
+
+class _OneItemTable:
+    class exceptions:  # noqa: N801 - boto3's shape
+        class ConditionalCheckFailedException(Exception):
+            pass
+
+    def __init__(self):
+        self.item = None
+
+    def put_item(self, TableName, Item, ConditionExpression):  # noqa: N803
+        self.item = Item
+
+    def get_item(self, TableName, Key, ConsistentRead):  # noqa: N803
+        return {"Item": self.item}
+
+
+def test_the_decrypt_condition_matches_the_context_the_code_uses():
+    """registryctl's encrypt and the function's decrypt send exactly the keys the policy requires."""
+    from infra.api import SECRET_CONTEXT_KEYS
+    from lambdas.registry.model import Grant
+    from lambdas.registry.storage.keys import KeyStore
+
+    kms = _RecordingKms()
+    store = KeyStore(_OneItemTable(), lambda: kms, "keys", "arn:aws:kms:us-east-1:111122223333:key/k")
+    store.create("111122223333", "ci", (Grant(("pull",), ("*",)),), 0.0, access_key_id="AKIDX", secret="s")
+    assert store.get("AKIDX").secret == "s"
+    assert [sorted(c) for c in kms.contexts] == [sorted(SECRET_CONTEXT_KEYS)] * 2
 
 
 def test_no_wildcard_actions_and_only_xray_on_every_resource(template):
@@ -358,6 +486,14 @@ def test_outputs_endpoint_and_copy_paste_command(template):
     try_it = json.dumps(outputs["TryIt"]["Value"])
     assert "aws ecr describe-repositories --region " in try_it and "--endpoint-url https://" in try_it
     assert "RegistryApiEndpoint" not in "".join(outputs), "RestApi's own duplicate output is removed"
+
+
+def test_outputs_name_the_keys_table_and_key_for_registryctl(template):
+    from registryctl.keys import KMS_KEY_OUTPUT, TABLE_OUTPUT
+
+    outputs = template.find_outputs("*")
+    assert outputs[TABLE_OUTPUT]["Value"] == {"Ref": logical_id_of_table(template, "keys")}
+    assert outputs[KMS_KEY_OUTPUT]["Value"] == {"Fn::GetAtt": [keys_key(template)[0], "Arn"]}
 
 
 def test_no_custom_resources_nor_docker(template, synthesized):
