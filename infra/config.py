@@ -22,6 +22,8 @@ Every field can be set in `cdk.json` ("context") or on the command line with
     registry:trimBotocore        true                     drop botocore models of unused services
     registry:keyCacheSeconds     60                       how long a warm function trusts an access key
                                                           it has read: the revocation delay (0-900)
+    registry:sweepGraceSeconds   86400                    the sweep reclaims only what is older than this
+                                                          (keep it far above the function timeout)
     registry:quotas              {}                       {"max_images_per_repository": 1000, ...}
                                                           (field names of lambdas.registry.config.Quotas)
     registry:allowedSourceCidrs  []                       if set: an API resource policy denying others
@@ -38,6 +40,7 @@ from typing import Any
 from constructs import Node
 
 from lambdas.registry.config import DEFAULT_KEY_CACHE_SECONDS, MAX_KEY_CACHE_SECONDS, Quotas
+from lambdas.registry.sweep import DEFAULT_GRACE_SECONDS
 
 PREFIX = "registry:"
 
@@ -58,6 +61,7 @@ class RegistryProps:
     bytecode_python: str = "auto"
     trim_botocore: bool = True
     key_cache_seconds: int = int(DEFAULT_KEY_CACHE_SECONDS)
+    sweep_grace_seconds: int = int(DEFAULT_GRACE_SECONDS)
     quotas: dict[str, int] = field(default_factory=dict)
     allowed_source_cidrs: tuple[str, ...] = ()
     web_acl_arn: str = ""
@@ -73,6 +77,8 @@ class RegistryProps:
         if not 0 <= self.key_cache_seconds <= MAX_KEY_CACHE_SECONDS:
             raise ValueError(f"registry:keyCacheSeconds must be between 0 and {MAX_KEY_CACHE_SECONDS:.0f}, "
                              f"not {self.key_cache_seconds}")
+        if self.sweep_grace_seconds < 0:
+            raise ValueError(f"registry:sweepGraceSeconds must not be negative, not {self.sweep_grace_seconds}")
         Quotas(**self.quotas)  # unknown quota names fail here, at synth
 
     @property

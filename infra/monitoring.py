@@ -10,6 +10,7 @@ from constructs import Construct
 
 from .api import METRICS_NAMESPACE, SERVICE_NAME, RegistryApi
 from .config import RegistryProps
+from .sweep import SCHEDULE, RegistrySweep
 
 PERIOD = Duration.minutes(5)
 API_5XX_THRESHOLD = 5          # per 5 minutes: one transient fault pages nobody, a burst does
@@ -17,7 +18,8 @@ NEAR_TIMEOUT_FRACTION = 0.8    # p99 duration above 80% of the timeout: time to 
 
 
 class RegistryMonitoring(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, props: RegistryProps, api: RegistryApi) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, props: RegistryProps, api: RegistryApi,
+                 sweep: RegistrySweep) -> None:
         super().__init__(scope, construct_id)
         function, rest_api = api.function, api.api
 
@@ -47,6 +49,11 @@ class RegistryMonitoring(Construct):
             "FunctionNearTimeout", function.metric_duration(period=PERIOD, statistic="p99"),
             round(timeout_ms * NEAR_TIMEOUT_FRACTION),
             f"p99 duration above {int(NEAR_TIMEOUT_FRACTION * 100)}% of the {timeout_ms // 1000} s timeout")
+        # One failed run is finished by the next; a sweep failing for hours lets storage grow.
+        self.sweep_errors = alarm(
+            "SweepErrors", sweep.function.metric_errors(period=SCHEDULE, statistic="Sum"), 1,
+            "The registry's hourly sweep failed (see its log group); abandoned uploads and unused blobs "
+            "are not being reclaimed until it succeeds")
 
         def outcome(name: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=name,
@@ -74,5 +81,6 @@ class RegistryMonitoring(Construct):
                                          function.metric_duration(period=PERIOD, statistic="p99"),
                                          function.metric_duration(period=PERIOD, statistic="Maximum")]),
             cloudwatch.AlarmStatusWidget(title="Alarms", width=8, alarms=[
-                self.function_errors, self.function_throttles, self.api_server_errors, self.near_timeout]),
+                self.function_errors, self.function_throttles, self.api_server_errors, self.near_timeout,
+                self.sweep_errors]),
         )

@@ -13,6 +13,7 @@ from .api import OBJECT_PREFIXES, RegistryApi
 from .config import RegistryProps
 from .monitoring import RegistryMonitoring
 from .storage import RegistryStorage
+from .sweep import SWEPT_PREFIXES, RegistrySweep
 
 
 class RegistryStack(Stack):
@@ -23,7 +24,8 @@ class RegistryStack(Stack):
         self.props = props
         self.storage = RegistryStorage(self, "Storage", props=props)
         self.api = RegistryApi(self, "Registry", props=props, storage=self.storage)
-        self.monitoring = RegistryMonitoring(self, "Monitoring", props=props, api=self.api)
+        self.sweep = RegistrySweep(self, "Sweep", props=props, storage=self.storage, api=self.api)
+        self.monitoring = RegistryMonitoring(self, "Monitoring", props=props, api=self.api, sweep=self.sweep)
         Tags.of(self).add("application", "serverless-ecr-registry")
 
         endpoint = self.api.stage_url
@@ -31,7 +33,7 @@ class RegistryStack(Stack):
                   description="The ECR API endpoint: pass it as --endpoint-url / endpoint_url")
         CfnOutput(self, "TryIt",
                   value=f"aws ecr describe-repositories --region {Aws.REGION} --endpoint-url {endpoint}",
-                  description="Copy, paste, run (credentials of this account)")
+                  description="Copy, paste, run (with a profile registryctl printed: --profile <name>)")
         CfnOutput(self, "RestApiId", value=self.api.api.rest_api_id)
         CfnOutput(self, "FunctionName", value=self.api.function.function_name)
         CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
@@ -40,6 +42,8 @@ class RegistryStack(Stack):
                   description="The access keys table: python -m registryctl --stack <this stack> keys ...")
         CfnOutput(self, "KeysKmsKeyArn", value=self.storage.keys_key.key_arn,
                   description="The KMS key that encrypts the access keys' secrets")
+        CfnOutput(self, "SweepFunctionName", value=self.sweep.function.function_name,
+                  description="The hourly sweep; invoke it with {\"dryRun\": true} to see what it would reclaim")
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
 
         if acknowledge_findings:  # False only in the test proving every acknowledgment is needed
@@ -64,11 +68,17 @@ class RegistryStack(Stack):
             "encryptionConfiguration). kms:GenerateDataKey/Decrypt are limited by kms:ViaService to S3 in "
             "this Region and by encryption context to this bucket's objects; kms:DescribeKey only reads "
             "key metadata to validate the key.")
-        ack(api.function, "AwsSolutions-L1",
+        for prefix in SWEPT_PREFIXES:
+            ack(self.sweep.role, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+                f"The sweep deletes abandoned objects of the {prefix} prefix, whose keys (upload ids, "
+                "digests) it learns by listing; it may touch no other prefix of its bucket.")
+        python_runtime = (
             "Python 3.13, one minor version behind the newest Lambda runtime, on purpose: the bundle ships "
             "bytecode precompiled by an interpreter of the runtime's version (Lambda's /var/task is "
             "read-only, so without it every cold start compiles every module, about twice as slow), and "
             "3.13 is the newest the deploying machines have. CPython 3.13 gets security fixes until 2029.")
+        for function in (api.function, self.sweep.function):
+            ack(function, "AwsSolutions-L1", python_runtime)
         ack(api.api, "AwsSolutions-APIG2",
             "One proxy route: every request is validated by the function against the botocore ECR model "
             "(members, types, lengths, patterns, enums), which an API Gateway model could only duplicate.")

@@ -9,6 +9,7 @@ output, cloud assembly, the API suite's log and JUnit report, timings) is in cdk
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -71,7 +72,10 @@ def deployment(emulator):
                "registry:bundlePlatform": wheel_platform(),
                "registry:bundlePythonVersion": interpreter_version(emulator.venv),
                # precompiled by the very interpreter that runs the function there
-               "registry:bytecodePython": str(emulator.venv / "bin" / "python")}
+               "registry:bytecodePython": str(emulator.venv / "bin" / "python"),
+               # Nothing runs while the sweep is invoked here (and its hourly rule never fires in a
+               # run this short), so it may reclaim what is seconds old.
+               "registry:sweepGraceSeconds": "0"}
     context_args = [arg for key, value in context.items() for arg in ("-c", f"{key}={value}")]
     _record("synth", run_cdk(["synth", "--quiet", "--output", str(assembly), *context_args],
                              emulator=emulator, cwd=ROOT, log=log))
@@ -120,6 +124,9 @@ def test_function_runs_the_deployed_configuration(deployment, emulator):
     assert variables["REGISTRY_KEYS_TABLE"] == outputs["KeysTableName"]
     assert variables["REGISTRY_KEYS_KMS_KEY"] == outputs["KeysKmsKeyArn"]
     assert variables["REGISTRY_KEY_CACHE_SECONDS"] == "60"
+    sweep = emulator.boto3_client("lambda").get_function_configuration(FunctionName=outputs["SweepFunctionName"])
+    assert sweep["Handler"] == "registry.sweep.lambda_handler" and sweep["Timeout"] == 900
+    assert sweep["Environment"]["Variables"]["REGISTRY_SWEEP_GRACE_SECONDS"] == "0"
     key = emulator.boto3_client("kms").describe_key(KeyId=outputs["KeysKmsKeyArn"])["KeyMetadata"]
     assert key["KeyState"] == "Enabled" and key["Description"] == "Encrypts the secrets of the registry's access keys"
     assert emulator.boto3_client("kms").get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
@@ -163,6 +170,52 @@ def test_black_box_suites_pass_through_api_gateway(deployment, emulator, suite_k
     for folder in SUITES:
         assert any(name.startswith(folder.replace("/", ".") + ".") for name in names), (folder, sorted(names)[:5])
     assert any(name == "tests.auth.test_authentication" for name in names)
+
+
+def test_the_sweep_reclaims_an_abandoned_layer_with_its_own_role(deployment, emulator, suite_key):
+    """The scheduled sweep, invoked as its rule does, under the role the stack gives it (IAM enforced):
+    a layer uploaded and never used by an image is deleted with its blob entry and object."""
+    import boto3
+    from botocore.config import Config
+
+    outputs = deployment["outputs"]
+    endpoint = emulator.invoke_url(outputs["RestApiId"], urlparse(outputs["EndpointUrl"]).path.strip("/"))
+    ecr = boto3.client("ecr", endpoint_url=endpoint, region_name=REGION, verify=str(emulator.ca_bundle),
+                       aws_access_key_id=SUITE_KEY["id"], aws_secret_access_key=SUITE_KEY["secret"],
+                       config=Config(retries={"max_attempts": 1}))
+    repository = "e2e-sweep"
+    ecr.create_repository(repositoryName=repository)
+    blob = b"abandoned layer " * 64
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    upload = ecr.initiate_layer_upload(repositoryName=repository)["uploadId"]
+    ecr.upload_layer_part(repositoryName=repository, uploadId=upload, partFirstByte=0,
+                          partLastByte=len(blob) - 1, layerPartBlob=blob)
+    ecr.complete_layer_upload(repositoryName=repository, uploadId=upload, layerDigests=[digest])
+
+    def available() -> bool:
+        found = ecr.batch_check_layer_availability(repositoryName=repository, layerDigests=[digest])["layers"]
+        return bool(found) and found[0]["layerAvailability"] == "AVAILABLE"
+
+    s3 = emulator.boto3_client("s3")
+
+    def blob_objects() -> list[str]:
+        listed = s3.list_objects_v2(Bucket=outputs["BucketName"], Prefix="blobs/").get("Contents", [])
+        return [o["Key"] for o in listed]
+
+    # storage/layers.py: the blob object of a layer is blobs/<registry>/<scope>/<upload id>
+    assert [key for key in blob_objects() if key.endswith("/" + upload)]
+    started = time.monotonic()
+    response = emulator.boto3_client("lambda").invoke(FunctionName=outputs["SweepFunctionName"], Payload=b"{}")
+    _record("sweep", time.monotonic() - started)
+    payload = json.loads(response["Payload"].read())
+    if "FunctionError" in response:
+        _save_function_log(emulator, outputs["SweepFunctionName"], WORKDIR / "sweep.log")
+    assert "FunctionError" not in response, (payload, WORKDIR / "sweep.log")
+    assert payload["complete"] is True and payload["dry_run"] is False, payload
+    assert payload.get("layers_deleted", 0) >= 1 and payload.get("blobs_deleted", 0) >= 1, payload
+    assert not available(), "the abandoned layer is gone"
+    assert not [key for key in blob_objects() if key.endswith("/" + upload)], "and so is its blob object"
+    ecr.delete_repository(repositoryName=repository, force=True)
 
 
 def _save_function_log(emulator, function_name: str, path: Path) -> None:

@@ -18,6 +18,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+from infra.api import HANDLER as API_HANDLER  # noqa: E402
+from infra.sweep import HANDLER as SWEEP_HANDLER  # noqa: E402,F401
+
 TEST_OUTDIR = ROOT / "cdk.out.test"
 SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
 
@@ -35,8 +38,7 @@ class Synthesized:
         return self.outdir / self.stack.template_file
 
     def asset_dir(self) -> Path:
-        function = self.template.find_resources("AWS::Lambda::Function")
-        (props,) = [r["Properties"] for r in function.values()]
+        props = function_by_handler(self.template, API_HANDLER)[1]["Properties"]
         assets = json.loads((self.outdir / f"{self.stack.artifact_id}.assets.json").read_text())
         key = props["Code"]["S3Key"]
         for asset in assets["files"].values():
@@ -74,3 +76,11 @@ def _build_with(context, outdir, **stack_kwargs):
     stack = RegistryStack(application, props.stack_name, props=props, **stack_kwargs)
     cdk.Validations.of(application).add_plugins(AwsSolutionsChecks(application))
     return application, stack
+
+
+def function_by_handler(template, handler: str) -> tuple[str, dict]:
+    """(logical id, resource) of the one function of the stack with this handler."""
+    found = [(logical_id, resource) for logical_id, resource in template.find_resources("AWS::Lambda::Function").items()
+             if resource["Properties"]["Handler"] == handler]
+    assert len(found) == 1, f"expected one function with handler {handler}, found {[i for i, _ in found]}"
+    return found[0]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra.bundling import BOTOCORE_SERVICES, BundleSpec, build_bundle, find_interpreter
+from stack_synth import API_HANDLER, SWEEP_HANDLER, function_by_handler
 
 ROOT = Path(__file__).resolve().parents[2]
 ELF_MACHINE = {"aarch64": 183, "x86_64": 62}
@@ -54,7 +55,7 @@ def test_handler_package_is_at_the_asset_root(synthesized):
 
 
 def runtime_version(template) -> str:
-    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    (_, function) = function_by_handler(template, API_HANDLER)
     return function["Properties"]["Runtime"].removeprefix("python")
 
 
@@ -115,7 +116,7 @@ def test_asset_hash_says_whether_the_bundle_has_bytecode():
 
 def test_native_code_matches_the_function_architecture(synthesized, template):
     asset = synthesized.asset_dir()
-    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    (_, function) = function_by_handler(template, API_HANDLER)
     architecture = function["Properties"]["Architectures"][0]
     runtime = function["Properties"]["Runtime"].removeprefix("python").replace(".", "")
     machine = ELF_MACHINE["aarch64" if architecture == "arm64" else "x86_64"]
@@ -194,3 +195,12 @@ def test_bundle_alone_imports_the_handler_and_every_module(local_bundle):
                                  "AWS_LAMBDA_FUNCTION_NAME": "registry", "HOME": str(local_bundle)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "modules" in result.stdout
+
+
+def test_the_sweep_runs_from_the_same_asset(template):
+    """One bundle, uploaded once: the sweep is a second handler of the registry package."""
+    (_, api) = function_by_handler(template, API_HANDLER)
+    (_, sweep) = function_by_handler(template, SWEEP_HANDLER)
+    assert sweep["Properties"]["Code"] == api["Properties"]["Code"]
+    for key in ("Runtime", "Architectures"):
+        assert sweep["Properties"][key] == api["Properties"][key]

@@ -10,6 +10,7 @@ from aws_cdk.assertions import Match
 from lambdas.registry.config import (BUCKET_ENV, KEY_CACHE_SECONDS_ENV, KEYS_KMS_KEY_ENV, QUOTA_ENV,
                                      REGISTRY_ID_ENV, TABLE_ENV, Quotas)
 from lambdas.registry.storage.schema import TABLES
+from stack_synth import API_HANDLER, SWEEP_HANDLER, function_by_handler
 
 WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
                  "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"}
@@ -35,7 +36,8 @@ def logical_id_of_table(template, logical: str) -> str:
 
 
 def function(template) -> dict:
-    return only(template, "AWS::Lambda::Function")[1]
+    """The API function (the stack's other one is the sweep)."""
+    return function_by_handler(template, API_HANDLER)[1]
 
 
 def function_policy_statements(template) -> list[dict]:
@@ -443,8 +445,9 @@ def test_execution_log_group_is_ours_with_retention(template):
 
 
 def test_only_the_stage_may_invoke_the_function(template):
-    (_, permission) = only(template, "AWS::Lambda::Permission")
-    props = permission["Properties"]
+    api_id = function_by_handler(template, API_HANDLER)[0]
+    (props,) = [p["Properties"] for p in resources(template, "AWS::Lambda::Permission").values()
+                if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [api_id, "Arn"]}]
     assert props["Principal"] == "apigateway.amazonaws.com"
     assert props["SourceArn"]["Fn::Join"][1][-1] == "/POST/"
 
@@ -460,11 +463,24 @@ def test_optional_source_ip_policy_and_waf(variant):
 
 # --- Monitoring and outputs ------------------------------------------------------------------------
 
-def test_alarms_on_function_errors_throttles_duration_and_api_5xx(template):
-    alarms = resources(template, "AWS::CloudWatch::Alarm").values()
-    by_metric = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]): a["Properties"] for a in alarms}
-    assert set(by_metric) == {("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"),
-                              ("AWS/Lambda", "Duration"), ("AWS/ApiGateway", "5XXError")}
+def test_alarms_on_function_errors_throttles_duration_api_5xx_and_sweep_errors(template):
+    api_id = function_by_handler(template, API_HANDLER)[0]
+    sweep_id = function_by_handler(template, SWEEP_HANDLER)[0]
+    names = {json.dumps({"Ref": api_id}): "api", json.dumps({"Ref": sweep_id}): "sweep"}
+
+    def subject(props) -> str:
+        dimensions = {d["Name"]: json.dumps(d["Value"]) for d in props.get("Dimensions", [])}
+        return names.get(dimensions.get("FunctionName"), "rest-api")
+
+    alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    by_metric = {(subject(a), a["Namespace"], a["MetricName"]): a for a in alarms}
+    assert len(by_metric) == len(alarms)
+    assert set(by_metric) == {("api", "AWS/Lambda", "Errors"), ("api", "AWS/Lambda", "Throttles"),
+                              ("api", "AWS/Lambda", "Duration"), ("rest-api", "AWS/ApiGateway", "5XXError"),
+                              ("sweep", "AWS/Lambda", "Errors")}
+    assert by_metric[("sweep", "AWS/Lambda", "Errors")]["Period"] == 3600
+    assert by_metric[("sweep", "AWS/Lambda", "Errors")]["Threshold"] == 1
+    by_metric = {(namespace, metric): props for (who, namespace, metric), props in by_metric.items() if who != "sweep"}
     for props in by_metric.values():
         assert props["TreatMissingData"] == "notBreaching"
         assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
