@@ -71,7 +71,7 @@ class RegistryApi(Construct):
                  storage: RegistryStorage) -> None:
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.DESTROY if props.destroy else RemovalPolicy.RETAIN
-        retention = _retention(props.log_retention_days)
+        retention = log_retention(props.log_retention_days)
         architecture = lambda_.Architecture.ARM_64 if props.architecture == "arm64" else lambda_.Architecture.X86_64
 
         python_version = props.bundle_python_version or python_version_of(RUNTIME)
@@ -251,7 +251,8 @@ _RETENTION = {
 }
 
 
-def _retention(days: int) -> logs.RetentionDays:
+def log_retention(days: int) -> logs.RetentionDays:
+    """The log retention setting (registry:logRetentionDays) as CloudWatch Logs accepts it."""
     if days not in _RETENTION:
         raise ValueError(f"registry:logRetentionDays must be one of {sorted(_RETENTION)}, not {days}")
     return _RETENTION[days]

@@ -25,7 +25,7 @@ from constructs import Construct
 from lambdas.registry.config import BUCKET_ENV, REGISTRY_ID_ENV, TABLE_ENV
 from lambdas.registry.sweep import BLOB_PREFIX, GRACE_ENV, STAGED_PREFIX
 
-from .api import TABLE_ACCESS, RegistryApi, _retention
+from .api import TABLE_ACCESS, RegistryApi, log_retention
 from .bundling import lambda_code
 from .config import RegistryProps
 from .storage import RegistryStorage
@@ -54,7 +54,7 @@ class RegistrySweep(Construct):
         removal = RemovalPolicy.DESTROY if props.destroy else RemovalPolicy.RETAIN
         bucket = storage.bucket
 
-        self.log_group = logs.LogGroup(self, "Logs", retention=_retention(props.log_retention_days),
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention(props.log_retention_days),
                                        removal_policy=removal)
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                              description="The registry's sweep: lists and deletes abandoned uploads, layers and blobs")
