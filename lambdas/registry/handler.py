@@ -7,6 +7,7 @@ leaves through `wire.error_response`; only a genuine fault is a 500.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -45,6 +46,7 @@ def store() -> RegistryStore:
     global _store
     if _store is None:
         _store = RegistryStore(Settings.from_environment())
+        gc.freeze()  # its clients and their models live as long as the environment (see the end)
     return _store
 
 
@@ -96,3 +98,9 @@ def lambda_handler(event: dict, context) -> dict:
                        "ClientErrors" if response["statusCode"] >= 400 else "Successes",
                        unit=MetricUnit.Count, value=1)
     return response
+
+
+# Everything imported so far lives as long as the execution environment. Moved out of the garbage
+# collector's sight, it is not rescanned by every full collection: at a cold start, loading the
+# service models of the first clients triggers several, each walking every object (~30 ms apiece).
+gc.freeze()
