@@ -259,14 +259,7 @@ class Sweeper:
             request["ExpressionAttributeValues"] = values
         if projection:
             request["ProjectionExpression"] = projection
-        while True:
-            self._tick()
-            page = self.backend.dynamodb.scan(**request)
-            for item in page.get("Items", []):
-                yield codec.plain(item)
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self.backend.items("scan", request, before_page=self._tick)
 
     def _pages(self, method: str, **kwargs) -> Iterator[dict]:
         paginator = self.backend.s3.get_paginator(method)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import botocore.session
 from botocore.config import Config
@@ -170,8 +170,14 @@ class Backend:
             request["FilterExpression"] = filter_expression
         if limit:
             request["Limit"] = limit
+        return self.items("query", request)
+
+    def items(self, method: str, request: dict, before_page: Callable[[], None] | None = None) -> Iterator[dict]:
+        """Every item of a Query or Scan (`method`), page after page, as plain values."""
         while True:
-            response = self.dynamodb.query(**request)
+            if before_page:
+                before_page()
+            response = getattr(self.dynamodb, method)(**request)
             for raw in response.get("Items", []):
                 yield codec.plain(raw)
             last = response.get("LastEvaluatedKey")
