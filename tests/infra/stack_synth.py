@@ -84,3 +84,13 @@ def function_by_handler(template, handler: str) -> tuple[str, dict]:
              if resource["Properties"]["Handler"] == handler]
     assert len(found) == 1, f"expected one function with handler {handler}, found {[i for i, _ in found]}"
     return found[0]
+
+
+def role_policy_statements(template, function: dict) -> list[dict]:
+    """Every statement of the policies attached to the role of `function` (a template resource)."""
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements

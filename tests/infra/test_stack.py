@@ -10,7 +10,7 @@ from aws_cdk.assertions import Match
 from lambdas.registry.config import (BUCKET_ENV, KEY_CACHE_SECONDS_ENV, KEYS_KMS_KEY_ENV, QUOTA_ENV,
                                      REGISTRY_ID_ENV, TABLE_ENV, Quotas)
 from lambdas.registry.storage.schema import TABLES
-from stack_synth import API_HANDLER, SWEEP_HANDLER, function_by_handler
+from stack_synth import API_HANDLER, SWEEP_HANDLER, function_by_handler, role_policy_statements
 
 WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
                  "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"}
@@ -41,12 +41,7 @@ def function(template) -> dict:
 
 
 def function_policy_statements(template) -> list[dict]:
-    function_role = function(template)["Properties"]["Role"]["Fn::GetAtt"][0]
-    statements = []
-    for policy in resources(template, "AWS::IAM::Policy").values():
-        if {"Ref": function_role} in policy["Properties"]["Roles"]:
-            statements += policy["Properties"]["PolicyDocument"]["Statement"]
-    return statements
+    return role_policy_statements(template, function(template))
 
 
 # --- DynamoDB ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from stack_synth import SWEEP_HANDLER, function_by_handler
+from stack_synth import SWEEP_HANDLER, function_by_handler, role_policy_statements
 
 from lambdas.registry.config import BUCKET_ENV, KEYS_KMS_KEY_ENV, REGISTRY_ID_ENV, TABLE_ENV
 from lambdas.registry.storage.schema import TABLES
@@ -18,17 +18,8 @@ def sweep(template) -> tuple[str, dict]:
     return function_by_handler(template, SWEEP_HANDLER)
 
 
-def role_statements(template) -> list[dict]:
-    role = sweep(template)[1]["Properties"]["Role"]["Fn::GetAtt"][0]
-    statements = []
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        if {"Ref": role} in policy["Properties"]["Roles"]:
-            statements += policy["Properties"]["PolicyDocument"]["Statement"]
-    return statements
-
-
 def by_sid(template) -> dict[str, dict]:
-    return {s["Sid"]: s for s in role_statements(template)}
+    return {s["Sid"]: s for s in role_policy_statements(template, sweep(template)[1])}
 
 
 def _list(value) -> list:
