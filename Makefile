@@ -12,11 +12,12 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 install: $(PY_STAMP) $(NPM_STAMP) $(MINISTACK_STAMP)
 
-$(PY_STAMP): requirements.txt requirements-dev.txt
+$(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@echo "==> Python packages into $(VENV) (first time: a minute or two)"
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade pip
 	$(VENV)/bin/pip install -r requirements-dev.txt
+	$(VENV)/bin/pip install --no-deps -e .   # the project's packages, each under one import name
 	touch $@
 
 $(NPM_STAMP): package.json package-lock.json

@@ -24,7 +24,7 @@ from local.registry import REGISTRY_ID
 from registry.storage import codec
 from tests.support import sha256, upload_blob
 
-SCRIPT = ROOT / "bench" / "cold.py"
+SCRIPT = ROOT / "bench" / "cold_start_child.py"
 
 
 def _spawn(mode: str, job: dict, env: dict[str, str], folder: Path, extra: list[str] = ()) -> dict:

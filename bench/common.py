@@ -15,9 +15,6 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-for entry in (str(ROOT / "lambdas"), str(ROOT)):
-    if entry not in sys.path:
-        sys.path.insert(0, entry)
 
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # registry 000000000000

@@ -13,7 +13,7 @@ has them today; `rehashes` ships abi3 wheels for manylinux x86_64 and aarch64).
 
 Bytecode. Lambda's /var/task is read-only, so a bundle without `.pyc` files makes every cold start
 compile every module it imports (measured: about twice as slow; see
-tests/infra/measure_cold_start.py). When an interpreter of the bundle's Python version is on this
+bench/bytecode.py). When an interpreter of the bundle's Python version is on this
 machine, the bundle is precompiled with it: `compileall --invalidation-mode unchecked-hash`, whose
 `.pyc` files are used without looking at the sources' timestamps (a zip's are unreliable) or
 hashing them (the asset is immutable). Bytecode depends only on the minor version (its magic

@@ -25,7 +25,7 @@ Every field can be set in `cdk.json` ("context") or on the command line with
     registry:sweepGraceSeconds   86400                    the sweep reclaims only what is older than this
                                                           (keep it far above the function timeout)
     registry:quotas              {}                       {"max_images_per_repository": 1000, ...}
-                                                          (field names of lambdas.registry.config.Quotas)
+                                                          (field names of registry.config.Quotas)
     registry:allowedSourceCidrs  []                       if set: an API resource policy denying others
     registry:webAclArn           ""                       if set: associate this WAFv2 web ACL
     registry:alarmTopicArn       ""                       if set: alarms notify this SNS topic
@@ -39,8 +39,8 @@ from typing import Any
 
 from constructs import Node
 
-from lambdas.registry.config import DEFAULT_KEY_CACHE_SECONDS, MAX_KEY_CACHE_SECONDS, Quotas
-from lambdas.registry.sweep import DEFAULT_GRACE_SECONDS
+from registry.config import DEFAULT_KEY_CACHE_SECONDS, MAX_KEY_CACHE_SECONDS, Quotas
+from registry.sweep import DEFAULT_GRACE_SECONDS
 
 PREFIX = "registry:"
 

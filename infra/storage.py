@@ -1,4 +1,4 @@
-"""The registry's data: one DynamoDB table per entry of `lambdas.registry.storage.schema.TABLES`, the
+"""The registry's data: one DynamoDB table per entry of `registry.storage.schema.TABLES`, the
 bucket that holds layer blobs, large manifests and staged upload parts, and the KMS key that
 encrypts the secrets of the registry's access keys.
 
@@ -15,7 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from lambdas.registry.storage.schema import TABLES
+from registry.storage.schema import TABLES
 
 from .config import RegistryProps
 

@@ -22,8 +22,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from lambdas.registry.config import BUCKET_ENV, REGISTRY_ID_ENV, TABLE_ENV
-from lambdas.registry.sweep import BLOB_PREFIX, GRACE_ENV, STAGED_PREFIX
+from registry.config import BUCKET_ENV, REGISTRY_ID_ENV, TABLE_ENV
+from registry.sweep import BLOB_PREFIX, GRACE_ENV, STAGED_PREFIX
 
 from .api import TABLE_ACCESS, RegistryApi, log_retention
 from .bundling import lambda_code

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import boto3
 
-from lambdas.registry.config import BUCKET_ENV, KEYS_KMS_KEY_ENV, REGISTRY_ID_ENV, TABLE_ENV
-from lambdas.registry.model import Grant
-from lambdas.registry.storage.keys import KeyStore
-from lambdas.registry.storage.schema import TABLES, create_table_request
+from registry.config import BUCKET_ENV, KEYS_KMS_KEY_ENV, REGISTRY_ID_ENV, TABLE_ENV
+from registry.model import Grant
+from registry.storage.keys import KeyStore
+from registry.storage.schema import TABLES, create_table_request
 
 from .gateway import Gateway
 from .services import STATE_DIR, Service, free_port, start_dynamodb_local, start_moto

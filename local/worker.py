@@ -60,7 +60,6 @@ def main() -> None:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         sys.stdout = open(1, "w", buffering=1, closefd=False)
-    sys.path.insert(0, str(ROOT / "lambdas"))
     from registry import handler  # the cold start
 
     faults = os.environ.get("REGISTRY_FAULTS_FILE")

@@ -11,9 +11,10 @@ from datetime import datetime, timezone
 import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
+from registry.auth.permissions import ROLES, parse_grant
+from registry.storage.keys import KeyStoreError
+
 from .keys import connect
-from lambdas.registry.auth.permissions import ROLES, parse_grant  # noqa: I001 - after .keys sets sys.path
-from lambdas.registry.storage.keys import KeyStoreError
 
 GRANT_HELP = (f"<actions>[:<repository patterns>], repeatable. Actions: a role ({', '.join(ROLES)}) or "
               "ecr:<Operation>, comma-separated; patterns comma-separated, '*' = any characters, default '*'. "

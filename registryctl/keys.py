@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import boto3
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from anywhere: the Lambda package is imported from this checkout
-    sys.path.insert(0, str(ROOT))
-
-from lambdas.registry.config import KEYS_KMS_KEY_ENV, TABLE_ENV  # noqa: E402
-from lambdas.registry.storage.keys import KeyStore, KeyStoreError  # noqa: E402
+from registry.config import KEYS_KMS_KEY_ENV, TABLE_ENV  # noqa: E402
+from registry.storage.keys import KeyStore, KeyStoreError  # noqa: E402
 
 TABLE_ENV_NAME = TABLE_ENV["keys"]
 # Stack outputs that name them, if the stack has them; otherwise the function's environment is read.

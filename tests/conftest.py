@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 
 import boto3
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "lambdas"))
 
 # Shared helpers live in support.py: test modules import them from there, never `from conftest`
 # (with several conftest.py files, which one `conftest` names depends on collection order).
@@ -67,7 +64,7 @@ def issue_key(key_store, request):
     straight into the keys table as `python -m registryctl keys create` does."""
     import time
 
-    from lambdas.registry.model import Grant
+    from registry.model import Grant
 
     def issue(registry_id: str, *grants, name: str | None = None):
         name = name or re.sub(r"[^\w+=,.@-]", "-", request.node.name)[:64]

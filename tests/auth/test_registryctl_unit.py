@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from registryctl.keys import KeyTarget, resolve
-from lambdas.registry.storage.keys import KeyStoreError
+from registry.storage.keys import KeyStoreError
 
 
 class Fake:

@@ -6,9 +6,7 @@ without a base path, the emulator's URL form)."""
 from __future__ import annotations
 
 import base64
-import sys
 from datetime import datetime, timezone
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -16,7 +14,6 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
 
 from registry import auth, wire  # noqa: E402
 from registry.auth import permissions  # noqa: E402

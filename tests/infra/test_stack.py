@@ -7,9 +7,9 @@ import json
 import pytest
 from aws_cdk.assertions import Match
 
-from lambdas.registry.config import (BUCKET_ENV, KEY_CACHE_SECONDS_ENV, KEYS_KMS_KEY_ENV, QUOTA_ENV,
+from registry.config import (BUCKET_ENV, KEY_CACHE_SECONDS_ENV, KEYS_KMS_KEY_ENV, QUOTA_ENV,
                                      REGISTRY_ID_ENV, TABLE_ENV, Quotas)
-from lambdas.registry.storage.schema import TABLES
+from registry.storage.schema import TABLES
 from stack_synth import API_HANDLER, SWEEP_HANDLER, function_by_handler, role_policy_statements
 
 WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
@@ -149,7 +149,7 @@ def test_function_runtime_architecture_handler_tracing(template):
 
 
 def test_handler_named_in_the_template_exists():
-    from lambdas.registry import handler
+    from registry import handler
 
     assert callable(handler.lambda_handler)
 
@@ -180,7 +180,7 @@ def test_function_environment_names_every_table_bucket_registry_and_quota(templa
 def test_powertools_names_match_the_handler(template):
     """The dashboard reads the handler's metrics: same namespace and service on both sides."""
     from infra.api import METRICS_NAMESPACE, SERVICE_NAME
-    from lambdas.registry import handler
+    from registry import handler
 
     assert handler.SERVICE == SERVICE_NAME
     assert handler.metrics.namespace == METRICS_NAMESPACE
@@ -205,7 +205,7 @@ def test_quotas_and_throttling_come_from_context(variant):
 def test_key_cache_seconds_come_from_context(variant):
     env = function(variant({"registry:keyCacheSeconds": "15"}).template)["Properties"]["Environment"]["Variables"]
     assert env[KEY_CACHE_SECONDS_ENV] == "15"
-    from lambdas.registry.config import _key_cache_seconds
+    from registry.config import _key_cache_seconds
 
     assert _key_cache_seconds(env[KEY_CACHE_SECONDS_ENV]) == 15, "the function accepts what the stack sets"
     with pytest.raises(Exception, match="keyCacheSeconds"):
@@ -373,8 +373,8 @@ class _OneItemTable:
 def test_the_decrypt_condition_matches_the_context_the_code_uses():
     """registryctl's encrypt and the function's decrypt send exactly the keys the policy requires."""
     from infra.api import SECRET_CONTEXT_KEYS
-    from lambdas.registry.model import Grant
-    from lambdas.registry.storage.keys import KeyStore
+    from registry.model import Grant
+    from registry.storage.keys import KeyStore
 
     kms = _RecordingKms()
     store = KeyStore(_OneItemTable(), lambda: kms, "keys", "arn:aws:kms:us-east-1:111122223333:key/k")

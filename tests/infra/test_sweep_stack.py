@@ -7,9 +7,9 @@ import json
 import pytest
 from stack_synth import SWEEP_HANDLER, function_by_handler, role_policy_statements
 
-from lambdas.registry.config import BUCKET_ENV, KEYS_KMS_KEY_ENV, REGISTRY_ID_ENV, TABLE_ENV
-from lambdas.registry.storage.schema import TABLES
-from lambdas.registry.sweep import DEFAULT_GRACE_SECONDS, GRACE_ENV
+from registry.config import BUCKET_ENV, KEYS_KMS_KEY_ENV, REGISTRY_ID_ENV, TABLE_ENV
+from registry.storage.schema import TABLES
+from registry.sweep import DEFAULT_GRACE_SECONDS, GRACE_ENV
 
 DATA_TABLES = sorted(set(TABLES) - {"keys"})
 

@@ -1,6 +1,6 @@
 """What SigV4 verification costs per request, measured in-process on the handler (not a test).
 
-    .venv/bin/python tests/auth/measure_verification.py [iterations]
+    .venv/bin/python -m bench.verification [iterations]
 
 Starts the local backends (DynamoDB Local, moto KMS), loads the handler in this process with the
 Lambda's environment, and times, for one boto3-signed DescribeRepositories request:
@@ -20,8 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "lambdas")]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class _Captured(Exception):

@@ -1,4 +1,4 @@
-"""One cold start, run as `python bench/cold.py handler|handler-phases|boto3 <job.json> <out.json>` by
+"""One cold start, run as `python bench/cold_start_child.py handler|handler-phases|boto3 <job.json> <out.json>` by
 bench/cold_start.py: a fresh interpreter that either imports the handler and serves one PutImage
 (the proxy event was signed by the parent), or only imports boto3 and makes one DynamoDB call.
 Nothing else is imported before the measured work; the parent times the whole process."""

@@ -1,6 +1,6 @@
 """What precompiled bytecode saves at a cold start, measured on this machine (not a test).
 
-    .venv/bin/python tests/infra/measure_cold_start.py [runs]        (default 15 runs per side)
+    .venv/bin/python -m bench.bytecode [runs]        (default 15 runs per side)
 
 For the deployed runtime's Python version and for the emulator's (this venv's), when an
 interpreter of that version is on this machine (infra.bundling.find_interpreter), it builds the
@@ -24,11 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]
 
-from infra.api import RUNTIME  # noqa: E402
-from infra.bundling import BundleSpec, build_bundle, find_interpreter, python_version_of  # noqa: E402
+from infra.api import RUNTIME
+from infra.bundling import BundleSpec, build_bundle, find_interpreter, python_version_of
 
 IMPORT = ("import time; started = time.perf_counter(); import registry.handler; "
           "print(time.perf_counter() - started)")
