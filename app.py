@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parent
 
 def build_app(context: dict | None = None, outdir: str | None = None) -> tuple[cdk.App, RegistryStack]:
     defaults = json.loads((ROOT / "cdk.json").read_text()).get("context", {})
-    app = cdk.App(context={**defaults, **(context or {})},
-                  outdir=outdir or os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out"))
+    app = cdk.App(
+        context={**defaults, **(context or {})}, outdir=outdir or os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out")
+    )
     props = RegistryProps.from_context(app.node)
     stack = RegistryStack(app, props.stack_name, props=props)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))

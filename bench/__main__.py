@@ -33,7 +33,11 @@ class Context:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs, shorter windows, no 1 GiB layer (~4 min instead of ~9)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sizes, fewer runs, shorter windows, no 1 GiB layer (~4 min instead of ~9)",
+    )
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--out", default=str(common.ROOT / "bench" / "results"), help="folder for the JSON")
     args = parser.parse_args(argv)
@@ -46,11 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     from local.registry import Backends
     from local.services import STATE_DIR
 
-    modules = {"calls": calls, "size": repo_size, "cold": cold_start, "layers": layers,
-               "throughput": throughput}
+    modules = {"calls": calls, "size": repo_size, "cold": cold_start, "layers": layers, "throughput": throughput}
     started = time.time()
-    results = {"machine": common.machine(), "quick": args.quick, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               "sections": {}}
+    results = {
+        "machine": common.machine(),
+        "quick": args.quick,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "sections": {},
+    }
     print("Starting DynamoDB Local and moto...", file=sys.stderr, flush=True)
     backends = Backends.start()
     scratch = STATE_DIR / "bench"

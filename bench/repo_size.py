@@ -36,12 +36,24 @@ def _fill(ctx, repo: str, blobs: tuple[tuple[str, int], tuple[str, int]], count:
         for i in range(start, stop):
             manifest = oci_manifest(config, [layer], f"fill-{i}").encode()
             digest, tag, pushed = _sha256(manifest), f"fill-{i}", time.time()
-            yield tables["images"], codec.item(**{
-                images.partition_key: repo_key, images.sort_key: digest,
-                "media_type": "application/vnd.oci.image.manifest.v1+json", "size": layer[1],
-                "pushed_at": pushed, "tags": {tag}, "manifest": manifest})
-            yield tables["tags"], codec.item(**{tags.partition_key: repo_key, tags.sort_key: tag,
-                                                 "digest": digest, "pushed_at": pushed})
+            yield (
+                tables["images"],
+                codec.item(
+                    **{
+                        images.partition_key: repo_key,
+                        images.sort_key: digest,
+                        "media_type": "application/vnd.oci.image.manifest.v1+json",
+                        "size": layer[1],
+                        "pushed_at": pushed,
+                        "tags": {tag},
+                        "manifest": manifest,
+                    }
+                ),
+            )
+            yield (
+                tables["tags"],
+                codec.item(**{tags.partition_key: repo_key, tags.sort_key: tag, "digest": digest, "pushed_at": pushed}),
+            )
 
     def write(span: tuple[int, int]) -> None:
         batch: list = []
@@ -56,9 +68,12 @@ def _fill(ctx, repo: str, blobs: tuple[tuple[str, int], tuple[str, int]], count:
     step = 500
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(write, [(s, min(count, s + step)) for s in range(0, count, step)]))
-    dynamodb.update_item(TableName=tables["repositories"],
-                         Key=codec.item(registry_id=REGISTRY_ID, name=repo),
-                         UpdateExpression="ADD image_count :n", ExpressionAttributeValues=codec.values(n=count))
+    dynamodb.update_item(
+        TableName=tables["repositories"],
+        Key=codec.item(registry_id=REGISTRY_ID, name=repo),
+        UpdateExpression="ADD image_count :n",
+        ExpressionAttributeValues=codec.values(n=count),
+    )
     return time.perf_counter() - started
 
 
@@ -72,9 +87,15 @@ def _batch_write(dynamodb, batch) -> None:
 
 def _count(ctx, repo: str) -> int:
     dynamodb = ctx.backends.client("dynamodb")
-    total, request = 0, {"TableName": ctx.backends.tables["images"], "Select": "COUNT",
-                         "KeyConditionExpression": "repository = :r",
-                         "ExpressionAttributeValues": {":r": {"S": f"{REGISTRY_ID}/{repo}"}}}
+    total, request = (
+        0,
+        {
+            "TableName": ctx.backends.tables["images"],
+            "Select": "COUNT",
+            "KeyConditionExpression": "repository = :r",
+            "ExpressionAttributeValues": {":r": {"S": f"{REGISTRY_ID}/{repo}"}},
+        },
+    )
     while True:
         page = dynamodb.query(**request)
         total += page["Count"]
@@ -96,8 +117,9 @@ def run(ctx) -> dict:
             ecr.create_repository(repositoryName=repo)
             for blob in (config_bytes, layer_bytes):
                 upload_blob(ecr, repo, blob)
-            ecr.put_image(repositoryName=repo, imageManifest=oci_manifest(*blobs[:1], [blobs[1]], nonce()),
-                          imageTag="first")  # marks the layers: every later push is the steady state
+            ecr.put_image(
+                repositoryName=repo, imageManifest=oci_manifest(*blobs[:1], [blobs[1]], nonce()), imageTag="first"
+            )  # marks the layers: every later push is the steady state
         ctx.log(f"filling {big_count} images")
         fill_seconds = _fill(ctx, repos["big"], blobs, big_count)
         counts = {k: _count(ctx, r) for k, r in repos.items()}
@@ -115,7 +137,8 @@ def run(ctx) -> dict:
         gateway.stop()
     small, big = summary(latencies["small"]), summary(latencies["big"])
     return {
-        "images": counts, "fill_seconds": round(fill_seconds, 1),
+        "images": counts,
+        "fill_seconds": round(fill_seconds, 1),
         "fill_method": "BatchWriteItem of image + tag items through registry.storage.schema/codec, 4 threads",
         "latency_ms": {"small": small, "big": big},
         "ratio_median": round(big["median"] / small["median"], 3),

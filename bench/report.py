@@ -6,9 +6,10 @@ from __future__ import annotations
 def table(headers: list[str], rows: list[list]) -> str:
     cells = [[str(c) for c in headers]] + [[_fmt(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-                      *(line(r) for r in cells[1:])])
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + " |"  # noqa: E731
+    return "\n".join(
+        [line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in cells[1:])]
+    )
 
 
 def _fmt(value) -> str:
@@ -28,16 +29,25 @@ def verdict(ok: bool | None) -> str:
 def render(results: dict) -> str:
     m = results["machine"]
     v = m["versions"]
-    out = [f"# make bench{' --quick' if results.get('quick') else ''} -- {results['started']}", "",
-           f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
-           f"Python {m['python']}; boto3 {v['boto3']}, aws-lambda-powertools {v['aws-lambda-powertools']}, "
-           f"moto {v['moto']}, {m['dynamodb_local']}, {m['java']}; load average "
-           f"{m['load_average_at_start'][0]:.1f} at start, {m.get('load_average_at_end', [0])[0]:.1f} at end; "
-           f"commit {str(m['git_commit'])[:10]}{' + local changes' if m['git_dirty'] else ''}.", ""]
+    out = [
+        f"# make bench{' --quick' if results.get('quick') else ''} -- {results['started']}",
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
+        f"Python {m['python']}; boto3 {v['boto3']}, aws-lambda-powertools {v['aws-lambda-powertools']}, "
+        f"moto {v['moto']}, {m['dynamodb_local']}, {m['java']}; load average "
+        f"{m['load_average_at_start'][0]:.1f} at start, {m.get('load_average_at_end', [0])[0]:.1f} at end; "
+        f"commit {str(m['git_commit'])[:10]}{' + local changes' if m['git_dirty'] else ''}.",
+        "",
+    ]
     sections = results["sections"]
     summary = []
-    for name, render_section in (("calls", _calls), ("size", _size), ("cold", _cold), ("layers", _layers),
-                                 ("throughput", _throughput)):
+    for name, render_section in (
+        ("calls", _calls),
+        ("size", _size),
+        ("cold", _cold),
+        ("layers", _layers),
+        ("throughput", _throughput),
+    ):
         if name not in sections:
             continue
         section = sections[name]
@@ -56,87 +66,183 @@ def _calls(s: dict):
     rows = []
     for c in s["cases"]:
         ops = ", ".join(f"{op.split('.', 1)[1]} {n}" for op, n in c["by_operation"].items())
-        rows.append([c["case"], c["references"], c["calls"], ops, c["read_request_units"],
-                     c["write_request_units"], f"${c['usd_per_million_put_image']:.2f}"])
+        rows.append(
+            [
+                c["case"],
+                c["references"],
+                c["calls"],
+                ops,
+                c["read_request_units"],
+                c["write_request_units"],
+                f"${c['usd_per_million_put_image']:.2f}",
+            ]
+        )
     auth = next((c["auth_calls"] for c in s["cases"] if c.get("auth_calls")), None)
-    text = "\n".join([
-        "## 1. Backend calls per PutImage (handler in-process; botocore hooks on its own clients)", "",
-        table(["case", "references", "calls", "which", "RRU", "WRU", "per 1M PutImage"], rows), "",
-        f"Prices: {s['price_note']}",
-        "Not counted above: authentication, a GetItem of the access key and a KMS Decrypt, once per key "
-        "per execution environment per REGISTRY_KEY_CACHE_SECONDS" + (f" (seen here: {auth})." if auth else ".")])
+    text = "\n".join(
+        [
+            "## 1. Backend calls per PutImage (handler in-process; botocore hooks on its own clients)",
+            "",
+            table(["case", "references", "calls", "which", "RRU", "WRU", "per 1M PutImage"], rows),
+            "",
+            f"Prices: {s['price_note']}",
+            "Not counted above: authentication, a GetItem of the access key and a KMS Decrypt, once per key "
+            "per execution environment per REGISTRY_KEY_CACHE_SECONDS" + (f" (seen here: {auth})." if auth else "."),
+        ]
+    )
     by_image: dict[str, list[str]] = {}
     for c in s["cases"]:
         by_image.setdefault(c["case"].split(" (")[0].replace("image, ", ""), []).append(str(c["calls"]))
     measured = ", ".join(f"{k}: {'/'.join(v)}" for k, v in by_image.items()) + " (new/in-use layers)"
-    checks = [["≤ 3 backend calls per PutImage (1, 10, 100 layers; list of 10)", measured,
-               verdict(all(c["calls"] <= 3 for c in s["cases"]))]]
+    checks = [
+        [
+            "≤ 3 backend calls per PutImage (1, 10, 100 layers; list of 10)",
+            measured,
+            verdict(all(c["calls"] <= 3 for c in s["cases"])),
+        ]
+    ]
     return text, checks
 
 
 def _size(s: dict):
     small, big = s["latency_ms"]["small"], s["latency_ms"]["big"]
-    text = "\n".join([
-        "## 2. PutImage latency vs repository size (one client, through the local gateway)", "",
-        table(["repository", "images at start", "median ms", "p99 ms", "samples"],
-              [["small", 1, small["median"], small["p99"], small["n"]],
-               ["big", s["images"]["big"] - 1, big["median"], big["p99"], big["n"]]]), "",
-        f"Ratio big/small: median {s['ratio_median']}x, p99 {s['ratio_p99']}x. The big repository was filled "
-        f"in {s['fill_seconds']} s ({s['fill_method']})."])
+    text = "\n".join(
+        [
+            "## 2. PutImage latency vs repository size (one client, through the local gateway)",
+            "",
+            table(
+                ["repository", "images at start", "median ms", "p99 ms", "samples"],
+                [
+                    ["small", 1, small["median"], small["p99"], small["n"]],
+                    ["big", s["images"]["big"] - 1, big["median"], big["p99"], big["n"]],
+                ],
+            ),
+            "",
+            f"Ratio big/small: median {s['ratio_median']}x, p99 {s['ratio_p99']}x. The big repository was filled "
+            f"in {s['fill_seconds']} s ({s['fill_method']}).",
+        ]
+    )
     worst = max(s["ratio_median"], s["ratio_p99"])
-    return text, [[f"PutImage into {s['images']['big'] - 1:,} images ≤ 1.2x of into 1 (median, p99)",
-                   f"{s['ratio_median']}x / {s['ratio_p99']}x", verdict(worst <= 1.2)]]
+    return text, [
+        [
+            f"PutImage into {s['images']['big'] - 1:,} images ≤ 1.2x of into 1 (median, p99)",
+            f"{s['ratio_median']}x / {s['ratio_p99']}x",
+            verdict(worst <= 1.2),
+        ]
+    ]
 
 
 def _cold(s: dict):
     rows = []
     for name, c in s["conditions"].items():
-        rows.append([name, c["handler_ms"]["wall"], c["boto3_ms"]["wall"], f"{c['ratio']}x",
-                     c["handler_ms"]["cpu"], c["boto3_ms"]["cpu"], f"{c['cpu_ratio']}x",
-                     f"{c['handler_ms']['import']} + {c['handler_ms']['serve']}",
-                     f"{c['boto3_ms']['import']} + {c['boto3_ms']['serve']}"])
+        rows.append(
+            [
+                name,
+                c["handler_ms"]["wall"],
+                c["boto3_ms"]["wall"],
+                f"{c['ratio']}x",
+                c["handler_ms"]["cpu"],
+                c["boto3_ms"]["cpu"],
+                f"{c['cpu_ratio']}x",
+                f"{c['handler_ms']['import']} + {c['handler_ms']['serve']}",
+                f"{c['boto3_ms']['import']} + {c['boto3_ms']['serve']}",
+            ]
+        )
     primary = s["conditions"][s["primary"]]
-    text = "\n".join([
-        "## 3. Cold start: fresh process, import + one request (medians of "
-        f"{primary['runs']} alternating runs)", "",
-        table(["bytecode", "handler + PutImage ms", "boto3 + GetItem ms", "ratio", "handler CPU ms",
-               "boto3 CPU ms", "CPU ratio", "handler import + serve ms", "boto3 import + serve ms"], rows), "",
-        f"{s['environment_note']}. The handler's first request also authenticates: GetItem of the key "
-        "and KMS Decrypt of its secret (a KMS client is made for it)."
-        + (" First request, phase by phase (ms, median): " + ", ".join(
-            f"{k.replace('_', ' ')} {v}" for k, v in primary["first_request_phases_ms"].items()) + "."
-           if primary.get("first_request_phases_ms") else ""),
-        "Slowest imports of the handler (ms, cumulative): "
-        + ", ".join(f"{n} {ms}" for n, ms in s["slowest_imports_ms"][:8])])
-    return text, [["cold start ≤ 1.3x of boto3 + one DynamoDB call (bytecode cached)",
-                   f"{primary['ratio']}x wall ({primary['cpu_ratio']}x CPU)", verdict(primary["ratio"] <= 1.3)]]
+    text = "\n".join(
+        [
+            f"## 3. Cold start: fresh process, import + one request (medians of {primary['runs']} alternating runs)",
+            "",
+            table(
+                [
+                    "bytecode",
+                    "handler + PutImage ms",
+                    "boto3 + GetItem ms",
+                    "ratio",
+                    "handler CPU ms",
+                    "boto3 CPU ms",
+                    "CPU ratio",
+                    "handler import + serve ms",
+                    "boto3 import + serve ms",
+                ],
+                rows,
+            ),
+            "",
+            f"{s['environment_note']}. The handler's first request also authenticates: GetItem of the key "
+            "and KMS Decrypt of its secret (a KMS client is made for it)."
+            + (
+                " First request, phase by phase (ms, median): "
+                + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in primary["first_request_phases_ms"].items())
+                + "."
+                if primary.get("first_request_phases_ms")
+                else ""
+            ),
+            "Slowest imports of the handler (ms, cumulative): "
+            + ", ".join(f"{n} {ms}" for n, ms in s["slowest_imports_ms"][:8]),
+        ]
+    )
+    return text, [
+        [
+            "cold start ≤ 1.3x of boto3 + one DynamoDB call (bytecode cached)",
+            f"{primary['ratio']}x wall ({primary['cpu_ratio']}x CPU)",
+            verdict(primary["ratio"] <= 1.3),
+        ]
+    ]
 
 
 def _layers(s: dict):
-    rows = [[f"push {s['layer_mib']} MiB (Initiate + {s['parts']} parts + Complete)", s["push_seconds"], s["push_mib_per_s"]],
-            [f"plain S3 PutObject {s['layer_mib']} MiB (mean of 2)", round(sum(s["plain_put_seconds"]) / 2, 2),
-             s["plain_put_mib_per_s"]]]
+    rows = [
+        [
+            f"push {s['layer_mib']} MiB (Initiate + {s['parts']} parts + Complete)",
+            s["push_seconds"],
+            s["push_mib_per_s"],
+        ],
+        [
+            f"plain S3 PutObject {s['layer_mib']} MiB (mean of 2)",
+            round(sum(s["plain_put_seconds"]) / 2, 2),
+            s["plain_put_mib_per_s"],
+        ],
+    ]
     for size, seconds in s["complete_seconds"].items():
         rows.append([f"CompleteLayerUpload {size}", seconds, None])
     cpu = s.get("cpu_ms_per_mib", {})
-    lines = ["## 4. Layer push through the local gateway vs one S3 PutObject to the same moto", "",
-             table(["", "seconds", "MiB/s"], rows), "",
-             f"Throughput ratio push/plain: {s['throughput_ratio']}."]
+    lines = [
+        "## 4. Layer push through the local gateway vs one S3 PutObject to the same moto",
+        "",
+        table(["", "seconds", "MiB/s"], rows),
+        "",
+        f"Throughput ratio push/plain: {s['throughput_ratio']}.",
+    ]
     if cpu:
-        lines.append("CPU ms per MiB pushed, by process: " + ", ".join(f"{k} {v}" for k, v in cpu["push"].items())
-                     + f" (total {sum(cpu['push'].values()):.0f}); plain PutObject: "
-                     + ", ".join(f"{k} {v}" for k, v in cpu["plain_put"].items())
-                     + f" (total {sum(cpu['plain_put'].values()):.0f}).")
+        lines.append(
+            "CPU ms per MiB pushed, by process: "
+            + ", ".join(f"{k} {v}" for k, v in cpu["push"].items())
+            + f" (total {sum(cpu['push'].values()):.0f}); plain PutObject: "
+            + ", ".join(f"{k} {v}" for k, v in cpu["plain_put"].items())
+            + f" (total {sum(cpu['plain_put'].values()):.0f})."
+        )
     big = s.get("complete_1gib_process")
-    lines.append(f"Peak RSS of a gateway worker after the pushes: {s['gateway_worker_peak_rss_mib']} MiB"
-                 + (f"; of the process that completed 1 GiB: {big['peak_rss_mib']} MiB "
-                    f"({big['peak_rss_mib_after_import']} MiB before the request). Completing 1 GiB made "
-                    + ", ".join(f"{op} {n}" for op, n in big["backend_calls"].items())
-                    + f" ({big['http_attempts']} HTTP attempts)." if big else "."))
-    checks = [["layer push ≥ 0.5 of plain PutObject", f"{s['throughput_ratio']}", verdict(s["throughput_ratio"] >= 0.5)]]
+    lines.append(
+        f"Peak RSS of a gateway worker after the pushes: {s['gateway_worker_peak_rss_mib']} MiB"
+        + (
+            f"; of the process that completed 1 GiB: {big['peak_rss_mib']} MiB "
+            f"({big['peak_rss_mib_after_import']} MiB before the request). Completing 1 GiB made "
+            + ", ".join(f"{op} {n}" for op, n in big["backend_calls"].items())
+            + f" ({big['http_attempts']} HTTP attempts)."
+            if big
+            else "."
+        )
+    )
+    checks = [
+        ["layer push ≥ 0.5 of plain PutObject", f"{s['throughput_ratio']}", verdict(s["throughput_ratio"] >= 0.5)]
+    ]
     if big:
-        checks.append(["peak RSS completing 1 GiB < 256 MB", f"{big['peak_rss_mib']} MiB",
-                       verdict(big["peak_rss_mib"] * 1.048576 < 256)])
+        checks.append(
+            [
+                "peak RSS completing 1 GiB < 256 MB",
+                f"{big['peak_rss_mib']} MiB",
+                verdict(big["peak_rss_mib"] * 1.048576 < 256),
+            ]
+        )
     return "\n".join(lines), checks
 
 
@@ -144,24 +250,57 @@ def _throughput(s: dict):
     rows, checks = [], []
     for level, row in s["levels"].items():
         reg, raw, moto = row["registry"], row["raw DynamoDB"], row["moto ECR"]
-        rows.append([level, raw["put_images_per_s"], reg["put_images_per_s"], f"{row['ratio_registry_to_raw']}x",
-                     moto["put_images_per_s"], f"{reg['latency_ms']['median']} / {reg['latency_ms']['p99']}",
-                     f"{raw['latency_ms']['median']} / {raw['latency_ms']['p99']}",
-                     round(sum(reg["cpu_ms_per_put_image"].values()), 1), round(sum(raw["cpu_ms_per_put_image"].values()), 1),
-                     reg["errors"] + raw["errors"] + moto["errors"]])
+        rows.append(
+            [
+                level,
+                raw["put_images_per_s"],
+                reg["put_images_per_s"],
+                f"{row['ratio_registry_to_raw']}x",
+                moto["put_images_per_s"],
+                f"{reg['latency_ms']['median']} / {reg['latency_ms']['p99']}",
+                f"{raw['latency_ms']['median']} / {raw['latency_ms']['p99']}",
+                round(sum(reg["cpu_ms_per_put_image"].values()), 1),
+                round(sum(raw["cpu_ms_per_put_image"].values()), 1),
+                reg["errors"] + raw["errors"] + moto["errors"],
+            ]
+        )
     ratios = [row["ratio_registry_to_raw"] for row in s["levels"].values()]
     top = list(s["levels"].values())[-1]["registry"]["cpu_ms_per_put_image"]
-    text = "\n".join([
-        f"## 5. PutImage throughput (registry and raw DynamoDB: {s['window_s']:.0f} s each per level in 4 "
-        f"alternating windows, after warm-up; moto: one window)", "",
-        table(["clients", "raw DynamoDB /s", "registry /s", "ratio", "moto ECR /s", "registry ms median / p99",
-               "raw ms median / p99", "registry CPU ms/put", "raw CPU ms/put", "errors"], rows), "",
-        "Registry CPU per PutImage at the highest level, by process: "
-        + ", ".join(f"{k} {v}" for k, v in top.items()) + ".",
-        f"Raw DynamoDB = the same {' + '.join(s['raw_requests'])} the handler sends, replayed directly. "
-        f"moto ECR is not doing the same work: {s['moto_skips']}."])
-    checks.append(["throughput ≥ 0.7 of raw DynamoDB Local (1, 8, 16 clients)", " / ".join(f"{r}x" for r in ratios),
-                   verdict(all(r is not None and r >= 0.7 for r in ratios))])
+    text = "\n".join(
+        [
+            f"## 5. PutImage throughput (registry and raw DynamoDB: {s['window_s']:.0f} s each per level in 4 "
+            f"alternating windows, after warm-up; moto: one window)",
+            "",
+            table(
+                [
+                    "clients",
+                    "raw DynamoDB /s",
+                    "registry /s",
+                    "ratio",
+                    "moto ECR /s",
+                    "registry ms median / p99",
+                    "raw ms median / p99",
+                    "registry CPU ms/put",
+                    "raw CPU ms/put",
+                    "errors",
+                ],
+                rows,
+            ),
+            "",
+            "Registry CPU per PutImage at the highest level, by process: "
+            + ", ".join(f"{k} {v}" for k, v in top.items())
+            + ".",
+            f"Raw DynamoDB = the same {' + '.join(s['raw_requests'])} the handler sends, replayed directly. "
+            f"moto ECR is not doing the same work: {s['moto_skips']}.",
+        ]
+    )
+    checks.append(
+        [
+            "throughput ≥ 0.7 of raw DynamoDB Local (1, 8, 16 clients)",
+            " / ".join(f"{r}x" for r in ratios),
+            verdict(all(r is not None and r >= 0.7 for r in ratios)),
+        ]
+    )
     return text, checks
 
 
@@ -169,4 +308,5 @@ if __name__ == "__main__":
     import json
     import sys
 
-    print(render(json.load(open(sys.argv[1]))))
+    with open(sys.argv[1]) as results:
+        print(render(json.load(results)))

@@ -16,9 +16,15 @@ def run_child(task: str, arguments: dict, environment: dict[str, str], timeout: 
         source, target = os.path.join(folder, "in.json"), os.path.join(folder, "out.json")
         with open(source, "w") as handle:
             json.dump(arguments, handle)
-        result = subprocess.run([sys.executable, "-m", "bench.child", task, source, target], cwd=ROOT,
-                                env={**os.environ, **environment}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True, timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.child", task, source, target],
+            cwd=ROOT,
+            env={**os.environ, **environment},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"bench.child {task} failed ({result.returncode}):\n{result.stderr[-4000:]}")
         with open(target) as handle:

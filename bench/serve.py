@@ -14,8 +14,12 @@ from local.services import die_with_parent
 
 def main() -> None:
     die_with_parent()
-    gateway = Gateway(int(os.environ["BENCH_GATEWAY_PORT"]), {}, workers=int(os.environ["BENCH_GATEWAY_WORKERS"]),
-                      log_path=os.environ.get("BENCH_HANDLER_LOG")).start()
+    gateway = Gateway(
+        int(os.environ["BENCH_GATEWAY_PORT"]),
+        {},
+        workers=int(os.environ["BENCH_GATEWAY_WORKERS"]),
+        log_path=os.environ.get("BENCH_HANDLER_LOG"),
+    ).start()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     sys.stdin.read()  # until the benchmark closes our stdin

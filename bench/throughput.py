@@ -31,8 +31,17 @@ import uuid
 import boto3
 from botocore.config import Config
 
-from bench.common import (CREDENTIALS, REGION, CpuMeter, GatewayProcess, children_of, nonce, now,
-                          oci_manifest, percentile)
+from bench.common import (
+    CREDENTIALS,
+    REGION,
+    CpuMeter,
+    GatewayProcess,
+    children_of,
+    nonce,
+    now,
+    oci_manifest,
+    percentile,
+)
 from bench.runner import run_child
 from local.registry import REGISTRY_ID
 from local.services import Service, free_port
@@ -51,15 +60,22 @@ class Replay:
     """The captured DynamoDB requests of one PutImage, re-targeted at a new digest/tag/repository."""
 
     def __init__(self, requests: list, digest: str, tag: str, repository: str):
-        self.requests = [(op, _decode(params)) for service, op, params in requests
-                         if service == "dynamodb" and op in ("BatchGetItem", "TransactWriteItems")]
+        self.requests = [
+            (op, _decode(params))
+            for service, op, params in requests
+            if service == "dynamodb" and op in ("BatchGetItem", "TransactWriteItems")
+        ]
         for _, params in self.requests:
             params.pop("ReturnConsumedCapacity", None)
         self.digest, self.tag, self.repository = digest, tag, repository
 
     def calls(self, digest: str, tag: str, repository: str) -> list[tuple[str, dict]]:
-        swap = {self.digest: digest, self.tag: tag, self.repository: repository,
-                f"{REGISTRY_ID}/{self.repository}": f"{REGISTRY_ID}/{repository}"}
+        swap = {
+            self.digest: digest,
+            self.tag: tag,
+            self.repository: repository,
+            f"{REGISTRY_ID}/{self.repository}": f"{REGISTRY_ID}/{repository}",
+        }
         out = []
         for op, params in self.requests:
             params = _swap(params, swap)
@@ -130,8 +146,12 @@ def _measure(threads: int, make_worker, warmup: float, window: float, meter: Cpu
     run["stop"].set()
     for thread in run["pool"]:
         thread.join(timeout=60)
-    return {"latencies": [end - start for d in run["done"] for start, end in d if t0 <= end <= t1],
-            "seconds": t1 - t0, "cpu": cpu, "errors": run["errors"]}
+    return {
+        "latencies": [end - start for d in run["done"] for start, end in d if t0 <= end <= t1],
+        "seconds": t1 - t0,
+        "cpu": cpu,
+        "errors": run["errors"],
+    }
 
 
 def _combine(windows: list[dict]) -> dict:
@@ -144,12 +164,19 @@ def _combine(windows: list[dict]) -> dict:
         for name, used in w["cpu"].items():
             cpu[name] = cpu.get(name, 0.0) + used
     errors = [e for w in windows for e in w["errors"]]
-    return {"put_images_per_s": round(count / seconds, 1), "completed": count, "window_s": round(seconds, 2),
-            "latency_ms": {"median": round(statistics.median(latencies) * 1000, 1) if latencies else None,
-                           "p99": round(percentile(latencies, 99) * 1000, 1) if latencies else None},
-            "errors": len(errors), "first_errors": errors[:3],
-            "cpu_ms_per_put_image": {k: round(v * 1000 / count, 2) for k, v in cpu.items() if v} if count else {},
-            "cpu_utilisation": round(sum(cpu.values()) / seconds / (os.cpu_count() or 1), 2)}
+    return {
+        "put_images_per_s": round(count / seconds, 1),
+        "completed": count,
+        "window_s": round(seconds, 2),
+        "latency_ms": {
+            "median": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+            "p99": round(percentile(latencies, 99) * 1000, 1) if latencies else None,
+        },
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "cpu_ms_per_put_image": {k: round(v * 1000 / count, 2) for k, v in cpu.items() if v} if count else {},
+        "cpu_utilisation": round(sum(cpu.values()) / seconds / (os.cpu_count() or 1), 2),
+    }
 
 
 def _start_moto() -> Service:
@@ -177,11 +204,13 @@ def run(ctx) -> dict:
             moto_setup.create_repository(repositoryName=repo)
             for blob in (config_bytes, layer_bytes):
                 upload_blob(setup, repo, blob)
-            setup.put_image(repositoryName=repo, imageManifest=oci_manifest(blobs[0], [blobs[1]], nonce()),
-                            imageTag="first")  # marks the layers: every later push is the steady state
+            setup.put_image(
+                repositoryName=repo, imageManifest=oci_manifest(blobs[0], [blobs[1]], nonce()), imageTag="first"
+            )  # marks the layers: every later push is the steady state
         manifest, first_tag = oci_manifest(blobs[0], [blobs[1]], nonce()), f"t-{nonce()}"
-        captured = run_child("capture", {"repository": repos[0], "manifest": manifest, "tag": first_tag},
-                             ctx.environment)
+        captured = run_child(
+            "capture", {"repository": repos[0], "manifest": manifest, "tag": first_tag}, ctx.environment
+        )
         replay = Replay(captured["requests"], _digest(manifest), first_tag, repos[0])
         results["raw_requests"] = [op for op, _ in replay.requests]
         results["captured_calls"] = captured["tally"]["by_operation"]
@@ -190,8 +219,12 @@ def run(ctx) -> dict:
             client = gateway.ecr(config=CLIENT)
 
             def push():
-                client.put_image(repositoryName=repos[i], imageManifest=oci_manifest(blobs[0], [blobs[1]], nonce()),
-                                 imageTag=f"t-{nonce()}")
+                client.put_image(
+                    repositoryName=repos[i],
+                    imageManifest=oci_manifest(blobs[0], [blobs[1]], nonce()),
+                    imageTag=f"t-{nonce()}",
+                )
+
             return push
 
         def raw_worker(i: int):
@@ -199,7 +232,7 @@ def run(ctx) -> dict:
 
             def push():
                 new = oci_manifest(blobs[0], [blobs[1]], nonce())
-                for attempt in range(12):
+                for _attempt in range(12):
                     try:
                         for op, params in replay.calls(_digest(new), f"t-{nonce()}", repos[i]):
                             getattr(client, _snake(op))(**params)
@@ -207,14 +240,19 @@ def run(ctx) -> dict:
                     except client.exceptions.TransactionCanceledException:
                         continue  # the handler would read again and decide again
                 raise RuntimeError("raw replay kept conflicting")
+
             return push
 
         def moto_worker(i: int):
             client = boto3.client("ecr", endpoint_url=moto.endpoint, region_name=REGION, config=CLIENT, **CREDENTIALS)
 
             def push():
-                client.put_image(repositoryName=repos[i], imageManifest=oci_manifest(blobs[0], [blobs[1]], nonce()),
-                                 imageTag=f"t-{nonce()}")
+                client.put_image(
+                    repositoryName=repos[i],
+                    imageManifest=oci_manifest(blobs[0], [blobs[1]], nonce()),
+                    imageTag=f"t-{nonce()}",
+                )
+
             return push
 
         me = os.getpid()
@@ -222,7 +260,10 @@ def run(ctx) -> dict:
             "benchmark clients": lambda: [me],
             "gateway": lambda: [gateway.process.pid],
             "workers (handler)": gateway.worker_pids,
-            "DynamoDB Local": lambda: [ctx.backends.dynamodb.process.pid, *children_of(ctx.backends.dynamodb.process.pid)],
+            "DynamoDB Local": lambda: [
+                ctx.backends.dynamodb.process.pid,
+                *children_of(ctx.backends.dynamodb.process.pid),
+            ],
             "moto ECR": lambda: [moto.process.pid],
         }
         meter = CpuMeter(groups)
@@ -233,9 +274,10 @@ def run(ctx) -> dict:
             windows: dict[str, list[dict]] = {"raw DynamoDB": [], "registry": []}
             for segment in range(SEGMENTS):
                 order = (("raw DynamoDB", raw_worker), ("registry", registry_worker))
-                for name, worker in (order if segment % 2 == 0 else order[::-1]):
-                    windows[name].append(_measure(level, worker, warmup if segment == 0 else 0.5,
-                                                  window / SEGMENTS, meter))
+                for name, worker in order if segment % 2 == 0 else order[::-1]:
+                    windows[name].append(
+                        _measure(level, worker, warmup if segment == 0 else 0.5, window / SEGMENTS, meter)
+                    )
             row = {name: _combine(w) for name, w in windows.items()}
             row["moto ECR"] = _combine([_measure(level, moto_worker, warmup, window / SEGMENTS, meter)])
             raw = row["raw DynamoDB"]["put_images_per_s"]
@@ -245,8 +287,10 @@ def run(ctx) -> dict:
         gateway.stop()
         moto.stop()
     results["target"] = ">= 0.7 of raw DynamoDB Local at each level"
-    results["moto_skips"] = ("moto's digest is not the SHA-256 of the manifest bytes, it checks no layers and no "
-                             "referenced images, and it has no atomicity, conditional tag immutability or quotas")
+    results["moto_skips"] = (
+        "moto's digest is not the SHA-256 of the manifest bytes, it checks no layers and no "
+        "referenced images, and it has no atomicity, conditional tag immutability or quotas"
+    )
     return results
 
 

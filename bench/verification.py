@@ -48,7 +48,9 @@ def signed_event(client, operation: str, **params) -> dict:
     headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
     headers.setdefault("Host", url.netloc)
     body = request.body or b""
-    return proxy_event("POST", url.path or "/", headers, body if isinstance(body, bytes) else body.encode(), "127.0.0.1")
+    return proxy_event(
+        "POST", url.path or "/", headers, body if isinstance(body, bytes) else body.encode(), "127.0.0.1"
+    )
 
 
 def timed(run, iterations: int) -> list[float]:
@@ -63,8 +65,10 @@ def timed(run, iterations: int) -> list[float]:
 def summary(name: str, samples: list[float]) -> str:
     samples = sorted(samples)
     p = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]  # noqa: E731
-    return (f"{name:<44} n={len(samples):<5} median {statistics.median(samples):9.1f} us   "
-            f"p90 {p(0.9):9.1f} us   p99 {p(0.99):9.1f} us")
+    return (
+        f"{name:<44} n={len(samples):<5} median {statistics.median(samples):9.1f} us   "
+        f"p90 {p(0.9):9.1f} us   p99 {p(0.99):9.1f} us"
+    )
 
 
 def main() -> None:
@@ -76,12 +80,17 @@ def main() -> None:
         os.environ.update(backends.environment())
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-        from registry import auth, handler, wire
-
         import boto3
 
-        client = boto3.client("ecr", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
-                              aws_access_key_id="test", aws_secret_access_key="test")
+        from registry import auth, handler, wire
+
+        client = boto3.client(
+            "ecr",
+            region_name="us-east-1",
+            endpoint_url="http://127.0.0.1:9",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         event = signed_event(client, "describe_repositories")
         request = wire.http_request(event)
         store, keys = handler.store(), handler.keys()
@@ -109,13 +118,23 @@ def main() -> None:
 
         # the two round trips of a cold verification, one by one
         key_store = store.keys
-        item = key_store.dynamodb.get_item(TableName=key_store.table, Key={"access_key_id": {"S": "test"}},
-                                           ConsistentRead=True)["Item"]
-        get_item = timed(lambda: key_store.dynamodb.get_item(
-            TableName=key_store.table, Key={"access_key_id": {"S": "test"}}, ConsistentRead=True), cold_iterations)
-        decrypt = timed(lambda: key_store._kms().decrypt(
-            CiphertextBlob=item["secret_ciphertext"]["B"], KeyId=key_store.kms_key,
-            EncryptionContext={"registry_id": item["registry_id"]["S"], "access_key_id": "test"}), cold_iterations)
+        item = key_store.dynamodb.get_item(
+            TableName=key_store.table, Key={"access_key_id": {"S": "test"}}, ConsistentRead=True
+        )["Item"]
+        get_item = timed(
+            lambda: key_store.dynamodb.get_item(
+                TableName=key_store.table, Key={"access_key_id": {"S": "test"}}, ConsistentRead=True
+            ),
+            cold_iterations,
+        )
+        decrypt = timed(
+            lambda: key_store._kms().decrypt(
+                CiphertextBlob=item["secret_ciphertext"]["B"],
+                KeyId=key_store.kms_key,
+                EncryptionContext={"registry_id": item["registry_id"]["S"], "access_key_id": "test"},
+            ),
+            cold_iterations,
+        )
 
         context = Context()
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # the handler's EMF lines

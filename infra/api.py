@@ -15,8 +15,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from registry.config import (BUCKET_ENV, KEY_CACHE_SECONDS_ENV, KEYS_KMS_KEY_ENV, QUOTA_ENV,
-                                     REGISTRY_ID_ENV, TABLE_ENV)
+from registry.config import BUCKET_ENV, KEY_CACHE_SECONDS_ENV, KEYS_KMS_KEY_ENV, QUOTA_ENV, REGISTRY_ID_ENV, TABLE_ENV
+
 from .bundling import BOTOCORE_SERVICES, PLATFORMS, BundleSpec, bytecode_compiler, lambda_code, python_version_of
 from .config import RegistryProps
 from .storage import RegistryStorage
@@ -26,7 +26,7 @@ from .storage import RegistryStorage
 # bytecode every cold start compiles every module (/var/task is read-only): about twice as slow.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 HANDLER = "registry.handler.lambda_handler"
-SERVICE_NAME = "ecr-registry"                    # Powertools service (logs, metrics dimension, traces)
+SERVICE_NAME = "ecr-registry"  # Powertools service (logs, metrics dimension, traces)
 METRICS_NAMESPACE = "ServerlessEcrRegistry"
 
 # The function's S3 keys (lambdas/registry/storage): it may touch nothing else in its bucket.
@@ -35,9 +35,14 @@ OBJECT_PREFIXES = ("blobs/", "manifests/", "uploads/")
 READ_WRITE = (
     # TransactWriteItems is no IAM action: each of its Put/Update/Delete/ConditionCheck is
     # authorized as PutItem/UpdateItem/DeleteItem/ConditionCheckItem.
-    "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
-    "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
 )
 GET_ITEM_ONLY = ("dynamodb:GetItem",)
 ACCESS_LEVELS: dict[str, tuple[str, ...]] = {"ReadWrite": READ_WRITE, "GetItemOnly": GET_ITEM_ONLY}
@@ -60,15 +65,17 @@ OBJECT_ACTIONS = [
     # GetObject also authorizes HeadObject and presigned GETs (signed with the function's role);
     # PutObject authorizes CreateMultipartUpload, UploadPart, CompleteMultipartUpload and the write
     # half of CopyObject/UploadPartCopy (their read half is GetObject on the source).
-    "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
 ]
 # Objects of KMS-encrypted repositories: S3 asks KMS for data keys on the caller's behalf.
 KMS_DATA_KEY_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
 
 
 class RegistryApi(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, props: RegistryProps,
-                 storage: RegistryStorage) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, props: RegistryProps, storage: RegistryStorage) -> None:
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.DESTROY if props.destroy else RemovalPolicy.RETAIN
         retention = log_retention(props.log_retention_days)
@@ -84,14 +91,19 @@ class RegistryApi(Construct):
 
         self.log_group = logs.LogGroup(self, "FunctionLogs", retention=retention, removal_policy=removal)
         self.role = iam.Role(
-            self, "FunctionRole",
+            self,
+            "FunctionRole",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="The ECR registry function: its own tables, bucket prefixes and log group only",
         )
         # Instead of AWSLambdaBasicExecutionRole (logs:* on every log group): its own log group only.
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="OwnLogGroup", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[self.log_group.log_group_arn]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="OwnLogGroup",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
         self._grant_data(storage)
 
         quotas = props.quota_values()
@@ -109,7 +121,8 @@ class RegistryApi(Construct):
         # Lambda stops the function 1 s before API Gateway gives up, so the log says why it was slow.
         self.timeout = Duration.seconds(max(props.integration_timeout - 1, 3))
         self.function = lambda_.Function(
-            self, "Function",
+            self,
+            "Function",
             description="Amazon ECR-compatible registry API (AWS JSON 1.1)",
             runtime=RUNTIME,
             architecture=architecture,
@@ -127,16 +140,18 @@ class RegistryApi(Construct):
                 "registry:bundle-without-bytecode",
                 f"No CPython {python_version} on this machine to precompile the bundle: every cold start "
                 f"will compile every module (about twice as slow). Install Python {python_version}, or "
-                f"set -c registry:bytecodePython=<its path>.")
+                f"set -c registry:bytecodePython=<its path>.",
+            )
 
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=retention, removal_policy=removal)
         self.api = apigw.RestApi(
-            self, "Api",
+            self,
+            "Api",
             rest_api_name=f"{Aws.STACK_NAME}-ecr",
             description="Amazon ECR-compatible registry API: POST / with X-Amz-Target",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=True,              # API Gateway's account-level role for the logs below
-            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,   # other APIs of the account may use it
+            cloud_watch_role=True,  # API Gateway's account-level role for the logs below
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,  # other APIs of the account may use it
             policy=_source_ip_policy(props.allowed_source_cidrs),
             deploy_options=apigw.StageOptions(
                 stage_name=props.stage_name,
@@ -144,28 +159,36 @@ class RegistryApi(Construct):
                 throttling_burst_limit=props.throttle_burst_limit,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
-                logging_level=apigw.MethodLoggingLevel.ERROR,   # execution log: failures only
-                data_trace_enabled=False,                       # never log bodies (they carry layers)
+                logging_level=apigw.MethodLoggingLevel.ERROR,  # execution log: failures only
+                data_trace_enabled=False,  # never log bodies (they carry layers)
                 tracing_enabled=True,
-                metrics_enabled=False,                          # the API-level metrics suffice for one route
+                metrics_enabled=False,  # the API-level metrics suffice for one route
             ),
         )
         # RestApi adds an "Endpoint" output of its own; the stack's EndpointUrl output replaces it.
         self.api.node.try_remove_child("Endpoint")
-        self.api.root.add_method("POST", apigw.LambdaIntegration(
-            self.function, proxy=True, allow_test_invoke=False,
-            timeout=Duration.seconds(props.integration_timeout)))
+        self.api.root.add_method(
+            "POST",
+            apigw.LambdaIntegration(
+                self.function, proxy=True, allow_test_invoke=False, timeout=Duration.seconds(props.integration_timeout)
+            ),
+        )
 
         # API Gateway writes execution logs (level ERROR above) to a group it would create itself, kept
         # forever; created here first, it gets the same retention and goes with the stack.
         self.execution_logs = logs.LogGroup(
-            self, "ExecutionLogs", retention=retention, removal_policy=removal,
-            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{props.stage_name}")
+            self,
+            "ExecutionLogs",
+            retention=retention,
+            removal_policy=removal,
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{props.stage_name}",
+        )
         self.api.deployment_stage.node.add_dependency(self.execution_logs)
 
         if props.web_acl_arn:
-            wafv2.CfnWebACLAssociation(self, "WebAcl", web_acl_arn=props.web_acl_arn,
-                                       resource_arn=self.api.deployment_stage.stage_arn)
+            wafv2.CfnWebACLAssociation(
+                self, "WebAcl", web_acl_arn=props.web_acl_arn, resource_arn=self.api.deployment_stage.stage_arn
+            )
 
     @property
     def stage_url(self) -> str:
@@ -174,38 +197,60 @@ class RegistryApi(Construct):
     def _grant_data(self, storage: RegistryStorage) -> None:
         unlisted = sorted(set(storage.tables) - set(TABLE_ACCESS))
         if unlisted:
-            raise ValueError(f"tables {unlisted} of storage/schema.py have no access level in infra/api.py "
-                             f"TABLE_ACCESS: say what the function may do to them")
+            raise ValueError(
+                f"tables {unlisted} of storage/schema.py have no access level in infra/api.py "
+                f"TABLE_ACCESS: say what the function may do to them"
+            )
         for level, actions in ACCESS_LEVELS.items():
             tables = [table.table_arn for logical, table in storage.tables.items() if TABLE_ACCESS[logical] == level]
             if tables:
-                self.role.add_to_policy(iam.PolicyStatement(sid=f"Tables{level}", actions=list(actions),
-                                                            resources=tables))
+                self.role.add_to_policy(
+                    iam.PolicyStatement(sid=f"Tables{level}", actions=list(actions), resources=tables)
+                )
         # The secrets of access keys: decrypt only, with this key only, and only ciphertexts bound to
         # an access key: the encryption context must have both keys storage/keys.py writes, no other.
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="AccessKeySecretsDecrypt", actions=["kms:Decrypt"], resources=[storage.keys_key.key_arn],
-            conditions={
-                "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(SECRET_CONTEXT_KEYS)},
-                "Null": {f"kms:EncryptionContext:{key}": "false" for key in SECRET_CONTEXT_KEYS},
-            }))
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="RegistryObjects", actions=OBJECT_ACTIONS,
-            resources=[storage.bucket.arn_for_objects(prefix + "*") for prefix in OBJECT_PREFIXES]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="AccessKeySecretsDecrypt",
+                actions=["kms:Decrypt"],
+                resources=[storage.keys_key.key_arn],
+                conditions={
+                    "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(SECRET_CONTEXT_KEYS)},
+                    "Null": {f"kms:EncryptionContext:{key}": "false" for key in SECRET_CONTEXT_KEYS},
+                },
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RegistryObjects",
+                actions=OBJECT_ACTIONS,
+                resources=[storage.bucket.arn_for_objects(prefix + "*") for prefix in OBJECT_PREFIXES],
+            )
+        )
         # Repositories name their KMS keys at runtime: any key of this Region, but only through S3,
         # and only for objects of this bucket (S3 passes the object ARN as encryption context).
         keys = f"arn:{Aws.PARTITION}:kms:{Aws.REGION}:*:key/*"
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="RepositoryKeysThroughS3", actions=KMS_DATA_KEY_ACTIONS, resources=[keys],
-            conditions={
-                "StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"},
-                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [
-                    storage.bucket.bucket_arn, storage.bucket.arn_for_objects("*")]},
-            }))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RepositoryKeysThroughS3",
+                actions=KMS_DATA_KEY_ACTIONS,
+                resources=[keys],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"},
+                    "StringLike": {
+                        "kms:EncryptionContext:aws:s3:arn": [
+                            storage.bucket.bucket_arn,
+                            storage.bucket.arn_for_objects("*"),
+                        ]
+                    },
+                },
+            )
+        )
         # CreateRepository checks the key it is given (state, usage); DescribeKey is called on KMS
         # directly, so kms:ViaService cannot restrict it.
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="RepositoryKeysDescribe", actions=["kms:DescribeKey"], resources=[keys]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="RepositoryKeysDescribe", actions=["kms:DescribeKey"], resources=[keys])
+        )
 
 
 ACCESS_LOG_FIELDS = {
@@ -232,21 +277,38 @@ def _source_ip_policy(cidrs: tuple[str, ...]) -> iam.PolicyDocument | None:
     if not cidrs:
         return None
     invoke = "execute-api:/*"
-    return iam.PolicyDocument(statements=[
-        iam.PolicyStatement(effect=iam.Effect.ALLOW, principals=[iam.AnyPrincipal()],
-                            actions=["execute-api:Invoke"], resources=[invoke]),
-        iam.PolicyStatement(effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
-                            actions=["execute-api:Invoke"], resources=[invoke],
-                            conditions={"NotIpAddress": {"aws:SourceIp": list(cidrs)}}),
-    ])
+    return iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                effect=iam.Effect.ALLOW,
+                principals=[iam.AnyPrincipal()],
+                actions=["execute-api:Invoke"],
+                resources=[invoke],
+            ),
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["execute-api:Invoke"],
+                resources=[invoke],
+                conditions={"NotIpAddress": {"aws:SourceIp": list(cidrs)}},
+            ),
+        ]
+    )
 
 
 _RETENTION = {
-    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
-    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
-    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS,
-    180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
-    731: logs.RetentionDays.TWO_YEARS, 1827: logs.RetentionDays.FIVE_YEARS,
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
     3653: logs.RetentionDays.TEN_YEARS,
 }
 

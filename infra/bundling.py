@@ -37,10 +37,10 @@ import jsii
 from aws_cdk import aws_lambda as lambda_
 
 ROOT = Path(__file__).resolve().parent.parent
-ASSET_ROOT = ROOT / "lambdas"            # Lambda's /var/task: the handler is registry.handler.lambda_handler
-PACKAGE = "registry"                     # the one package copied from ASSET_ROOT into the bundle
+ASSET_ROOT = ROOT / "lambdas"  # Lambda's /var/task: the handler is registry.handler.lambda_handler
+PACKAGE = "registry"  # the one package copied from ASSET_ROOT into the bundle
 REQUIREMENTS = ROOT / "requirements.txt"
-BUNDLER_VERSION = "2"                    # bump when this module changes what it produces
+BUNDLER_VERSION = "2"  # bump when this module changes what it produces
 
 # botocore ships the models of ~450 services (~29 MB of the ~40 MB bundle). The function creates
 # clients for these only (ecr: the model we validate against; sts: credential providers; xray: the
@@ -56,7 +56,7 @@ PLATFORMS = {
 
 # `.pyc` files that never need their source: the import system trusts them as they are.
 INVALIDATION_MODE = "unchecked-hash"
-TASK_ROOT = "/var/task"                  # where Lambda unpacks the asset: the paths in tracebacks
+TASK_ROOT = "/var/task"  # where Lambda unpacks the asset: the paths in tracebacks
 
 
 def python_version_of(runtime: lambda_.Runtime) -> str:
@@ -71,8 +71,8 @@ def python_version_of(runtime: lambda_.Runtime) -> str:
 class BundleSpec:
     """What decides the bundle's content."""
 
-    platform: str                        # pip --platform, e.g. manylinux2014_aarch64
-    python_version: str                  # pip --python-version, e.g. 3.13
+    platform: str  # pip --platform, e.g. manylinux2014_aarch64
+    python_version: str  # pip --python-version, e.g. 3.13
     keep_botocore_services: tuple[str, ...] | None = BOTOCORE_SERVICES  # None: keep every model
     requirements: Path = REQUIREMENTS
     source: Path = ASSET_ROOT / PACKAGE
@@ -87,9 +87,14 @@ class BundleSpec:
 
     def asset_hash(self) -> str:
         digest = hashlib.sha256()
-        for part in (BUNDLER_VERSION, self.platform, self.python_version,
-                     ",".join(self.keep_botocore_services or ("*",)), " ".join(self.extra_pip_args),
-                     self.bytecode):
+        for part in (
+            BUNDLER_VERSION,
+            self.platform,
+            self.python_version,
+            ",".join(self.keep_botocore_services or ("*",)),
+            " ".join(self.extra_pip_args),
+            self.bytecode,
+        ):
             digest.update(part.encode() + b"\0")
         digest.update(self.requirements.read_bytes())
         for path in sorted(_source_files(self.source)):
@@ -108,20 +113,43 @@ def build_bundle(spec: BundleSpec, output_dir: str | Path) -> None:
     """Fill `output_dir` with the wheels for the target platform and the handler package."""
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--no-input",
-               "--disable-pip-version-check", "--no-warn-script-location",
-               "--requirement", str(spec.requirements), "--target", str(output),
-               "--platform", spec.platform, "--implementation", "cp",
-               "--python-version", spec.python_version, "--only-binary=:all:", *spec.extra_pip_args]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--no-warn-script-location",
+        "--requirement",
+        str(spec.requirements),
+        "--target",
+        str(output),
+        "--platform",
+        spec.platform,
+        "--implementation",
+        "cp",
+        "--python-version",
+        spec.python_version,
+        "--only-binary=:all:",
+        *spec.extra_pip_args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"bundling the Lambda dependencies failed ({' '.join(command)}):\n"
-                           f"{result.stdout}\n{result.stderr}")
-    shutil.rmtree(output / "bin", ignore_errors=True)   # console scripts: never used in Lambda
+        raise RuntimeError(
+            f"bundling the Lambda dependencies failed ({' '.join(command)}):\n{result.stdout}\n{result.stderr}"
+        )
+    shutil.rmtree(output / "bin", ignore_errors=True)  # console scripts: never used in Lambda
     if spec.keep_botocore_services is not None:
         trim_botocore(output, spec.keep_botocore_services)
-    shutil.copytree(spec.source, output / spec.source.name, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"))
+    shutil.copytree(
+        spec.source,
+        output / spec.source.name,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"),
+    )
     if spec.compiler:
         precompile(output, spec.compiler)
 
@@ -129,12 +157,26 @@ def build_bundle(spec: BundleSpec, output_dir: str | Path) -> None:
 def precompile(output: Path, compiler: str) -> None:
     """Write `__pycache__/<module>.cpython-XY.pyc` next to every module of the bundle (the ones pip
     installed and ours), as the runtime's interpreter would on a writable disk."""
-    command = [compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", INVALIDATION_MODE,
-               "-s", str(output), "-p", TASK_ROOT, str(output)]
+    command = [
+        compiler,
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        INVALIDATION_MODE,
+        "-s",
+        str(output),
+        "-p",
+        TASK_ROOT,
+        str(output),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"precompiling the Lambda bundle failed ({' '.join(command)}):\n"
-                           f"{result.stdout}\n{result.stderr}")
+        raise RuntimeError(
+            f"precompiling the Lambda bundle failed ({' '.join(command)}):\n{result.stdout}\n{result.stderr}"
+        )
 
 
 # --- the interpreter that precompiles --------------------------------------------------------------
@@ -146,8 +188,9 @@ def interpreter_version(executable: str) -> str | None:
     """'3.13' if `executable` runs CPython 3.13; None if it doesn't run (a pyenv shim of a version
     that isn't selected fails) or isn't CPython."""
     try:
-        result = subprocess.run([executable, "-S", "-c", _PROBE], capture_output=True, text=True,
-                                check=False, timeout=30)
+        result = subprocess.run(
+            [executable, "-S", "-c", _PROBE], capture_output=True, text=True, check=False, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     words = result.stdout.split()
@@ -185,8 +228,9 @@ def bytecode_compiler(setting: str, version: str) -> str | None:
     if setting == "none":
         return None
     if interpreter_version(setting) != version:
-        raise ValueError(f"registry:bytecodePython {setting!r} is not a CPython {version} interpreter "
-                         f"(the bundle's Python version)")
+        raise ValueError(
+            f"registry:bytecodePython {setting!r} is not a CPython {version} interpreter (the bundle's Python version)"
+        )
     return setting
 
 

@@ -75,8 +75,10 @@ class RegistryProps:
         if not 1 <= self.integration_timeout <= 900:
             raise ValueError("registry:integrationTimeout must be between 1 and 900 seconds")
         if not 0 <= self.key_cache_seconds <= MAX_KEY_CACHE_SECONDS:
-            raise ValueError(f"registry:keyCacheSeconds must be between 0 and {MAX_KEY_CACHE_SECONDS:.0f}, "
-                             f"not {self.key_cache_seconds}")
+            raise ValueError(
+                f"registry:keyCacheSeconds must be between 0 and {MAX_KEY_CACHE_SECONDS:.0f}, "
+                f"not {self.key_cache_seconds}"
+            )
         if self.sweep_grace_seconds < 0:
             raise ValueError(f"registry:sweepGraceSeconds must not be negative, not {self.sweep_grace_seconds}")
         Quotas(**self.quotas)  # unknown quota names fail here, at synth

@@ -17,10 +17,15 @@ from .sweep import SWEPT_PREFIXES, RegistrySweep
 
 
 class RegistryStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, props: RegistryProps,
-                 acknowledge_findings: bool = True, **kwargs) -> None:
-        super().__init__(scope, construct_id, description="Amazon ECR-compatible container registry API "
-                         "(API Gateway -> Lambda -> DynamoDB + S3)", **kwargs)
+    def __init__(
+        self, scope: Construct, construct_id: str, *, props: RegistryProps, acknowledge_findings: bool = True, **kwargs
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="Amazon ECR-compatible container registry API (API Gateway -> Lambda -> DynamoDB + S3)",
+            **kwargs,
+        )
         self.props = props
         self.storage = RegistryStorage(self, "Storage", props=props)
         self.api = RegistryApi(self, "Registry", props=props, storage=self.storage)
@@ -29,21 +34,40 @@ class RegistryStack(Stack):
         Tags.of(self).add("application", "serverless-ecr-registry")
 
         endpoint = self.api.stage_url
-        CfnOutput(self, "EndpointUrl", value=endpoint,
-                  description="The ECR API endpoint: pass it as --endpoint-url / endpoint_url")
-        CfnOutput(self, "TryIt",
-                  value=f"aws ecr describe-repositories --region {Aws.REGION} --endpoint-url {endpoint}",
-                  description="Copy, paste, run (with a profile registryctl printed: --profile <name>)")
+        CfnOutput(
+            self,
+            "EndpointUrl",
+            value=endpoint,
+            description="The ECR API endpoint: pass it as --endpoint-url / endpoint_url",
+        )
+        CfnOutput(
+            self,
+            "TryIt",
+            value=f"aws ecr describe-repositories --region {Aws.REGION} --endpoint-url {endpoint}",
+            description="Copy, paste, run (with a profile registryctl printed: --profile <name>)",
+        )
         CfnOutput(self, "RestApiId", value=self.api.api.rest_api_id)
         CfnOutput(self, "FunctionName", value=self.api.function.function_name)
         CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
         # registryctl --stack reads these two (registryctl/keys.py: TABLE_OUTPUT, KMS_KEY_OUTPUT).
-        CfnOutput(self, "KeysTableName", value=self.storage.tables["keys"].table_name,
-                  description="The access keys table: python -m registryctl --stack <this stack> keys ...")
-        CfnOutput(self, "KeysKmsKeyArn", value=self.storage.keys_key.key_arn,
-                  description="The KMS key that encrypts the access keys' secrets")
-        CfnOutput(self, "SweepFunctionName", value=self.sweep.function.function_name,
-                  description="The hourly sweep; invoke it with {\"dryRun\": true} to see what it would reclaim")
+        CfnOutput(
+            self,
+            "KeysTableName",
+            value=self.storage.tables["keys"].table_name,
+            description="The access keys table: python -m registryctl --stack <this stack> keys ...",
+        )
+        CfnOutput(
+            self,
+            "KeysKmsKeyArn",
+            value=self.storage.keys_key.key_arn,
+            description="The KMS key that encrypts the access keys' secrets",
+        )
+        CfnOutput(
+            self,
+            "SweepFunctionName",
+            value=self.sweep.function.function_name,
+            description='The hourly sweep; invoke it with {"dryRun": true} to see what it would reclaim',
+        )
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
 
         if acknowledge_findings:  # False only in the test proving every acknowledgment is needed
@@ -51,51 +75,79 @@ class RegistryStack(Stack):
 
     def _acknowledge(self) -> None:
         """cdk-nag (AwsSolutions) findings we accept, each on the narrowest construct, with why."""
+
         def ack(scope: Construct, rule: str, reason: str) -> None:
             Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
 
         api, storage = self.api, self.storage
-        ack(api.role, "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray (Tracing.ACTIVE): xray:PutTraceSegments/PutTelemetryRecords support no resource "
-            "restriction.")
+        ack(
+            api.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray (Tracing.ACTIVE): xray:PutTraceSegments/PutTelemetryRecords support no resource restriction.",
+        )
         bucket_id = self.get_logical_id(storage.bucket.node.default_child)
         for prefix in OBJECT_PREFIXES:
-            ack(api.role, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+            ack(
+                api.role,
+                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
                 "Object keys are content digests and upload ids known only at runtime; the grant is "
-                f"limited to the function's own bucket and its {prefix} prefix.")
-        ack(api.role, "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:*:key/*]",
+                f"limited to the function's own bucket and its {prefix} prefix.",
+            )
+        ack(
+            api.role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:*:key/*]",
             "Repositories name their customer KMS keys at runtime (CreateRepository "
             "encryptionConfiguration). kms:GenerateDataKey/Decrypt are limited by kms:ViaService to S3 in "
             "this Region and by encryption context to this bucket's objects; kms:DescribeKey only reads "
-            "key metadata to validate the key.")
+            "key metadata to validate the key.",
+        )
         for prefix in SWEPT_PREFIXES:
-            ack(self.sweep.role, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+            ack(
+                self.sweep.role,
+                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
                 f"The sweep deletes abandoned objects of the {prefix} prefix, whose keys (upload ids, "
-                "digests) it learns by listing; it may touch no other prefix of its bucket.")
+                "digests) it learns by listing; it may touch no other prefix of its bucket.",
+            )
         python_runtime = (
             "Python 3.13, one minor version behind the newest Lambda runtime, on purpose: the bundle ships "
             "bytecode precompiled by an interpreter of the runtime's version (Lambda's /var/task is "
             "read-only, so without it every cold start compiles every module, about twice as slow), and "
-            "3.13 is the newest the deploying machines have. CPython 3.13 gets security fixes until 2029.")
+            "3.13 is the newest the deploying machines have. CPython 3.13 gets security fixes until 2029."
+        )
         for function in (api.function, self.sweep.function):
             ack(function, "AwsSolutions-L1", python_runtime)
-        ack(api.api, "AwsSolutions-APIG2",
+        ack(
+            api.api,
+            "AwsSolutions-APIG2",
             "One proxy route: every request is validated by the function against the botocore ECR model "
-            "(members, types, lengths, patterns, enums), which an API Gateway model could only duplicate.")
-        ack(api.api, "AwsSolutions-APIG4",
+            "(members, types, lengths, patterns, enums), which an API Gateway model could only duplicate.",
+        )
+        ack(
+            api.api,
+            "AwsSolutions-APIG4",
             "ECR clients sign requests with SigV4 for the 'ecr' service, which API Gateway IAM "
             "authorization (execute-api) cannot verify. The function verifies every signature itself, "
             "before any other work, against access keys the registry issued (keys table, secrets "
-            "encrypted with the stack's KMS key), and checks the key's grants per operation.")
-        ack(api.api, "AwsSolutions-COG4",
+            "encrypted with the stack's KMS key), and checks the key's grants per operation.",
+        )
+        ack(
+            api.api,
+            "AwsSolutions-COG4",
             "ECR clients (AWS SDKs, the AWS CLI) sign with SigV4 access keys and cannot present Cognito "
-            "tokens; the function authenticates every request by its signature (see AwsSolutions-APIG4).")
+            "tokens; the function authenticates every request by its signature (see AwsSolutions-APIG4).",
+        )
         if not self.props.web_acl_arn:
-            ack(api.api, "AwsSolutions-APIG3",
+            ack(
+                api.api,
+                "AwsSolutions-APIG3",
                 "WAF is optional (a web ACL costs at least 5 USD/month plus requests): set "
-                "registry:webAclArn to associate one; stage throttling limits request floods meanwhile.")
+                "registry:webAclArn to associate one; stage throttling limits request floods meanwhile.",
+            )
         # API Gateway's account-level CloudWatch role: AWS's own managed policy is the documented one.
-        ack(api.api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        ack(
+            api.api,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
             "AmazonAPIGatewayPushToCloudWatchLogs]",
             "API Gateway's account-wide logging role must push to log groups of every API of the "
-            "account; AWS maintains this managed policy for exactly that.")
+            "account; AWS maintains this managed policy for exactly that.",
+        )

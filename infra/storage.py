@@ -19,8 +19,8 @@ from registry.storage.schema import TABLES
 
 from .config import RegistryProps
 
-STAGED_PARTS_PREFIX = "uploads/"      # parts of layer uploads in progress (see storage/layers.py)
-STAGED_PARTS_DAYS = 7                 # same as the uploads table's TTL (Settings.upload_ttl_seconds)
+STAGED_PARTS_PREFIX = "uploads/"  # parts of layer uploads in progress (see storage/layers.py)
+STAGED_PARTS_DAYS = 7  # same as the uploads table's TTL (Settings.upload_ttl_seconds)
 INCOMPLETE_MULTIPART_DAYS = 7
 ACCESS_LOG_DAYS = 90
 KEYS_KEY_DESCRIPTION = "Encrypts the secrets of the registry's access keys"
@@ -38,14 +38,19 @@ class RegistryStorage(Construct):
         self.tables: dict[str, dynamodb.Table] = {}
         for logical, spec in TABLES.items():
             self.tables[logical] = dynamodb.Table(
-                self, _construct_id(logical),
+                self,
+                _construct_id(logical),
                 partition_key=dynamodb.Attribute(name=spec.partition_key, type=dynamodb.AttributeType.STRING),
-                sort_key=(dynamodb.Attribute(name=spec.sort_key, type=dynamodb.AttributeType.STRING)
-                          if spec.sort_key else None),
+                sort_key=(
+                    dynamodb.Attribute(name=spec.sort_key, type=dynamodb.AttributeType.STRING)
+                    if spec.sort_key
+                    else None
+                ),
                 time_to_live_attribute=spec.ttl_attribute,
                 billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
                 point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                    point_in_time_recovery_enabled=True),
+                    point_in_time_recovery_enabled=True
+                ),
                 # AWS-managed key (aws/dynamodb): encryption visible in the template and in CloudTrail,
                 # no key to administer. A customer key would add a per-key monthly cost.
                 encryption=dynamodb.TableEncryption.AWS_MANAGED,
@@ -58,7 +63,8 @@ class RegistryStorage(Construct):
         # aws/dynamodb: its use is granted per principal, rotates yearly, and shows in CloudTrail per
         # key. RETAINed like the tables: without it the keys table's secrets are unreadable.
         self.keys_key = kms.Key(
-            self, "AccessKeySecrets",
+            self,
+            "AccessKeySecrets",
             description=KEYS_KEY_DESCRIPTION,
             enable_key_rotation=True,
             removal_policy=removal,
@@ -68,15 +74,17 @@ class RegistryStorage(Construct):
         # Server access logs of the blob bucket: presigned GETs go from clients straight to S3, so
         # this is the only record of layer downloads. SSE-S3 is what log delivery supports.
         self.access_logs = s3.Bucket(
-            self, "AccessLogs",
+            self,
+            "AccessLogs",
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(ACCESS_LOG_DAYS)),
-                s3.LifecycleRule(id="abort-incomplete-multipart",
-                                 abort_incomplete_multipart_upload_after=Duration.days(1)),
+                s3.LifecycleRule(
+                    id="abort-incomplete-multipart", abort_incomplete_multipart_upload_after=Duration.days(1)
+                ),
             ],
             removal_policy=removal,
         )
@@ -86,19 +94,23 @@ class RegistryStorage(Construct):
         # (BatchDeleteImage, lifecycle), with no way for the registry to reach them. Recovery of the
         # metadata is DynamoDB PITR's job.
         self.bucket = s3.Bucket(
-            self, "Blobs",
+            self,
+            "Blobs",
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,   # objects of KMS repositories carry SSE-KMS
+            encryption=s3.BucketEncryption.S3_MANAGED,  # objects of KMS repositories carry SSE-KMS
             enforce_ssl=True,
             versioned=False,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="blobs-bucket/",
             lifecycle_rules=[
-                s3.LifecycleRule(id="abort-incomplete-multipart",
-                                 abort_incomplete_multipart_upload_after=Duration.days(INCOMPLETE_MULTIPART_DAYS)),
-                s3.LifecycleRule(id="expire-staged-parts", prefix=STAGED_PARTS_PREFIX,
-                                 expiration=Duration.days(STAGED_PARTS_DAYS)),
+                s3.LifecycleRule(
+                    id="abort-incomplete-multipart",
+                    abort_incomplete_multipart_upload_after=Duration.days(INCOMPLETE_MULTIPART_DAYS),
+                ),
+                s3.LifecycleRule(
+                    id="expire-staged-parts", prefix=STAGED_PARTS_PREFIX, expiration=Duration.days(STAGED_PARTS_DAYS)
+                ),
             ],
             removal_policy=removal,
         )

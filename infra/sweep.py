@@ -32,8 +32,8 @@ from .storage import RegistryStorage
 
 HANDLER = "registry.sweep.lambda_handler"
 SCHEDULE = Duration.hours(1)
-TIMEOUT = Duration.minutes(15)         # the run stops itself 30 s before; the next run carries on
-MEMORY_MB = 1024                       # it holds the blobs table's entries while it judges them
+TIMEOUT = Duration.minutes(15)  # the run stops itself 30 s before; the next run carries on
+MEMORY_MB = 1024  # it holds the blobs table's entries while it judges them
 SERVICE_NAME = "ecr-registry-sweep"
 # Below this the sweep could judge work a request is still doing (see the sweep's module docstring).
 SAFE_GRACE_SECONDS = 3600
@@ -42,45 +42,74 @@ TABLE_ACTIONS = (
     # Scan: every phase judges whole tables. Query + BatchWriteItem: purging a half-deleted
     # repository's images, tags and layers. UpdateItem: stamping old items, and the repository
     # counter in the transaction that finishes a deletion (with DeleteItem).
-    "dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+    "dynamodb:Scan",
+    "dynamodb:Query",
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
 )
 
 
 class RegistrySweep(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, props: RegistryProps, storage: RegistryStorage,
-                 api: RegistryApi) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, props: RegistryProps, storage: RegistryStorage, api: RegistryApi
+    ) -> None:
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.DESTROY if props.destroy else RemovalPolicy.RETAIN
         bucket = storage.bucket
 
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention(props.log_retention_days),
-                                       removal_policy=removal)
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             description="The registry's sweep: lists and deletes abandoned uploads, layers and blobs")
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="OwnLogGroup", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[self.log_group.log_group_arn]))
-        data_tables = [table.table_arn for logical, table in storage.tables.items()
-                       if TABLE_ACCESS[logical] == "ReadWrite"]
-        self.role.add_to_policy(iam.PolicyStatement(sid="DataTables", actions=list(TABLE_ACTIONS),
-                                                    resources=data_tables))
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="ListSweptPrefixes", actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [prefix + "*" for prefix in SWEPT_PREFIXES]}}))
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="ListMultipartUploads", actions=["s3:ListBucketMultipartUploads"], resources=[bucket.bucket_arn]))
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="DeleteSweptObjects", actions=["s3:DeleteObject", "s3:AbortMultipartUpload"],
-            resources=[bucket.arn_for_objects(prefix + "*") for prefix in SWEPT_PREFIXES]))
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention(props.log_retention_days), removal_policy=removal
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="The registry's sweep: lists and deletes abandoned uploads, layers and blobs",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="OwnLogGroup",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        data_tables = [
+            table.table_arn for logical, table in storage.tables.items() if TABLE_ACCESS[logical] == "ReadWrite"
+        ]
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="DataTables", actions=list(TABLE_ACTIONS), resources=data_tables)
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListSweptPrefixes",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [prefix + "*" for prefix in SWEPT_PREFIXES]}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListMultipartUploads", actions=["s3:ListBucketMultipartUploads"], resources=[bucket.bucket_arn]
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DeleteSweptObjects",
+                actions=["s3:DeleteObject", "s3:AbortMultipartUpload"],
+                resources=[bucket.arn_for_objects(prefix + "*") for prefix in SWEPT_PREFIXES],
+            )
+        )
 
         self.function = lambda_.Function(
-            self, "Function",
+            self,
+            "Function",
             description="ECR registry sweep: reclaims abandoned uploads, unreferenced layers, unused blobs",
             runtime=api.function.runtime,
             architecture=api.function.architecture,
             handler=HANDLER,
-            code=lambda_code(api.bundle),    # the API function's asset: same hash, uploaded once
+            code=lambda_code(api.bundle),  # the API function's asset: same hash, uploaded once
             memory_size=MEMORY_MB,
             timeout=TIMEOUT,
             role=self.role,
@@ -89,8 +118,11 @@ class RegistrySweep(Construct):
             environment={
                 REGISTRY_ID_ENV: Aws.ACCOUNT_ID,
                 BUCKET_ENV: bucket.bucket_name,
-                **{TABLE_ENV[logical]: table.table_name for logical, table in storage.tables.items()
-                   if TABLE_ACCESS[logical] == "ReadWrite"},
+                **{
+                    TABLE_ENV[logical]: table.table_name
+                    for logical, table in storage.tables.items()
+                    if TABLE_ACCESS[logical] == "ReadWrite"
+                },
                 GRACE_ENV: str(props.sweep_grace_seconds),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -100,8 +132,13 @@ class RegistrySweep(Construct):
             Annotations.of(self.function).add_warning_v2(
                 "registry:sweep-grace-too-short",
                 f"registry:sweepGraceSeconds={props.sweep_grace_seconds}: the sweep may delete what a "
-                f"request is still using. Below {SAFE_GRACE_SECONDS} s only for a registry nobody uses.")
+                f"request is still using. Below {SAFE_GRACE_SECONDS} s only for a registry nobody uses.",
+            )
 
-        self.rule = events.Rule(self, "Schedule", schedule=events.Schedule.rate(SCHEDULE),
-                                description="Runs the registry's sweep",
-                                targets=[targets.LambdaFunction(self.function, retry_attempts=0)])
+        self.rule = events.Rule(
+            self,
+            "Schedule",
+            schedule=events.Schedule.rate(SCHEDULE),
+            description="Runs the registry's sweep",
+            targets=[targets.LambdaFunction(self.function, retry_attempts=0)],
+        )

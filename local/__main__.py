@@ -30,7 +30,8 @@ def main() -> int:
     ctl_env = STATE_DIR / "registryctl.env"
     ctl_env.write_text("".join(f"{k}={v}\n" for k, v in backends.registryctl_environment().items()))
     ctl = f"env $(cat {_short(ctl_env)}) {_short(Path(sys.executable))} -m registryctl"
-    print(f"""
+    print(
+        f"""
 ECR API listening on {endpoint}   (registry {REGISTRY_ID}, region {REGION})
 Access key 'test', secret 'test': admin of registry {REGISTRY_ID}. Handler logs: .local/handler.log
 
@@ -44,7 +45,9 @@ Issue more keys (any 12-digit registry id: each registry is a tenant), list and 
   {ctl} keys list
   {ctl} keys revoke <access key id>
 
-Press Ctrl-C to stop.""", flush=True)
+Press Ctrl-C to stop.""",
+        flush=True,
+    )
     stop.wait()
     print("Stopping...", flush=True)
     registry.stop()

@@ -55,8 +55,10 @@ def install(clients: list, rules_path: str) -> None:
         events = client.meta.events
         events.register(f"before-parameter-build.{service}", _before(rules_path, service, journal))
         events.register(f"after-call.{service}", _after(rules_path, service, journal))
-        events.register_first(f"before-send.{client.meta.service_model.service_id.hyphenize()}",
-                              _send(rules_path, service, client.meta.service_model.protocol))
+        events.register_first(
+            f"before-send.{client.meta.service_model.service_id.hyphenize()}",
+            _send(rules_path, service, client.meta.service_model.protocol),
+        )
 
 
 def _immediate_retries() -> None:
@@ -79,6 +81,7 @@ def _before(rules_path: str, service: str, journal: str | None = None):
         _current.params = dict(params)
         _record(journal, service, model.name, False, params)
         _maybe_fail(rules_path, service, model.name, "before", params)
+
     return handler
 
 
@@ -87,6 +90,7 @@ def _after(rules_path: str, service: str, journal: str | None = None):
         if http_response is not None and http_response.status_code < 300:
             _record(journal, service, model.name, True, context.get("fault_params") or {})
             _maybe_fail(rules_path, service, model.name, "after", context.get("fault_params") or {})
+
     return handler
 
 
@@ -105,6 +109,7 @@ def _send(rules_path: str, service: str, protocol: str):
             URLLib3Session(timeout=60).send(request)  # executed for real; the answer never arrives
             raise ReadTimeoutError(endpoint_url=request.url)
         return _error_response(request.url, protocol, rule)
+
     return handler
 
 
@@ -118,8 +123,10 @@ def _error_response(url: str, protocol: str, rule: dict):
 
     code, message = rule["code"], rule.get("message", "injected fault")
     if protocol in ("rest-xml", "query"):
-        body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
-                f"<Message>{message}</Message><RequestId>injected</RequestId></Error>").encode()
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f"<Message>{message}</Message><RequestId>injected</RequestId></Error>"
+        ).encode()
         headers = {"Content-Type": "application/xml", "x-amz-request-id": "injected"}
     else:
         body = json.dumps({"__type": code, "message": message}).encode()
@@ -133,9 +140,14 @@ def _maybe_fail(rules_path: str, service: str, operation: str, when: str, params
     if rule is None:
         return
     if rule.get("error") == "crash":
-        os._exit(70)  # noqa: SLF001 - a Lambda killed mid-request: no cleanup, no answer
-    raise ClientError({"Error": {"Code": rule["code"], "Message": rule.get("message", "injected fault")},
-                       "ResponseMetadata": {"HTTPStatusCode": rule.get("status", 500)}}, operation)
+        os._exit(70)
+    raise ClientError(
+        {
+            "Error": {"Code": rule["code"], "Message": rule.get("message", "injected fault")},
+            "ResponseMetadata": {"HTTPStatusCode": rule.get("status", 500)},
+        },
+        operation,
+    )
 
 
 def _take(path: str, service: str, operation: str, when: str, params: dict) -> dict | None:

@@ -12,7 +12,7 @@ import os
 import queue
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Lock, Thread
 from urllib.parse import parse_qsl
@@ -24,8 +24,15 @@ LAMBDA_MAX_PAYLOAD = 6 * 1024 * 1024  # synchronous invoke request and response:
 STAGE = "local"
 
 
-def proxy_event(method: str, path: str, headers: dict[str, str], body: bytes, source_ip: str,
-                query: str = "", header_list: list[tuple[str, str]] | None = None) -> dict:
+def proxy_event(
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    source_ip: str,
+    query: str = "",
+    header_list: list[tuple[str, str]] | None = None,
+) -> dict:
     """The REST API proxy event of a request for `path` (as the client requested it, without the
     query string). Our URLs carry no stage, so `path` and `requestContext.path` are both the path
     the client requested, which is the one it signed; on AWS, `path` lacks the stage prefix
@@ -33,7 +40,7 @@ def proxy_event(method: str, path: str, headers: dict[str, str], body: bytes, so
     # No binary media types are configured: API Gateway hands the body over as text, invalid UTF-8
     # replaced (U+FFFD). Such a body is no longer what the client signed, and is refused as such.
     text = body.decode("utf-8", errors="replace")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     request_id = str(uuid.uuid4())
     multi_headers: dict[str, list[str]] = {}
     for name, value in header_list if header_list is not None else headers.items():
@@ -42,20 +49,34 @@ def proxy_event(method: str, path: str, headers: dict[str, str], body: bytes, so
     for name, value in parse_qsl(query, keep_blank_values=True):
         multi_query.setdefault(name, []).append(value)
     return {
-        "resource": "/", "path": path, "httpMethod": method,
-        "headers": headers, "multiValueHeaders": multi_headers,
+        "resource": "/",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": multi_headers,
         "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
         "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": None, "stageVariables": None,
+        "pathParameters": None,
+        "stageVariables": None,
         "requestContext": {
-            "resourceId": "local", "resourcePath": "/", "httpMethod": method,
-            "extendedRequestId": request_id, "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "path": path, "accountId": "000000000000", "protocol": "HTTP/1.1",
-            "stage": STAGE, "domainPrefix": "localhost", "requestTimeEpoch": int(now.timestamp() * 1000),
-            "requestId": request_id, "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent")},
-            "domainName": "localhost", "apiId": "local",
+            "resourceId": "local",
+            "resourcePath": "/",
+            "httpMethod": method,
+            "extendedRequestId": request_id,
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "path": path,
+            "accountId": "000000000000",
+            "protocol": "HTTP/1.1",
+            "stage": STAGE,
+            "domainPrefix": "localhost",
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "requestId": request_id,
+            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent")},
+            "domainName": "localhost",
+            "apiId": "local",
         },
-        "body": text, "isBase64Encoded": False,
+        "body": text,
+        "isBase64Encoded": False,
     }
 
 
@@ -108,8 +129,14 @@ class _Server(ThreadingHTTPServer):
 
 
 class Gateway:
-    def __init__(self, port: int, environment: dict[str, str], workers: int = 8,
-                 log_path: str | None = None, access_log: bool = False):
+    def __init__(
+        self,
+        port: int,
+        environment: dict[str, str],
+        workers: int = 8,
+        log_path: str | None = None,
+        access_log: bool = False,
+    ):
         env = {**os.environ, **environment}
         if log_path:
             env["REGISTRY_LOCAL_HANDLER_LOG"] = log_path
@@ -123,7 +150,7 @@ class Gateway:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Gateway":
+    def start(self) -> Gateway:
         self._thread = Thread(target=self.server.serve_forever, name="gateway", daemon=True)
         self._thread.start()
         return self
@@ -142,7 +169,7 @@ class Gateway:
             # the client's delayed ACK of the headers (~40 ms per request on Linux loopback).
             disable_nagle_algorithm = True
 
-            def do_POST(self):  # noqa: N802 - http.server's naming
+            def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 path, _, query = self.path.partition("?")
@@ -150,8 +177,15 @@ class Gateway:
                     return self._reply(403, {"message": "Missing Authentication Token"})
                 if length > API_GATEWAY_MAX_BODY:
                     return self._reply(413, {"message": "Request Too Long"})
-                event = proxy_event("POST", path, dict(self.headers.items()), body, self.client_address[0],
-                                    query=query, header_list=list(self.headers.items()))
+                event = proxy_event(
+                    "POST",
+                    path,
+                    dict(self.headers.items()),
+                    body,
+                    self.client_address[0],
+                    query=query,
+                    header_list=list(self.headers.items()),
+                )
                 # Serialized once: a 4 MiB part is ~30 ms of json.dumps (measured, then sent as is).
                 invocation = json.dumps(event).encode()
                 if len(invocation) > LAMBDA_MAX_PAYLOAD:
@@ -164,17 +198,20 @@ class Gateway:
                 payload = (result.get("body") or "").encode("utf-8")
                 if len(payload) > LAMBDA_MAX_PAYLOAD:
                     return self._reply(502, {"message": "Internal server error"})
-                self._send(result["statusCode"], result.get("headers") or {}, payload)
+                return self._send(result["statusCode"], result.get("headers") or {}, payload)
 
-            def do_GET(self):  # noqa: N802 - API Gateway has no such route: it answers 403
+            def do_GET(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self._reply(403, {"message": "Missing Authentication Token"})
 
             do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
 
             def _reply(self, status: int, body: dict) -> None:
-                self._send(status, {"Content-Type": "application/json",
-                                    "x-amzn-ErrorType": "GatewayException"}, json.dumps(body).encode())
+                self._send(
+                    status,
+                    {"Content-Type": "application/json", "x-amzn-ErrorType": "GatewayException"},
+                    json.dumps(body).encode(),
+                )
 
             def _send(self, status: int, headers: dict, payload: bytes) -> None:
                 self.send_response(status)
@@ -184,7 +221,7 @@ class Gateway:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, fmt, *args):  # noqa: A003
+            def log_message(self, fmt, *args):
                 if gateway.access_log:
                     target = (self.headers.get("X-Amz-Target") or "").rpartition(".")[2]
                     sys.stderr.write(f"{self.address_string()} {target} {fmt % args}\n")

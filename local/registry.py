@@ -35,7 +35,7 @@ class Backends:
     keys_kms_key: str | None = None  # the moto KMS key that encrypts access key secrets
 
     @classmethod
-    def start(cls) -> "Backends":
+    def start(cls) -> Backends:
         dynamodb = start_dynamodb_local()
         try:
             moto = start_moto()
@@ -48,18 +48,26 @@ class Backends:
 
     def client(self, service: str):
         endpoint = self.dynamodb.endpoint if service == "dynamodb" else self.moto.endpoint
-        return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
-                            aws_access_key_id="test", aws_secret_access_key="test")
+        return boto3.client(
+            service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+        )
 
     def create_resources(self) -> None:
         dynamodb = self.client("dynamodb")
         for logical, physical in self.tables.items():
             dynamodb.create_table(**create_table_request(logical, physical))
         self.client("s3").create_bucket(Bucket=self.bucket)
-        self.keys_kms_key = self.client("kms").create_key(
-            Description="registry access key secrets (local)")["KeyMetadata"]["Arn"]
-        self.key_store().create(REGISTRY_ID, DEFAULT_KEY["name"], (Grant(("admin",), ("*",)),), time.time(),
-                                access_key_id=DEFAULT_KEY["access_key_id"], secret=DEFAULT_KEY["secret"])
+        self.keys_kms_key = self.client("kms").create_key(Description="registry access key secrets (local)")[
+            "KeyMetadata"
+        ]["Arn"]
+        self.key_store().create(
+            REGISTRY_ID,
+            DEFAULT_KEY["name"],
+            (Grant(("admin",), ("*",)),),
+            time.time(),
+            access_key_id=DEFAULT_KEY["access_key_id"],
+            secret=DEFAULT_KEY["secret"],
+        )
 
     def key_store(self) -> KeyStore:
         """The keys table and KMS key, as `registryctl` sees them (operator credentials)."""
@@ -68,19 +76,27 @@ class Backends:
 
     def registryctl_environment(self) -> dict[str, str]:
         """What `python -m registryctl` needs to manage the local stack's keys."""
-        return {**BACKEND_CREDENTIALS, "AWS_DEFAULT_REGION": REGION,
-                "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint, "AWS_ENDPOINT_URL_KMS": self.moto.endpoint,
-                TABLE_ENV["keys"]: self.tables["keys"], KEYS_KMS_KEY_ENV: self.keys_kms_key}
+        return {
+            **BACKEND_CREDENTIALS,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint,
+            "AWS_ENDPOINT_URL_KMS": self.moto.endpoint,
+            TABLE_ENV["keys"]: self.tables["keys"],
+            KEYS_KMS_KEY_ENV: self.keys_kms_key,
+        }
 
     def environment(self) -> dict[str, str]:
         """What the Lambda's environment carries, pointed at the local stand-ins."""
         env = {
             **BACKEND_CREDENTIALS,
-            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint,
             "AWS_ENDPOINT_URL_S3": self.moto.endpoint,
             "AWS_ENDPOINT_URL_KMS": self.moto.endpoint,
-            REGISTRY_ID_ENV: REGISTRY_ID, BUCKET_ENV: self.bucket, KEYS_KMS_KEY_ENV: self.keys_kms_key,
+            REGISTRY_ID_ENV: REGISTRY_ID,
+            BUCKET_ENV: self.bucket,
+            KEYS_KMS_KEY_ENV: self.keys_kms_key,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "ServerlessEcrRegistry",
         }
@@ -96,25 +112,46 @@ class LocalRegistry:
     """Backends plus a gateway; every REGISTRY_* variable of the caller's environment (or of
     `overrides`) reaches the handler."""
 
-    def __init__(self, backends: Backends, port: int | None = None, overrides: dict[str, str] | None = None,
-                 workers: int | None = None, access_log: bool = False):
+    def __init__(
+        self,
+        backends: Backends,
+        port: int | None = None,
+        overrides: dict[str, str] | None = None,
+        workers: int | None = None,
+        access_log: bool = False,
+    ):
         environment = backends.environment()
-        environment.update({k: v for k, v in os.environ.items()
-                            if k.startswith("REGISTRY_") and k not in ("REGISTRY_PORT", KEYS_KMS_KEY_ENV)})
+        environment.update(
+            {
+                k: v
+                for k, v in os.environ.items()
+                if k.startswith("REGISTRY_") and k not in ("REGISTRY_PORT", KEYS_KMS_KEY_ENV)
+            }
+        )
         environment.update(overrides or {})
         STATE_DIR.mkdir(exist_ok=True)
         self.backends = backends
-        self.gateway = Gateway(port if port is not None else free_port(), environment,
-                               workers=workers or int(os.environ.get("REGISTRY_LOCAL_WORKERS") or 8),
-                               log_path=str(STATE_DIR / "handler.log"), access_log=access_log).start()
+        self.gateway = Gateway(
+            port if port is not None else free_port(),
+            environment,
+            workers=workers or int(os.environ.get("REGISTRY_LOCAL_WORKERS") or 8),
+            log_path=str(STATE_DIR / "handler.log"),
+            access_log=access_log,
+        ).start()
 
     @property
     def endpoint(self) -> str:
         return self.gateway.endpoint
 
     def ecr(self, **config):
-        return boto3.client("ecr", endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id="test", aws_secret_access_key="test", **config)
+        return boto3.client(
+            "ecr",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            **config,
+        )
 
     def stop(self) -> None:
         self.gateway.stop()

@@ -51,11 +51,17 @@ class Service:
         self.name, self.port = name, port
         STATE_DIR.mkdir(exist_ok=True)
         self.log_path = STATE_DIR / f"{name}.log"
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it; we close our copy below
         # Its own process group, so that stopping it also stops anything it started.
-        self.process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True,
-                                        preexec_fn=die_with_parent)
+        self.process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         log.close()
 
     @property
@@ -92,18 +98,37 @@ def start_dynamodb_local(port: int | None = None) -> Service:
         raise SystemExit("DynamoDB Local needs Java 17 on PATH")
     folder = dynamodb_local_dir()
     port = port or free_port()
-    service = Service("dynamodb-local", [
-        java, f"-Djava.library.path={folder / 'DynamoDBLocal_lib'}", "-jar", str(folder / "DynamoDBLocal.jar"),
-        "-inMemory", "-port", str(port), "-disableTelemetry"], port, cwd=folder)
+    service = Service(
+        "dynamodb-local",
+        [
+            java,
+            f"-Djava.library.path={folder / 'DynamoDBLocal_lib'}",
+            "-jar",
+            str(folder / "DynamoDBLocal.jar"),
+            "-inMemory",
+            "-port",
+            str(port),
+            "-disableTelemetry",
+        ],
+        port,
+        cwd=folder,
+    )
     service.wait_until_ready(_dynamodb_ready)
     return service
 
 
 def _dynamodb_ready(service: Service) -> None:
-    request = urllib.request.Request(service.endpoint, data=b"{}", method="POST", headers={
-        "X-Amz-Target": "DynamoDB_20120810.ListTables", "Content-Type": "application/x-amz-json-1.0",
-        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, "
-                         "SignedHeaders=host, Signature=0"})
+    request = urllib.request.Request(
+        service.endpoint,
+        data=b"{}",
+        method="POST",
+        headers={
+            "X-Amz-Target": "DynamoDB_20120810.ListTables",
+            "Content-Type": "application/x-amz-json-1.0",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        },
+    )
     try:
         urllib.request.urlopen(request, timeout=1).read()
     except urllib.error.HTTPError:  # it answered: that is all we need to know

@@ -59,7 +59,7 @@ def main() -> None:
     if log:  # from here on, whatever the handler prints lands in the log file
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
-        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - for the life of the process
     from registry import handler  # the cold start
 
     faults = os.environ.get("REGISTRY_FAULTS_FILE")
@@ -76,8 +76,13 @@ class Worker:
     """The gateway's side of one worker process."""
 
     def __init__(self, environment: dict[str, str]):
-        self.process = subprocess.Popen([sys.executable, "-m", "local.worker"], cwd=ROOT, env=environment,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "local.worker"],
+            cwd=ROOT,
+            env=environment,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
 
     def invoke(self, event: bytes) -> dict:
         """`event`: the proxy event as JSON bytes."""

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import boto3
 
-from registry.config import KEYS_KMS_KEY_ENV, TABLE_ENV  # noqa: E402
-from registry.storage.keys import KeyStore, KeyStoreError  # noqa: E402
+from registry.config import KEYS_KMS_KEY_ENV, TABLE_ENV
+from registry.storage.keys import KeyStore, KeyStoreError
 
 TABLE_ENV_NAME = TABLE_ENV["keys"]
 # Stack outputs that name them, if the stack has them; otherwise the function's environment is read.
@@ -21,9 +21,17 @@ class KeyTarget:
     kms_key: str | None
 
 
-def connect(*, table: str | None = None, kms_key: str | None = None, stack: str | None = None,
-            region: str | None = None, profile: str | None = None, endpoint_url: str | None = None,
-            verify: str | bool | None = None, session: boto3.session.Session | None = None) -> KeyStore:
+def connect(
+    *,
+    table: str | None = None,
+    kms_key: str | None = None,
+    stack: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+    endpoint_url: str | None = None,
+    verify: str | bool | None = None,
+    session: boto3.session.Session | None = None,
+) -> KeyStore:
     """A KeyStore on the registry's keys table and KMS key, with the operator's credentials.
     `verify` is boto3's (a CA bundle path, or False); AWS_CA_BUNDLE works too."""
     session = session or boto3.session.Session(profile_name=profile, region_name=region)
@@ -56,8 +64,12 @@ def _from_stack(stack: str, client) -> KeyTarget:
         return KeyTarget(outputs[TABLE_OUTPUT], outputs.get(KMS_KEY_OUTPUT))
     if FUNCTION_OUTPUT not in outputs:
         raise KeyStoreError(f"stack {stack} has neither a {TABLE_OUTPUT} nor a {FUNCTION_OUTPUT} output")
-    environment = client("lambda").get_function_configuration(
-        FunctionName=outputs[FUNCTION_OUTPUT]).get("Environment", {}).get("Variables", {})
+    environment = (
+        client("lambda")
+        .get_function_configuration(FunctionName=outputs[FUNCTION_OUTPUT])
+        .get("Environment", {})
+        .get("Variables", {})
+    )
     if TABLE_ENV_NAME not in environment:
         raise KeyStoreError(f"the function of stack {stack} has no {TABLE_ENV_NAME}: is the stack up to date?")
     return KeyTarget(environment[TABLE_ENV_NAME], environment.get(KEYS_KMS_KEY_ENV))

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Shared helpers live in support.py: test modules import them from there, never `from conftest`
 # (with several conftest.py files, which one `conftest` names depends on collection order).
-from support import NO_RETRIES, unique_name  # noqa: E402,F401 - re-exported for older imports
+from support import NO_RETRIES, unique_name  # noqa: E402 - re-exported for older imports
 
 EXTERNAL_ENDPOINT = os.environ.get("REGISTRY_ENDPOINT")
 REGION = "us-east-1"
@@ -37,8 +37,14 @@ class ExternalRegistry:
         self.endpoint = endpoint
 
     def ecr(self, **config):
-        return boto3.client("ecr", endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id="test", aws_secret_access_key="test", **config)
+        return boto3.client(
+            "ecr",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            **config,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +106,6 @@ def start_registry(request):
     yield start
     for instance in started:
         instance.stop()
-
-
 
 
 @pytest.fixture

@@ -38,9 +38,14 @@ def upload_blob(ecr, repo: str, data: bytes, part_size: int | None = None) -> st
     upload = ecr.initiate_layer_upload(repositoryName=repo)
     size = part_size or upload["partSize"]
     for first in range(0, len(data), size):
-        chunk = data[first:first + size]
-        ecr.upload_layer_part(repositoryName=repo, uploadId=upload["uploadId"], partFirstByte=first,
-                              partLastByte=first + len(chunk) - 1, layerPartBlob=chunk)
+        chunk = data[first : first + size]
+        ecr.upload_layer_part(
+            repositoryName=repo,
+            uploadId=upload["uploadId"],
+            partFirstByte=first,
+            partLastByte=first + len(chunk) - 1,
+            layerPartBlob=chunk,
+        )
     digest = sha256(data)
     ecr.complete_layer_upload(repositoryName=repo, uploadId=upload["uploadId"], layerDigests=[digest])
     return digest
@@ -54,14 +59,18 @@ class Pushed:
     size: int  # sum of the layer sizes
 
 
-def image_manifest(config: bytes, layers: list[bytes], oci: bool = False, extra: dict | None = None,
-                   foreign: list[dict] | None = None) -> str:
+def image_manifest(
+    config: bytes, layers: list[bytes], oci: bool = False, extra: dict | None = None, foreign: list[dict] | None = None
+) -> str:
     document = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST if oci else DOCKER_MANIFEST,
         "config": {"mediaType": OCI_CONFIG if oci else DOCKER_CONFIG, "size": len(config), "digest": sha256(config)},
-        "layers": [{"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "size": len(layer), "digest": sha256(layer)}
-                   for layer in layers] + (foreign or []),
+        "layers": [
+            {"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "size": len(layer), "digest": sha256(layer)}
+            for layer in layers
+        ]
+        + (foreign or []),
     }
     document.update(extra or {})
     return json.dumps(document, indent=3)
@@ -72,25 +81,36 @@ def new_blobs(count: int, size: int = 64) -> tuple[bytes, list[bytes]]:
     return config, [os.urandom(size) for _ in range(count)]
 
 
-def push_image(ecr, repo: str, tag: str | None = None, layers: int = 1, oci: bool = False,
-               layer_size: int = 64) -> Pushed:
+def push_image(
+    ecr, repo: str, tag: str | None = None, layers: int = 1, oci: bool = False, layer_size: int = 64
+) -> Pushed:
     config, blobs = new_blobs(layers, layer_size)
     for blob in (config, *blobs):
         upload_blob(ecr, repo, blob)
     manifest = image_manifest(config, blobs, oci=oci)
     kwargs = {"imageTag": tag} if tag is not None else {}
     result = ecr.put_image(repositoryName=repo, imageManifest=manifest, **kwargs)
-    return Pushed(manifest, result["image"]["imageId"]["imageDigest"],
-                  OCI_MANIFEST if oci else DOCKER_MANIFEST, sum(len(b) for b in blobs))
+    return Pushed(
+        manifest,
+        result["image"]["imageId"]["imageDigest"],
+        OCI_MANIFEST if oci else DOCKER_MANIFEST,
+        sum(len(b) for b in blobs),
+    )
 
 
 def index_manifest(children: list[Pushed], oci: bool = True, extra: dict | None = None) -> str:
     document = {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX if oci else DOCKER_LIST,
-        "manifests": [{"mediaType": c.media_type, "size": len(c.manifest.encode()), "digest": c.digest,
-                       "platform": {"architecture": arch, "os": "linux"}}
-                      for c, arch in zip(children, ["amd64", "arm64", "ppc64le", "s390x", "386"] * 40)],
+        "manifests": [
+            {
+                "mediaType": c.media_type,
+                "size": len(c.manifest.encode()),
+                "digest": c.digest,
+                "platform": {"architecture": arch, "os": "linux"},
+            }
+            for c, arch in zip(children, ["amd64", "arm64", "ppc64le", "s390x", "386"] * 40, strict=False)
+        ],
     }
     document.update(extra or {})
     return json.dumps(document)
@@ -104,8 +124,16 @@ def snapshot(ecr, repo: str) -> dict:
     listed = []
     for page in ecr.get_paginator("list_images").paginate(repositoryName=repo):
         listed.extend(page["imageIds"])
-    images = sorted((d["imageDigest"], tuple(sorted(d.get("imageTags", []))), d["imageSizeInBytes"],
-                     d["imagePushedAt"], d["imageManifestMediaType"]) for d in details)
+    images = sorted(
+        (
+            d["imageDigest"],
+            tuple(sorted(d.get("imageTags", []))),
+            d["imageSizeInBytes"],
+            d["imagePushedAt"],
+            d["imageManifestMediaType"],
+        )
+        for d in details
+    )
     ids = sorted((i["imageDigest"], i.get("imageTag", "")) for i in listed)
     return {"images": images, "ids": ids}
 

@@ -42,7 +42,7 @@ class Quotas:
     max_layer_parts: int = 4_200
 
     @classmethod
-    def from_environment(cls) -> "Quotas":
+    def from_environment(cls) -> Quotas:
         values = {}
         for f in fields(cls):
             raw = os.environ.get(QUOTA_ENV[f.name])
@@ -75,7 +75,7 @@ class Settings:
     key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
 
     @classmethod
-    def from_environment(cls) -> "Settings":
+    def from_environment(cls) -> Settings:
         env = os.environ
         return cls(
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",

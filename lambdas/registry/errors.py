@@ -133,10 +133,16 @@ class InvalidLayerException(EcrError):
 
 
 class InvalidLayerPartException(EcrError):
-    def __init__(self, message: str, *, registry_id: str, repository_name: str, upload_id: str,
-                 last_valid_byte_received: int):
-        super().__init__(message, registryId=registry_id, repositoryName=repository_name,
-                         uploadId=upload_id, lastValidByteReceived=last_valid_byte_received)
+    def __init__(
+        self, message: str, *, registry_id: str, repository_name: str, upload_id: str, last_valid_byte_received: int
+    ):
+        super().__init__(
+            message,
+            registryId=registry_id,
+            repositoryName=repository_name,
+            uploadId=upload_id,
+            lastValidByteReceived=last_valid_byte_received,
+        )
 
 
 class UploadNotFoundException(EcrError):
@@ -149,4 +155,5 @@ class EmptyUploadException(EcrError):
 
 def repository_not_found(registry_id: str, name: str) -> RepositoryNotFoundException:
     return RepositoryNotFoundException(
-        f"The repository with name '{name}' does not exist in the registry with id '{registry_id}'")
+        f"The repository with name '{name}' does not exist in the registry with id '{registry_id}'"
+    )

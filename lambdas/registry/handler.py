@@ -37,6 +37,7 @@ else:
     def traced(handler):
         return handler
 
+
 _store: RegistryStore | None = None
 _keys: auth.KeyCache | None = None
 
@@ -87,16 +88,30 @@ def lambda_handler(event: dict, context) -> dict:
         response, outcome = wire.error_response(error, request.request_id), error.code
         if error.status >= 500:
             logger.error("fault", extra={"operation": operation, "code": error.code})
-    except Exception:  # noqa: BLE001 - anything unexpected is our fault, never the caller's
+    except Exception:
         logger.exception("unhandled fault", extra={"operation": operation})
         response = wire.error_response(ServerException("An internal error occurred"), request.request_id)
         outcome = "ServerException"
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-    logger.info("request", extra={"operation": operation, "outcome": outcome, "ms": elapsed_ms,
-                                  "status": response["statusCode"], "access_key_id": key_id})
-    metrics.add_metric(name="Faults" if response["statusCode"] >= 500 else
-                       "ClientErrors" if response["statusCode"] >= 400 else "Successes",
-                       unit=MetricUnit.Count, value=1)
+    logger.info(
+        "request",
+        extra={
+            "operation": operation,
+            "outcome": outcome,
+            "ms": elapsed_ms,
+            "status": response["statusCode"],
+            "access_key_id": key_id,
+        },
+    )
+    metrics.add_metric(
+        name="Faults"
+        if response["statusCode"] >= 500
+        else "ClientErrors"
+        if response["statusCode"] >= 400
+        else "Successes",
+        unit=MetricUnit.Count,
+        value=1,
+    )
     return response
 
 

@@ -78,8 +78,7 @@ def _read(shape: Shape, value: Any, path: str, problems: list[str]) -> Any:
 
 
 def _type_error(path: str, expected: str, value: Any) -> SerializationException:
-    return SerializationException(
-        f"Expected {expected} at '{path or 'body'}' but found {type(value).__name__}")
+    return SerializationException(f"Expected {expected} at '{path or 'body'}' but found {type(value).__name__}")
 
 
 def _read_structure(shape, value, path, problems):
@@ -99,8 +98,11 @@ def _read_structure(shape, value, path, problems):
 def _read_list(shape, value, path, problems):
     if not isinstance(value, list):
         raise _type_error(path, "list", value)
-    items = [_read(shape.member, item, f"{path}.{i + 1}.member", problems)
-             for i, item in enumerate(value) if item is not None]
+    items = [
+        _read(shape.member, item, f"{path}.{i + 1}.member", problems)
+        for i, item in enumerate(value)
+        if item is not None
+    ]
     _check_length(shape, len(items), path, problems)  # on what the operation gets: [null] is empty
     return items
 
@@ -109,8 +111,10 @@ def _read_map(shape, value, path, problems):
     if not isinstance(value, dict):
         raise _type_error(path, "map", value)
     _check_length(shape, len(value), path, problems)
-    return {_read(shape.key, k, f"{path}.key", problems): _read(shape.value, v, f"{path}.{k}", problems)
-            for k, v in value.items()}
+    return {
+        _read(shape.key, k, f"{path}.key", problems): _read(shape.value, v, f"{path}.{k}", problems)
+        for k, v in value.items()
+    }
 
 
 def _read_string(shape, value, path, problems):

@@ -74,7 +74,7 @@ import os
 import sys
 import time
 from collections import Counter
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from botocore.exceptions import ClientError
 
@@ -95,8 +95,13 @@ class OutOfTime(Exception):
 
 
 class Sweeper:
-    def __init__(self, store: RegistryStore, grace_seconds: float = DEFAULT_GRACE_SECONDS,
-                 dry_run: bool = False, log: Callable[[str, dict], None] | None = None):
+    def __init__(
+        self,
+        store: RegistryStore,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        dry_run: bool = False,
+        log: Callable[[str, dict], None] | None = None,
+    ):
         self.store, self.backend = store, store.backend
         self.grace, self.dry_run = grace_seconds, dry_run
         self.log = log or (lambda message, extra: None)
@@ -122,8 +127,13 @@ class Sweeper:
             self.orphaned_objects(layer_keys, entries)
         except OutOfTime:
             complete = False
-        result = {**dict(sorted(self.report.items())), "complete": complete, "dry_run": self.dry_run,
-                  "now": self.now, "cutoff": self.cutoff}
+        result = {
+            **dict(sorted(self.report.items())),
+            "complete": complete,
+            "dry_run": self.dry_run,
+            "now": self.now,
+            "cutoff": self.cutoff,
+        }
         self.log("sweep", result)
         return result
 
@@ -153,9 +163,11 @@ class Sweeper:
             if not self.dry_run:
                 try:
                     self.backend.dynamodb.delete_item(
-                        TableName=self.backend.table("uploads"), Key=self.backend.key("uploads", upload_id),
+                        TableName=self.backend.table("uploads"),
+                        Key=self.backend.key("uploads", upload_id),
                         ConditionExpression="expires_at < :cutoff",
-                        ExpressionAttributeValues=codec.values(cutoff=self.cutoff))
+                        ExpressionAttributeValues=codec.values(cutoff=self.cutoff),
+                    )
                 except self.backend.dynamodb.exceptions.ConditionalCheckFailedException:
                     continue
             self._count("uploads_expired")
@@ -176,8 +188,9 @@ class Sweeper:
                 continue
             if item["created_at"] >= self.cutoff:
                 continue
-            if self._delete_item("layers", key, f"({never}) AND created_at < :cutoff",
-                                 codec.values(no=False, cutoff=self.cutoff)):
+            if self._delete_item(
+                "layers", key, f"({never}) AND created_at < :cutoff", codec.values(no=False, cutoff=self.cutoff)
+            ):
                 self._count("layers_deleted")
                 self._gone_layers.add((item["repository"], item["digest"]))
 
@@ -186,9 +199,12 @@ class Sweeper:
     def unused_blobs(self) -> tuple[set[str], dict[str, dict]]:
         """Delete unused entries; returns the blob keys layers name and the entries left, by key."""
         entries = {e["blob_key"]: e for e in self._scan("blobs")}
-        layer_keys = {layer["blob_key"] for layer in self._scan("layers", projection="repository, digest, blob_key")
-                      if layer["repository"] not in self._gone_repositories
-                      and (layer["repository"], layer["digest"]) not in self._gone_layers}
+        layer_keys = {
+            layer["blob_key"]
+            for layer in self._scan("layers", projection="repository, digest, blob_key")
+            if layer["repository"] not in self._gone_repositories
+            and (layer["repository"], layer["digest"]) not in self._gone_layers
+        }
         for blob_key, entry in list(entries.items()):
             key = self.backend.key("blobs", entry["scope"], entry["digest"])
             if "used_at" not in entry:
@@ -196,8 +212,9 @@ class Sweeper:
                 continue
             if blob_key in layer_keys or entry["used_at"] >= self.cutoff:
                 continue
-            if self._delete_item("blobs", key, "used_at < :cutoff AND blob_key = :key",
-                                 codec.values(cutoff=self.cutoff, key=blob_key)):
+            if self._delete_item(
+                "blobs", key, "used_at < :cutoff AND blob_key = :key", codec.values(cutoff=self.cutoff, key=blob_key)
+            ):
                 self._count("blobs_deleted")
                 del entries[blob_key]
                 self._delete_object(blob_key)
@@ -216,8 +233,12 @@ class Sweeper:
             self._delete_object(obj["Key"])
         for obj in self._list(BLOB_PREFIX):
             modified = obj["LastModified"].timestamp()
-            if (modified >= self.cutoff or obj["Key"] in entries or obj["Key"] in layer_keys
-                    or obj["Key"] in self._gone_objects):
+            if (
+                modified >= self.cutoff
+                or obj["Key"] in entries
+                or obj["Key"] in layer_keys
+                or obj["Key"] in self._gone_objects
+            ):
                 continue
             upload = self._upload(obj["Key"].rsplit("/", 1)[-1])
             if upload is None:
@@ -250,8 +271,13 @@ class Sweeper:
     def _count(self, what: str) -> None:
         self.report[what] += 1
 
-    def _scan(self, logical: str, filter_expression: str | None = None, values: dict | None = None,
-              projection: str | None = None) -> Iterator[dict]:
+    def _scan(
+        self,
+        logical: str,
+        filter_expression: str | None = None,
+        values: dict | None = None,
+        projection: str | None = None,
+    ) -> Iterator[dict]:
         request = {"TableName": self.backend.table(logical), "ConsistentRead": True}
         if filter_expression:
             request["FilterExpression"] = filter_expression
@@ -283,10 +309,13 @@ class Sweeper:
             return
         try:
             self.backend.dynamodb.update_item(
-                TableName=self.backend.table(logical), Key=key, UpdateExpression="SET #a = :now",
+                TableName=self.backend.table(logical),
+                Key=key,
+                UpdateExpression="SET #a = :now",
                 ConditionExpression="attribute_exists(#k) AND attribute_not_exists(#a)",
                 ExpressionAttributeNames={"#a": attribute, "#k": next(iter(key))},
-                ExpressionAttributeValues=codec.values(now=self.now))
+                ExpressionAttributeValues=codec.values(now=self.now),
+            )
         except self.backend.dynamodb.exceptions.ConditionalCheckFailedException:
             pass
 
@@ -295,8 +324,12 @@ class Sweeper:
         if self.dry_run:
             return True
         try:
-            self.backend.dynamodb.delete_item(TableName=self.backend.table(logical), Key=key,
-                                              ConditionExpression=condition, ExpressionAttributeValues=values)
+            self.backend.dynamodb.delete_item(
+                TableName=self.backend.table(logical),
+                Key=key,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
             return True
         except self.backend.dynamodb.exceptions.ConditionalCheckFailedException:
             return False  # it changed since we judged it: it stays
@@ -332,22 +365,30 @@ def lambda_handler(event: dict | None, context) -> dict:
 
     logger = Logger(service="ecr-registry-sweep")
     budget = context.get_remaining_time_in_millis() / 1000 - 30 if context is not None else None
-    sweeper = Sweeper(RegistryStore(Settings.from_environment()), grace_seconds=grace_from_environment(),
-                      dry_run=bool((event or {}).get("dryRun")),
-                      log=lambda message, extra: logger.info(message, extra=extra))
+    sweeper = Sweeper(
+        RegistryStore(Settings.from_environment()),
+        grace_seconds=grace_from_environment(),
+        dry_run=bool((event or {}).get("dryRun")),
+        log=lambda message, extra: logger.info(message, extra=extra),
+    )
     return sweeper.run(budget_seconds=budget)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m registry.sweep", description=__doc__.split("\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
-    parser.add_argument("--grace-seconds", type=float, default=None,
-                        help=f"minimum age of what is reclaimed (default ${GRACE_ENV} or one day)")
+    parser.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=None,
+        help=f"minimum age of what is reclaimed (default ${GRACE_ENV} or one day)",
+    )
     parser.add_argument("--now", type=float, default=None, help="the clock, epoch seconds (tests)")
     args = parser.parse_args(argv)
     grace = args.grace_seconds if args.grace_seconds is not None else grace_from_environment()
-    report = Sweeper(RegistryStore(Settings.from_environment()), grace_seconds=grace,
-                     dry_run=args.dry_run).run(now=args.now)
+    report = Sweeper(RegistryStore(Settings.from_environment()), grace_seconds=grace, dry_run=args.dry_run).run(
+        now=args.now
+    )
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0

@@ -41,7 +41,8 @@ def http_request(event: dict[str, Any]) -> HttpRequest:
     context = event.get("requestContext") or {}
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items() if v is not None}
     multi = event.get("multiValueQueryStringParameters") or {
-        k: [v] for k, v in (event.get("queryStringParameters") or {}).items()}
+        k: [v] for k, v in (event.get("queryStringParameters") or {}).items()
+    }
     raw = event.get("body") or ""
     if event.get("isBase64Encoded"):
         body = base64.b64decode(raw)
@@ -85,8 +86,11 @@ def _signed_paths(event: dict[str, Any], context: dict[str, Any]) -> tuple[str, 
     if stage:
         candidates.append(f"/{stage}{path}")
         # a custom domain mapped at its root may still report the stage (the client sent none)
-        candidates.extend(p[len(stage) + 1:] or "/" for p in (requested, path)
-                          if p and (p == f"/{stage}" or p.startswith(f"/{stage}/")))
+        candidates.extend(
+            p[len(stage) + 1 :] or "/"
+            for p in (requested, path)
+            if p and (p == f"/{stage}" or p.startswith(f"/{stage}/"))
+        )
     if requested and context.get("apiId"):
         candidates.append(f"/_aws/execute-api/{context['apiId']}{requested}")
     found: list[str] = []

@@ -14,11 +14,22 @@ AWS = str(Path(sys.executable).parent / "aws")
 
 
 def aws(registry, *args: str) -> dict:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1", "AWS_PAGER": ""}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_PAGER": "",
+    }
     env.pop("AWS_PROFILE", None)
-    done = subprocess.run([AWS, "ecr", *args, "--endpoint-url", registry.endpoint, "--output", "json"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [AWS, "ecr", *args, "--endpoint-url", registry.endpoint, "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if done.returncode != 0:
         raise AssertionError(f"aws ecr {args[0]} failed ({done.returncode}): {done.stderr}")
     return json.loads(done.stdout) if done.stdout.strip() else {}
@@ -26,8 +37,9 @@ def aws(registry, *args: str) -> dict:
 
 def test_push_and_pull_with_the_aws_cli(registry, ecr, tmp_path):
     repo = f"cli/app-{os.urandom(4).hex()}"
-    created = aws(registry, "create-repository", "--repository-name", repo,
-                  "--image-tag-mutability", "IMMUTABLE")["repository"]
+    created = aws(registry, "create-repository", "--repository-name", repo, "--image-tag-mutability", "IMMUTABLE")[
+        "repository"
+    ]
     assert created["repositoryName"] == repo and created["imageTagMutability"] == "IMMUTABLE"
     config, blobs = new_blobs(2)
     for blob in (config, *blobs):
@@ -35,8 +47,9 @@ def test_push_and_pull_with_the_aws_cli(registry, ecr, tmp_path):
     manifest = image_manifest(config, blobs)
     path = tmp_path / "manifest.json"
     path.write_bytes(manifest.encode())
-    pushed = aws(registry, "put-image", "--repository-name", repo, "--image-tag", "v1",
-                 "--image-manifest", f"file://{path}")["image"]
+    pushed = aws(
+        registry, "put-image", "--repository-name", repo, "--image-tag", "v1", "--image-manifest", f"file://{path}"
+    )["image"]
     assert pushed["imageId"] == {"imageDigest": sha256(manifest.encode()), "imageTag": "v1"}
     pulled = aws(registry, "batch-get-image", "--repository-name", repo, "--image-ids", "imageTag=v1")
     assert pulled["images"][0]["imageManifest"] == manifest
@@ -46,9 +59,19 @@ def test_push_and_pull_with_the_aws_cli(registry, ecr, tmp_path):
 
 
 def test_cli_reports_modeled_errors(registry):
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1"}
-    done = subprocess.run([AWS, "ecr", "describe-images", "--repository-name", "cli/does-not-exist",
-                           "--endpoint-url", registry.endpoint], env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    done = subprocess.run(
+        [AWS, "ecr", "describe-images", "--repository-name", "cli/does-not-exist", "--endpoint-url", registry.endpoint],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert "RepositoryNotFoundException" in done.stderr

@@ -3,33 +3,49 @@
 from __future__ import annotations
 
 import pytest
-
 from support import DOCKER_MANIFEST, OCI_MANIFEST, index_manifest, push_image, sha256, snapshot, tags_of
 
 
 def test_batch_get_image_by_tag_and_digest_with_failures(ecr, repo):
     pushed = push_image(ecr, repo, tag="v1")
     other = push_image(ecr, repo, tag="v2")
-    result = ecr.batch_get_image(repositoryName=repo, imageIds=[
-        {"imageTag": "v1"}, {"imageDigest": other.digest}, {"imageTag": "nope"},
-        {"imageDigest": sha256(b"missing")}, {"imageDigest": "bogus"}, {},
-        {"imageTag": "v1", "imageDigest": other.digest}])
+    result = ecr.batch_get_image(
+        repositoryName=repo,
+        imageIds=[
+            {"imageTag": "v1"},
+            {"imageDigest": other.digest},
+            {"imageTag": "nope"},
+            {"imageDigest": sha256(b"missing")},
+            {"imageDigest": "bogus"},
+            {},
+            {"imageTag": "v1", "imageDigest": other.digest},
+        ],
+    )
     got = {(i["imageId"]["imageDigest"], i["imageId"].get("imageTag")): i["imageManifest"] for i in result["images"]}
     assert got == {(pushed.digest, "v1"): pushed.manifest, (other.digest, None): other.manifest}
     codes = sorted(f["failureCode"] for f in result["failures"])
-    assert codes == ["ImageNotFound", "ImageNotFound", "ImageTagDoesNotMatchDigest", "InvalidImageDigest",
-                     "MissingDigestAndTag"]
+    assert codes == [
+        "ImageNotFound",
+        "ImageNotFound",
+        "ImageTagDoesNotMatchDigest",
+        "InvalidImageDigest",
+        "MissingDigestAndTag",
+    ]
 
 
 def test_batch_get_image_accepted_media_types(ecr, repo):
     push_image(ecr, repo, tag="docker")
     push_image(ecr, repo, tag="oci", oci=True)
-    result = ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "docker"}, {"imageTag": "oci"}],
-                                 acceptedMediaTypes=[OCI_MANIFEST])
+    result = ecr.batch_get_image(
+        repositoryName=repo, imageIds=[{"imageTag": "docker"}, {"imageTag": "oci"}], acceptedMediaTypes=[OCI_MANIFEST]
+    )
     assert [i["imageManifestMediaType"] for i in result["images"]] == [OCI_MANIFEST]
     assert [f["imageId"] for f in result["failures"]] == [{"imageTag": "docker"}]
-    both = ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "docker"}, {"imageTag": "oci"}],
-                               acceptedMediaTypes=[OCI_MANIFEST, DOCKER_MANIFEST])
+    both = ecr.batch_get_image(
+        repositoryName=repo,
+        imageIds=[{"imageTag": "docker"}, {"imageTag": "oci"}],
+        acceptedMediaTypes=[OCI_MANIFEST, DOCKER_MANIFEST],
+    )
     assert len(both["images"]) == 2 and both["failures"] == []
 
 
@@ -46,8 +62,13 @@ def test_describe_images_one_entry_per_digest(ecr, repo):
     assert tagged["artifactMediaType"] == "application/vnd.docker.container.image.v1+json"
     assert tagged["imageStatus"] == "ACTIVE"
     assert "imageTags" not in details[untagged.digest]
-    only = lambda status: [d["imageDigest"] for d in ecr.describe_images(  # noqa: E731
-        repositoryName=repo, filter={"tagStatus": status})["imageDetails"]]
+
+    def only(status):
+        return [
+            d["imageDigest"]
+            for d in ecr.describe_images(repositoryName=repo, filter={"tagStatus": status})["imageDetails"]
+        ]
+
     assert only("TAGGED") == [pushed.digest]
     assert only("UNTAGGED") == [untagged.digest]
     assert sorted(only("ANY")) == sorted([pushed.digest, untagged.digest])
@@ -86,8 +107,12 @@ def test_list_images_filters(ecr, repo):
     tagged = push_image(ecr, repo, tag="a")
     ecr.put_image(repositoryName=repo, imageManifest=tagged.manifest, imageTag="b")
     untagged = push_image(ecr, repo)
-    ids = lambda **f: sorted((i["imageDigest"], i.get("imageTag")) for i in ecr.list_images(  # noqa: E731
-        repositoryName=repo, **f)["imageIds"])
+
+    def ids(**f):
+        return sorted(
+            (i["imageDigest"], i.get("imageTag")) for i in ecr.list_images(repositoryName=repo, **f)["imageIds"]
+        )
+
     assert ids() == sorted([(tagged.digest, "a"), (tagged.digest, "b"), (untagged.digest, None)])
     assert ids(filter={"tagStatus": "TAGGED"}) == [(tagged.digest, "a"), (tagged.digest, "b")]
     assert ids(filter={"tagStatus": "UNTAGGED"}) == [(untagged.digest, None)]
@@ -98,8 +123,11 @@ def test_batch_delete_by_tag_keeps_the_image_until_its_last_tag(ecr, repo):
     pushed = push_image(ecr, repo, tag="a")
     ecr.put_image(repositoryName=repo, imageManifest=pushed.manifest, imageTag="b")
     result = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageTag": "a"}])
-    assert result == {"imageIds": [{"imageDigest": pushed.digest, "imageTag": "a"}], "failures": [],
-                      "ResponseMetadata": result["ResponseMetadata"]}
+    assert result == {
+        "imageIds": [{"imageDigest": pushed.digest, "imageTag": "a"}],
+        "failures": [],
+        "ResponseMetadata": result["ResponseMetadata"],
+    }
     assert tags_of(ecr, repo, pushed.digest) == ["b"]
     ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageTag": "b"}])
     assert snapshot(ecr, repo) == {"images": [], "ids": []}
@@ -120,12 +148,24 @@ def test_batch_delete_by_digest_removes_every_tag(ecr, repo):
 def test_batch_delete_failures(ecr, repo):
     pushed = push_image(ecr, repo, tag="v1")
     before = snapshot(ecr, repo)
-    result = ecr.batch_delete_image(repositoryName=repo, imageIds=[
-        {"imageTag": "missing"}, {"imageDigest": sha256(b"nothing")}, {"imageDigest": "bad"}, {},
-        {"imageTag": "v1", "imageDigest": sha256(b"other")}])
+    result = ecr.batch_delete_image(
+        repositoryName=repo,
+        imageIds=[
+            {"imageTag": "missing"},
+            {"imageDigest": sha256(b"nothing")},
+            {"imageDigest": "bad"},
+            {},
+            {"imageTag": "v1", "imageDigest": sha256(b"other")},
+        ],
+    )
     assert result["imageIds"] == []
     assert sorted(f["failureCode"] for f in result["failures"]) == [
-        "ImageNotFound", "ImageNotFound", "ImageTagDoesNotMatchDigest", "InvalidImageDigest", "MissingDigestAndTag"]
+        "ImageNotFound",
+        "ImageNotFound",
+        "ImageTagDoesNotMatchDigest",
+        "InvalidImageDigest",
+        "MissingDigestAndTag",
+    ]
     assert snapshot(ecr, repo) == before
     assert result["failures"][0]["failureReason"] == "Requested image not found"
     assert tags_of(ecr, repo, pushed.digest) == ["v1"]
@@ -134,10 +174,13 @@ def test_batch_delete_failures(ecr, repo):
 def test_images_referenced_by_a_manifest_list_cannot_be_deleted(ecr, repo):
     children = [push_image(ecr, repo, tag=f"arch{i}") for i in range(2)]
     index = index_manifest(children)
-    index_digest = ecr.put_image(repositoryName=repo, imageManifest=index, imageTag="multi")["image"]["imageId"]["imageDigest"]
+    index_digest = ecr.put_image(repositoryName=repo, imageManifest=index, imageTag="multi")["image"]["imageId"][
+        "imageDigest"
+    ]
     before = snapshot(ecr, repo)
-    result = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": children[0].digest},
-                                                                   {"imageTag": "arch1"}])
+    result = ecr.batch_delete_image(
+        repositoryName=repo, imageIds=[{"imageDigest": children[0].digest}, {"imageTag": "arch1"}]
+    )
     assert [f["failureCode"] for f in result["failures"]] == ["ImageReferencedByManifestList"] * 2
     assert snapshot(ecr, repo) == before
     # Once the list is gone, its images can go too.
@@ -149,9 +192,11 @@ def test_images_referenced_by_a_manifest_list_cannot_be_deleted(ecr, repo):
 
 def test_image_operations_on_a_missing_repository(ecr):
     name = "no/such-repository"
-    for call in (lambda: ecr.batch_get_image(repositoryName=name, imageIds=[{"imageTag": "a"}]),
-                 lambda: ecr.describe_images(repositoryName=name),
-                 lambda: ecr.list_images(repositoryName=name),
-                 lambda: ecr.batch_delete_image(repositoryName=name, imageIds=[{"imageTag": "a"}])):
+    for call in (
+        lambda: ecr.batch_get_image(repositoryName=name, imageIds=[{"imageTag": "a"}]),
+        lambda: ecr.describe_images(repositoryName=name),
+        lambda: ecr.list_images(repositoryName=name),
+        lambda: ecr.batch_delete_image(repositoryName=name, imageIds=[{"imageTag": "a"}]),
+    ):
         with pytest.raises(ecr.exceptions.RepositoryNotFoundException):
             call()

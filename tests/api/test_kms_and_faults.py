@@ -12,9 +12,7 @@ import os
 
 import pytest
 from botocore.exceptions import ClientError
-
-from support import NO_RETRIES, unique_name
-from support import error_code, image_manifest, new_blobs, push_image, snapshot, upload_blob
+from support import NO_RETRIES, error_code, image_manifest, new_blobs, push_image, snapshot, unique_name, upload_blob
 
 pytestmark = pytest.mark.local_only
 MiB = 1024 * 1024
@@ -45,17 +43,21 @@ def faults(tmp_path, start_registry):
 def stored_objects(backends, repo):
     """S3 keys of the repository's blobs, read from the layers table."""
     dynamodb = backends.client("dynamodb")
-    items = dynamodb.query(TableName=backends.tables["layers"], KeyConditionExpression="repository = :r",
-                           ExpressionAttributeValues={":r": {"S": f"000000000000/{repo}"}})["Items"]
+    items = dynamodb.query(
+        TableName=backends.tables["layers"],
+        KeyConditionExpression="repository = :r",
+        ExpressionAttributeValues={":r": {"S": f"000000000000/{repo}"}},
+    )["Items"]
     return [item["blob_key"]["S"] for item in items]
 
 
 def test_kms_repository_keeps_objects_under_its_key(ecr, backends, kms_key):
     repo = unique_name("kms")
-    created = ecr.create_repository(repositoryName=repo, encryptionConfiguration={
-        "encryptionType": "KMS", "kmsKey": kms_key})["repository"]
+    created = ecr.create_repository(
+        repositoryName=repo, encryptionConfiguration={"encryptionType": "KMS", "kmsKey": kms_key}
+    )["repository"]
     assert created["encryptionConfiguration"] == {"encryptionType": "KMS", "kmsKey": kms_key}
-    config, blobs = new_blobs(0)
+    config, _blobs = new_blobs(0)
     big, small = os.urandom(6 * MiB), os.urandom(100)
     for blob in (config, big, small):
         upload_blob(ecr, repo, blob)
@@ -64,8 +66,11 @@ def test_kms_repository_keeps_objects_under_its_key(ecr, backends, kms_key):
     ecr.put_image(repositoryName=repo, imageManifest=json.dumps(document), imageTag="v1")
     s3 = backends.client("s3")
     keys = stored_objects(backends, repo)
-    keys += [o["Key"] for o in s3.list_objects_v2(Bucket=backends.bucket, Prefix="manifests/")["Contents"]
-             if "kms-" in o["Key"]]
+    keys += [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=backends.bucket, Prefix="manifests/")["Contents"]
+        if "kms-" in o["Key"]
+    ]
     assert len(keys) >= 4
     for key in keys:
         head = s3.head_object(Bucket=backends.bucket, Key=key)
@@ -83,8 +88,13 @@ def test_kms_repository_keeps_objects_under_its_key(ecr, backends, kms_key):
 def test_unknown_kms_key_is_a_kms_error(ecr):
     repo = unique_name("kms-missing")
     with pytest.raises(ecr.exceptions.KmsException) as excinfo:
-        ecr.create_repository(repositoryName=repo, encryptionConfiguration={
-            "encryptionType": "KMS", "kmsKey": "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000"})
+        ecr.create_repository(
+            repositoryName=repo,
+            encryptionConfiguration={
+                "encryptionType": "KMS",
+                "kmsKey": "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000",
+            },
+        )
     assert excinfo.value.response["kmsError"] == "NotFoundException"
     with pytest.raises(ecr.exceptions.RepositoryNotFoundException):
         ecr.describe_repositories(repositoryNames=[repo])
@@ -94,19 +104,29 @@ def test_kms_key_disabled_while_pushing(faults, kms_key):
     ecr = faults.ecr
     repo = unique_name("kms-fault")
     ecr.create_repository(repositoryName=repo, encryptionConfiguration={"encryptionType": "KMS", "kmsKey": kms_key})
-    kms_down = [{"service": "s3", "operation": op, "code": "KMS.DisabledException", "status": 400,
-                 "message": f"{kms_key} is disabled.", "match": {"SSEKMSKeyId": kms_key}}
-                for op in ("PutObject", "CreateMultipartUpload", "CopyObject")]
+    kms_down = [
+        {
+            "service": "s3",
+            "operation": op,
+            "code": "KMS.DisabledException",
+            "status": 400,
+            "message": f"{kms_key} is disabled.",
+            "match": {"SSEKMSKeyId": kms_key},
+        }
+        for op in ("PutObject", "CreateMultipartUpload", "CopyObject")
+    ]
     upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
     faults.set(*kms_down)
     with pytest.raises(ecr.exceptions.KmsException) as excinfo:
-        ecr.upload_layer_part(repositoryName=repo, uploadId=upload_id, partFirstByte=0, partLastByte=2,
-                              layerPartBlob=b"abc")
+        ecr.upload_layer_part(
+            repositoryName=repo, uploadId=upload_id, partFirstByte=0, partLastByte=2, layerPartBlob=b"abc"
+        )
     assert excinfo.value.response["kmsError"] == "DisabledException"
     # Nothing was received: once KMS is back, the upload continues from byte 0.
     faults.set()
-    upload = ecr.upload_layer_part(repositoryName=repo, uploadId=upload_id, partFirstByte=0, partLastByte=2,
-                                   layerPartBlob=b"abc")
+    upload = ecr.upload_layer_part(
+        repositoryName=repo, uploadId=upload_id, partFirstByte=0, partLastByte=2, layerPartBlob=b"abc"
+    )
     assert upload["lastByteReceived"] == 2
     config, blobs = new_blobs(1)
     for blob in (config, *blobs):
@@ -132,8 +152,15 @@ def test_storage_fault_is_a_server_exception_with_nothing_partial(faults):
         upload_blob(ecr, repo, blob)
     manifest = image_manifest(config, blobs)
     before = snapshot(ecr, repo)
-    faults.set({"service": "dynamodb", "operation": "TransactWriteItems", "code": "InternalServerError",
-                "status": 500, "times": 1})
+    faults.set(
+        {
+            "service": "dynamodb",
+            "operation": "TransactWriteItems",
+            "code": "InternalServerError",
+            "status": 500,
+            "times": 1,
+        }
+    )
     with pytest.raises(ClientError) as excinfo:
         ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag="latest")
     assert error_code(excinfo) == "ServerException"
@@ -153,8 +180,16 @@ def test_lost_response_then_retry_sees_image_already_exists(faults):
     for blob in (config, *blobs):
         upload_blob(ecr, repo, blob)
     manifest = image_manifest(config, blobs)
-    faults.set({"service": "dynamodb", "operation": "TransactWriteItems", "when": "after",
-                "code": "RequestTimeout", "status": 500, "times": 1})
+    faults.set(
+        {
+            "service": "dynamodb",
+            "operation": "TransactWriteItems",
+            "when": "after",
+            "code": "RequestTimeout",
+            "status": 500,
+            "times": 1,
+        }
+    )
     with pytest.raises(ClientError) as excinfo:
         ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag="v1")
     assert error_code(excinfo) == "ServerException"

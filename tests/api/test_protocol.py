@@ -15,16 +15,24 @@ TARGET = "AmazonEC2ContainerRegistry_V20150921."
 CREDENTIALS = Credentials("test", "test")
 
 
-def send(endpoint, body: bytes | str, target: str | None = "DescribeRepositories", method="POST", path="/",
-         content_type="application/x-amz-json-1.1", raw_target: bool = False):
+def send(
+    endpoint,
+    body: bytes | str,
+    target: str | None = "DescribeRepositories",
+    method="POST",
+    path="/",
+    content_type="application/x-amz-json-1.1",
+    raw_target: bool = False,
+):
     headers = {"Content-Type": content_type}
     if target is not None:
         headers["X-Amz-Target"] = target if raw_target else TARGET + target
     data = body.encode() if isinstance(body, str) else body
     request = AWSRequest(method=method, url=endpoint.rstrip("/") + path, data=data, headers=headers)
     SigV4Auth(CREDENTIALS, "ecr", "us-east-1").add_auth(request)
-    prepared = urllib.request.Request(request.url, data=data if method == "POST" else None, method=method,
-                                      headers=dict(request.headers.items()))
+    prepared = urllib.request.Request(
+        request.url, data=data if method == "POST" else None, method=method, headers=dict(request.headers.items())
+    )
     try:
         with urllib.request.urlopen(prepared) as response:
             return response.status, dict(response.headers.items()), response.read()
@@ -45,8 +53,9 @@ def test_empty_body_is_an_empty_input(registry):
     assert status == 200 and "repositories" in json.loads(body)
 
 
-@pytest.mark.parametrize("target", ["AmazonEC2ContainerRegistry_V20150921.NoSuchOperation",
-                                    "DynamoDB_20120810.ListTables", "PutImage", None])
+@pytest.mark.parametrize(
+    "target", ["AmazonEC2ContainerRegistry_V20150921.NoSuchOperation", "DynamoDB_20120810.ListTables", "PutImage", None]
+)
 def test_unknown_operation(registry, target):
     status, headers, body = send(registry.endpoint, "{}", target=target, raw_target=True)
     assert status == 400
@@ -59,9 +68,18 @@ def test_known_but_unserved_operation(registry):
     assert status == 400 and json.loads(body)["__type"] == "UnknownOperationException"
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1,2]", b'"text"', b'{"maxResults": NaN}',
-                                  b'{"maxResults": "ten"}', b'{"repositoryNames": "one"}',
-                                  b'{"registryId": 12}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[1,2]",
+        b'"text"',
+        b'{"maxResults": NaN}',
+        b'{"maxResults": "ten"}',
+        b'{"repositoryNames": "one"}',
+        b'{"registryId": 12}',
+    ],
+)
 def test_serialization_errors(registry, body):
     status, _, answer = send(registry.endpoint, body)
     assert status == 400
@@ -88,9 +106,19 @@ def test_constraint_violations_are_invalid_parameter(registry):
 
 def test_blob_must_be_base64(registry, ecr, repo):
     upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
-    status, _, body = send(registry.endpoint, json.dumps({
-        "repositoryName": repo, "uploadId": upload_id, "partFirstByte": 0, "partLastByte": 1,
-        "layerPartBlob": "***"}), target="UploadLayerPart")
+    status, _, body = send(
+        registry.endpoint,
+        json.dumps(
+            {
+                "repositoryName": repo,
+                "uploadId": upload_id,
+                "partFirstByte": 0,
+                "partLastByte": 1,
+                "layerPartBlob": "***",
+            }
+        ),
+        target="UploadLayerPart",
+    )
     assert status == 400 and json.loads(body)["__type"] == "SerializationException"
 
 
@@ -103,18 +131,22 @@ def test_other_paths_and_methods_are_not_routes(registry):
 def test_error_members_reach_boto3(ecr, repo):
     upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
     with pytest.raises(ecr.exceptions.InvalidLayerPartException) as excinfo:
-        ecr.upload_layer_part(repositoryName=repo, uploadId=upload_id, partFirstByte=10, partLastByte=10,
-                              layerPartBlob=b"x")
+        ecr.upload_layer_part(
+            repositoryName=repo, uploadId=upload_id, partFirstByte=10, partLastByte=10, layerPartBlob=b"x"
+        )
     response = excinfo.value.response
     assert response["Error"]["Code"] == "InvalidLayerPartException"
     assert {k: response[k] for k in ("registryId", "repositoryName", "uploadId", "lastValidByteReceived")} == {
-        "registryId": response["registryId"], "repositoryName": repo, "uploadId": upload_id,
-        "lastValidByteReceived": -1}
+        "registryId": response["registryId"],
+        "repositoryName": repo,
+        "uploadId": upload_id,
+        "lastValidByteReceived": -1,
+    }
     assert response["ResponseMetadata"]["RequestId"] == response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
 
 
 def test_timestamps_are_epoch_seconds(registry, repo):
-    status, _, body = send(registry.endpoint, json.dumps({"repositoryNames": [repo]}))
+    _status, _, body = send(registry.endpoint, json.dumps({"repositoryNames": [repo]}))
     created = json.loads(body)["repositories"][0]["createdAt"]
     assert isinstance(created, (int, float)) and created > 1.7e9
 

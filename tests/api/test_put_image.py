@@ -6,9 +6,19 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-
-from support import (DOCKER_MANIFEST, OCI_MANIFEST, error_code, image_manifest, index_manifest,
-                     new_blobs, push_image, sha256, snapshot, tags_of, upload_blob)
+from support import (
+    DOCKER_MANIFEST,
+    OCI_MANIFEST,
+    error_code,
+    image_manifest,
+    index_manifest,
+    new_blobs,
+    push_image,
+    sha256,
+    snapshot,
+    tags_of,
+    upload_blob,
+)
 
 
 def refused(ecr, repo, code, **kwargs):
@@ -30,6 +40,7 @@ def uploaded_manifest(ecr, repo, layers=1, oci=False, **extra) -> str:
 
 
 # 1. digest = sha256 of the bytes as sent; stored and returned byte-identical
+
 
 def test_digest_is_sha256_of_the_manifest_bytes_as_sent(ecr, repo):
     # Odd whitespace, key order and non-ASCII text must all survive: nothing is re-serialized.
@@ -65,7 +76,9 @@ def test_large_manifest_up_to_the_model_maximum_round_trips(ecr, repo):
     document["annotations"] = {"filler": "x" * filler}
     manifest = json.dumps(document)
     assert 4_000_000 < len(manifest) <= 4_194_304
-    digest = ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag="big")["image"]["imageId"]["imageDigest"]
+    digest = ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag="big")["image"]["imageId"][
+        "imageDigest"
+    ]
     assert digest == sha256(manifest.encode())
     got = ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageDigest": digest}])["images"][0]
     assert got["imageManifest"] == manifest
@@ -73,10 +86,17 @@ def test_large_manifest_up_to_the_model_maximum_round_trips(ecr, repo):
 
 # 2. imageDigest given and different
 
+
 def test_image_digest_that_does_not_match(ecr, repo):
     manifest = uploaded_manifest(ecr, repo)
-    refused(ecr, repo, "ImageDigestDoesNotMatchException", imageManifest=manifest, imageTag="v1",
-            imageDigest="sha256:" + "0" * 64)
+    refused(
+        ecr,
+        repo,
+        "ImageDigestDoesNotMatchException",
+        imageManifest=manifest,
+        imageTag="v1",
+        imageDigest="sha256:" + "0" * 64,
+    )
 
 
 def test_image_digest_that_matches_is_accepted(ecr, repo):
@@ -88,6 +108,7 @@ def test_image_digest_that_matches_is_accepted(ecr, repo):
 
 # 3. unknown repository
 
+
 def test_unknown_repository(ecr, repo):
     manifest = uploaded_manifest(ecr, repo)
     with pytest.raises(ecr.exceptions.RepositoryNotFoundException):
@@ -95,6 +116,7 @@ def test_unknown_repository(ecr, repo):
 
 
 # 4. media types
+
 
 @pytest.mark.parametrize("oci", [False, True], ids=["docker-v2", "oci-manifest"])
 def test_image_manifest_types_are_accepted(ecr, repo, oci):
@@ -120,13 +142,18 @@ def test_oci_artifact_with_and_without_subject(ecr, repo):
     upload_blob(ecr, repo, empty)
     artifact = upload_blob(ecr, repo, b'{"sbom": true}')
     base = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/spdx+json",
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/spdx+json",
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2, "digest": sha256(empty)},
         "layers": [{"mediaType": "application/spdx+json", "size": 14, "digest": artifact}],
     }
-    with_subject = dict(base, subject={"mediaType": OCI_MANIFEST, "size": len(subject.manifest),
-                                       "digest": subject.digest})
-    digest = ecr.put_image(repositoryName=repo, imageManifest=json.dumps(with_subject))["image"]["imageId"]["imageDigest"]
+    with_subject = dict(
+        base, subject={"mediaType": OCI_MANIFEST, "size": len(subject.manifest), "digest": subject.digest}
+    )
+    digest = ecr.put_image(repositoryName=repo, imageManifest=json.dumps(with_subject))["image"]["imageId"][
+        "imageDigest"
+    ]
     detail = ecr.describe_images(repositoryName=repo, imageIds=[{"imageDigest": digest}])["imageDetails"][0]
     assert detail["artifactMediaType"] == "application/spdx+json"
     assert detail["subjectManifestDigest"] == subject.digest
@@ -138,14 +165,27 @@ def test_oci_artifact_with_and_without_subject(ecr, repo):
 def test_media_type_from_the_parameter_when_the_manifest_has_none(ecr, repo):
     document = json.loads(uploaded_manifest(ecr, repo, oci=True))
     del document["mediaType"]
-    result = ecr.put_image(repositoryName=repo, imageManifest=json.dumps(document),
-                           imageManifestMediaType=OCI_MANIFEST, imageTag="v1")
+    result = ecr.put_image(
+        repositoryName=repo, imageManifest=json.dumps(document), imageManifestMediaType=OCI_MANIFEST, imageTag="v1"
+    )
     assert result["image"]["imageManifestMediaType"] == OCI_MANIFEST
 
 
-@pytest.mark.parametrize("case", ["no-media-type", "mismatch", "invalid-json", "not-an-object",
-                                  "index-shaped-image", "bad-digest", "negative-size", "schema-1",
-                                  "unsupported-type", "layers-not-a-list"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no-media-type",
+        "mismatch",
+        "invalid-json",
+        "not-an-object",
+        "index-shaped-image",
+        "bad-digest",
+        "negative-size",
+        "schema-1",
+        "unsupported-type",
+        "layers-not-a-list",
+    ],
+)
 def test_invalid_manifests(ecr, repo, case):
     document = json.loads(uploaded_manifest(ecr, repo))
     extra = {}
@@ -170,6 +210,7 @@ def test_invalid_manifests(ecr, repo, case):
 
 
 # 5. references
+
 
 def test_missing_layer_is_named(ecr, repo):
     config, blobs = new_blobs(2)
@@ -203,8 +244,14 @@ def test_foreign_layers_need_no_upload(ecr, repo):
     config, blobs = new_blobs(1)
     for blob in (config, *blobs):
         upload_blob(ecr, repo, blob)
-    foreign = [{"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "size": 1000,
-                "digest": "sha256:" + "f" * 64, "urls": ["https://example.com/layer.tar.gz"]}]
+    foreign = [
+        {
+            "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            "size": 1000,
+            "digest": "sha256:" + "f" * 64,
+            "urls": ["https://example.com/layer.tar.gz"],
+        }
+    ]
     manifest = image_manifest(config, blobs, foreign=foreign)
     ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag="win")
     detail = ecr.describe_images(repositoryName=repo, imageIds=[{"imageTag": "win"}])["imageDetails"][0]
@@ -216,12 +263,18 @@ def test_manifest_list_children_must_be_images_here(ecr, repo):
     other = repo + "-x"
     ecr.create_repository(repositoryName=other)
     foreign_child = push_image(ecr, other)
-    error = refused(ecr, repo, "ReferencedImagesNotFoundException",
-                    imageManifest=index_manifest([child, foreign_child]), imageTag="multi")
+    error = refused(
+        ecr,
+        repo,
+        "ReferencedImagesNotFoundException",
+        imageManifest=index_manifest([child, foreign_child]),
+        imageTag="multi",
+    )
     assert foreign_child.digest in str(error)
 
 
 # 6. same digest
+
 
 def test_same_image_and_tag_again(ecr, repo):
     pushed = push_image(ecr, repo, tag="v1")
@@ -247,6 +300,7 @@ def test_same_image_with_a_new_tag_adds_the_tag(ecr, repo, mutability):
 
 
 # 7. a tag on another image
+
 
 def test_mutable_tag_moves_and_the_old_image_stays_untagged(ecr, repo):
     old = push_image(ecr, repo, tag="latest")
@@ -283,21 +337,26 @@ def test_immutable_tag_cannot_move(ecr, repo):
     assert tags_of(ecr, repo, first.digest) == ["v1"]
 
 
-@pytest.mark.parametrize("mutability,filters,tag,moves", [
-    ("IMMUTABLE_WITH_EXCLUSION", ["latest"], "latest", True),
-    ("IMMUTABLE_WITH_EXCLUSION", ["latest"], "latest-foo", False),  # whole-tag match, not a prefix
-    ("IMMUTABLE_WITH_EXCLUSION", ["dev-*"], "dev-123", True),
-    ("IMMUTABLE_WITH_EXCLUSION", ["dev-*"], "dev", False),
-    ("IMMUTABLE_WITH_EXCLUSION", ["*-snapshot", "nightly"], "1.2-snapshot", True),
-    ("IMMUTABLE_WITH_EXCLUSION", ["v1.*"], "v1x0", False),  # '.' is a literal dot
-    ("MUTABLE_WITH_EXCLUSION", ["release-*"], "release-1", False),
-    ("MUTABLE_WITH_EXCLUSION", ["release-*"], "latest", True),
-    ("MUTABLE_WITH_EXCLUSION", ["*"], "anything", False),
-])
+@pytest.mark.parametrize(
+    "mutability,filters,tag,moves",
+    [
+        ("IMMUTABLE_WITH_EXCLUSION", ["latest"], "latest", True),
+        ("IMMUTABLE_WITH_EXCLUSION", ["latest"], "latest-foo", False),  # whole-tag match, not a prefix
+        ("IMMUTABLE_WITH_EXCLUSION", ["dev-*"], "dev-123", True),
+        ("IMMUTABLE_WITH_EXCLUSION", ["dev-*"], "dev", False),
+        ("IMMUTABLE_WITH_EXCLUSION", ["*-snapshot", "nightly"], "1.2-snapshot", True),
+        ("IMMUTABLE_WITH_EXCLUSION", ["v1.*"], "v1x0", False),  # '.' is a literal dot
+        ("MUTABLE_WITH_EXCLUSION", ["release-*"], "release-1", False),
+        ("MUTABLE_WITH_EXCLUSION", ["release-*"], "latest", True),
+        ("MUTABLE_WITH_EXCLUSION", ["*"], "anything", False),
+    ],
+)
 def test_exclusion_filters(ecr, repo, mutability, filters, tag, moves):
-    ecr.put_image_tag_mutability(repositoryName=repo, imageTagMutability=mutability,
-                                 imageTagMutabilityExclusionFilters=[
-                                     {"filterType": "WILDCARD", "filter": f} for f in filters])
+    ecr.put_image_tag_mutability(
+        repositoryName=repo,
+        imageTagMutability=mutability,
+        imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": f} for f in filters],
+    )
     first = push_image(ecr, repo, tag=tag)
     if moves:
         second = push_image(ecr, repo, tag=tag)
@@ -316,6 +375,7 @@ def test_mutability_change_applies_to_later_pushes(ecr, repo):
 
 
 # 8. quotas (the configured limits reach the handler through REGISTRY_* variables)
+
 
 @pytest.mark.local_only
 def test_images_per_repository_quota(start_registry):
@@ -348,6 +408,7 @@ def test_tags_per_image_quota(start_registry):
 
 
 # 10. anything unexpected -> ServerException, nothing partial (see test_faults.py for storage faults)
+
 
 def test_validation_happens_before_anything_else(ecr, repo):
     manifest = uploaded_manifest(ecr, repo)

@@ -11,15 +11,13 @@ from collections import Counter
 
 import pytest
 from botocore.exceptions import ClientError
-
-from support import NO_RETRIES
-from support import image_manifest, new_blobs, upload_blob
+from support import NO_RETRIES, image_manifest, new_blobs, upload_blob
 
 CONCURRENCY = 16
 
 
 def prepared_manifests(ecr, repo, count):
-    shared_config, shared_layers = new_blobs(1)
+    _shared_config, shared_layers = new_blobs(1)
     upload_blob(ecr, repo, shared_layers[0])
     manifests = []
     for _ in range(count):
@@ -89,8 +87,8 @@ def test_images_per_repository_quota_admits_exactly_the_room_left(start_registry
     repo = "race/quota"
     ecr.create_repository(repositoryName=repo)
     manifests = prepared_manifests(ecr, repo, limit - room + 12)
-    for manifest in manifests[:limit - room]:
+    for manifest in manifests[: limit - room]:
         ecr.put_image(repositoryName=repo, imageManifest=manifest)
-    outcomes = push_together(local, repo, manifests[limit - room:], None)
+    outcomes = push_together(local, repo, manifests[limit - room :], None)
     assert Counter(code for code, _ in outcomes) == {"OK": room, "LimitExceededException": 12 - room}
     assert len(images_by_tagging(ecr, repo)) == limit

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-
-from support import unique_name
-from support import error_code, push_image
+from support import error_code, push_image, unique_name
 
 
 def test_create_returns_the_repository(ecr, request):
     name = unique_name(request.node.name)
     repo = ecr.create_repository(
-        repositoryName=name, imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+        repositoryName=name,
+        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
         imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "latest"}],
         imageScanningConfiguration={"scanOnPush": True},
-        tags=[{"Key": "team", "Value": "platform"}])["repository"]
+        tags=[{"Key": "team", "Value": "platform"}],
+    )["repository"]
     assert repo["repositoryName"] == name
     assert repo["registryId"] == "000000000000" or len(repo["registryId"]) == 12
     assert repo["repositoryArn"] == f"arn:aws:ecr:us-east-1:{repo['registryId']}:repository/{name}"
@@ -39,14 +39,17 @@ def test_invalid_repository_names(ecr, name):
         ecr.create_repository(repositoryName=name)
 
 
-@pytest.mark.parametrize("mutability,filters", [
-    ("IMMUTABLE_WITH_EXCLUSION", None),  # exclusions need filters
-    ("MUTABLE", [{"filterType": "WILDCARD", "filter": "latest"}]),  # filters need an exclusion mode
-    ("IMMUTABLE_WITH_EXCLUSION", [{"filterType": "WILDCARD", "filter": "bad tag"}]),
-    ("IMMUTABLE_WITH_EXCLUSION", [{"filterType": "REGEX", "filter": "latest"}]),
-    ("IMMUTABLE_WITH_EXCLUSION", [{"filterType": "WILDCARD", "filter": f"t{i}"} for i in range(6)]),
-    ("SOMETIMES", None),
-])
+@pytest.mark.parametrize(
+    "mutability,filters",
+    [
+        ("IMMUTABLE_WITH_EXCLUSION", None),  # exclusions need filters
+        ("MUTABLE", [{"filterType": "WILDCARD", "filter": "latest"}]),  # filters need an exclusion mode
+        ("IMMUTABLE_WITH_EXCLUSION", [{"filterType": "WILDCARD", "filter": "bad tag"}]),
+        ("IMMUTABLE_WITH_EXCLUSION", [{"filterType": "REGEX", "filter": "latest"}]),
+        ("IMMUTABLE_WITH_EXCLUSION", [{"filterType": "WILDCARD", "filter": f"t{i}"} for i in range(6)]),
+        ("SOMETIMES", None),
+    ],
+)
 def test_invalid_mutability_settings(ecr, request, mutability, filters):
     name = unique_name(request.node.name)
     kwargs = {"imageTagMutabilityExclusionFilters": filters} if filters else {}
@@ -56,13 +59,16 @@ def test_invalid_mutability_settings(ecr, request, mutability, filters):
         ecr.describe_repositories(repositoryNames=[name])
 
 
-@pytest.mark.parametrize("tags,code", [
-    ([{"Key": f"k{i}", "Value": "v"} for i in range(51)], "TooManyTagsException"),
-    ([{"Key": "aws:reserved", "Value": "v"}], "InvalidTagParameterException"),
-    ([{"Key": "k" * 129, "Value": "v"}], "InvalidTagParameterException"),
-    ([{"Key": "k", "Value": "v" * 257}], "InvalidTagParameterException"),
-    ([{"Key": "k", "Value": "a"}, {"Key": "k", "Value": "b"}], "InvalidTagParameterException"),
-])
+@pytest.mark.parametrize(
+    "tags,code",
+    [
+        ([{"Key": f"k{i}", "Value": "v"} for i in range(51)], "TooManyTagsException"),
+        ([{"Key": "aws:reserved", "Value": "v"}], "InvalidTagParameterException"),
+        ([{"Key": "k" * 129, "Value": "v"}], "InvalidTagParameterException"),
+        ([{"Key": "k", "Value": "v" * 257}], "InvalidTagParameterException"),
+        ([{"Key": "k", "Value": "a"}, {"Key": "k", "Value": "b"}], "InvalidTagParameterException"),
+    ],
+)
 def test_invalid_resource_tags(ecr, request, tags, code):
     name = unique_name(request.node.name)
     with pytest.raises(ClientError) as excinfo:
@@ -121,8 +127,10 @@ def test_delete_needs_force_when_images_exist(ecr, repo):
 
 def test_put_image_tag_mutability(ecr, repo):
     result = ecr.put_image_tag_mutability(
-        repositoryName=repo, imageTagMutability="MUTABLE_WITH_EXCLUSION",
-        imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "release-*"}])
+        repositoryName=repo,
+        imageTagMutability="MUTABLE_WITH_EXCLUSION",
+        imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "release-*"}],
+    )
     assert result["imageTagMutability"] == "MUTABLE_WITH_EXCLUSION"
     assert result["imageTagMutabilityExclusionFilters"] == [{"filterType": "WILDCARD", "filter": "release-*"}]
     described = ecr.describe_repositories(repositoryNames=[repo])["repositories"][0]
@@ -140,7 +148,8 @@ def test_repositories_per_registry_quota(start_registry, backends):
 
     existing = backends.client("dynamodb").get_item(
         TableName=backends.tables["repositories"],
-        Key={"registry_id": {"S": "000000000000"}, "name": {"S": "#registry"}})["Item"]["repository_count"]["N"]
+        Key={"registry_id": {"S": "000000000000"}, "name": {"S": "#registry"}},
+    )["Item"]["repository_count"]["N"]
     ecr = start_registry(REGISTRY_MAX_REPOSITORIES=str(int(existing) + 1)).ecr(config=NO_RETRIES)
     ecr.create_repository(repositoryName=unique_name("quota-a"))
     name = unique_name("quota-b")

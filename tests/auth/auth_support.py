@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
@@ -50,14 +50,26 @@ class Reply:
         return self.json.get("__type")
 
 
-def signed(endpoint: str, operation: str, params: dict | bytes, credentials: Credentials | None = ADMIN, *,
-           signed_at: datetime | None = None, service: str = "ecr", region: str = REGION,
-           extra_headers: dict | None = None, signer_class=SigV4Auth) -> AWSRequest:
+def signed(
+    endpoint: str,
+    operation: str,
+    params: dict | bytes,
+    credentials: Credentials | None = ADMIN,
+    *,
+    signed_at: datetime | None = None,
+    service: str = "ecr",
+    region: str = REGION,
+    extra_headers: dict | None = None,
+    signer_class=SigV4Auth,
+) -> AWSRequest:
     """An ECR request as an SDK builds it; signed with `credentials` at `signed_at` (default: now)."""
     body = params if isinstance(params, bytes) else json.dumps(params).encode()
-    request = AWSRequest(method="POST", url=endpoint.rstrip("/") + "/", data=body,
-                         headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET + operation,
-                                  **(extra_headers or {})})
+    request = AWSRequest(
+        method="POST",
+        url=endpoint.rstrip("/") + "/",
+        data=body,
+        headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET + operation, **(extra_headers or {})},
+    )
     if credentials is None:
         return request
     signer = signer_class(credentials, service, region)
@@ -66,7 +78,7 @@ def signed(endpoint: str, operation: str, params: dict | bytes, credentials: Cre
         return request
     # SigV4Auth.add_auth always takes "now": these are its steps with the signer's context
     # timestamp set by us, as a request captured at `signed_at` and replayed now would carry.
-    request.context["timestamp"] = signed_at.astimezone(timezone.utc).strftime(SIGV4_TIMESTAMP)
+    request.context["timestamp"] = signed_at.astimezone(UTC).strftime(SIGV4_TIMESTAMP)
     signer._modify_request_before_signing(request)
     canonical = signer.canonical_request(request)
     signature = signer.signature(signer.string_to_sign(request, canonical), request)
@@ -78,8 +90,9 @@ def send(request: AWSRequest, body: bytes | None = None) -> Reply:
     """Send it as is (or with another body than the one signed)."""
     data = request.body if body is None else body
     data = data.encode() if isinstance(data, str) else data
-    prepared = urllib.request.Request(request.url, data=data, method=request.method,
-                                      headers=dict(request.headers.items()))
+    prepared = urllib.request.Request(
+        request.url, data=data, method=request.method, headers=dict(request.headers.items())
+    )
     try:
         with urllib.request.urlopen(prepared, timeout=60) as response:
             return Reply(response.status, dict(response.headers.items()), response.read())
@@ -88,12 +101,19 @@ def send(request: AWSRequest, body: bytes | None = None) -> Reply:
 
 
 def minutes_ago(minutes: float) -> datetime:
-    return datetime.now(timezone.utc) - timedelta(minutes=minutes)
+    return datetime.now(UTC) - timedelta(minutes=minutes)
 
 
 def ecr_client(endpoint: str, access_key_id: str, secret: str, **kwargs):
-    return boto3.client("ecr", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=access_key_id,
-                        aws_secret_access_key=secret, config=NO_RETRIES, **kwargs)
+    return boto3.client(
+        "ecr",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret,
+        config=NO_RETRIES,
+        **kwargs,
+    )
 
 
 def client_of(endpoint: str, key) -> object:
@@ -106,4 +126,3 @@ def repository_names(ecr) -> list[str]:
     for page in ecr.get_paginator("describe_repositories").paginate():
         names.extend(r["repositoryName"] for r in page["repositories"])
     return sorted(names)
-

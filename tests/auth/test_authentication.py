@@ -10,8 +10,19 @@ import json
 
 import boto3
 import pytest
-from auth_support import (ADMIN, CONTENT_TYPE, REGION, TARGET, client_of, ecr_client, minutes_ago, new_registry_id,
-                          send, signed, unique_name)
+from auth_support import (
+    ADMIN,
+    CONTENT_TYPE,
+    REGION,
+    TARGET,
+    client_of,
+    ecr_client,
+    minutes_ago,
+    new_registry_id,
+    send,
+    signed,
+    unique_name,
+)
 from botocore.auth import SigV4Auth
 from botocore.exceptions import ClientError
 
@@ -32,6 +43,7 @@ def refused(reply, status: int, code: str) -> None:
 
 # --- the happy path, raw ---------------------------------------------------------------------------
 
+
 def test_a_correctly_signed_raw_request_gets_in(registry, ecr):
     name = unique_name("raw-ok")
     reply = send(signed(registry.endpoint, "CreateRepository", {"repositoryName": name}))
@@ -45,6 +57,7 @@ def test_a_request_signed_four_minutes_ago_still_gets_in(registry):
 
 
 # --- refusals --------------------------------------------------------------------------------------
+
 
 def test_unsigned_request_is_refused(registry, ecr):
     name = unique_name("unsigned")
@@ -87,8 +100,11 @@ def test_tampered_operation_is_refused(registry, ecr, repo):
     """Signed as DescribeRepositories, sent as DeleteRepository."""
     request = signed(registry.endpoint, "DescribeRepositories", {"repositoryName": repo, "force": True})
     request.headers.replace_header("X-Amz-Target", TARGET + "DeleteRepository")
-    refused(send(request, body=json.dumps({"repositoryName": repo, "force": True}).encode()),
-            403, "InvalidSignatureException")
+    refused(
+        send(request, body=json.dumps({"repositoryName": repo, "force": True}).encode()),
+        403,
+        "InvalidSignatureException",
+    )
     assert exists(ecr, repo)
 
 
@@ -96,8 +112,9 @@ def test_tampered_operation_is_refused(registry, ecr, repo):
 def test_replay_past_the_skew_window_is_refused(registry, ecr, minutes):
     """A request captured `minutes` ago, replayed as is: correctly signed, but expired."""
     name = unique_name(f"replay-{minutes}")
-    reply = send(signed(registry.endpoint, "CreateRepository", {"repositoryName": name},
-                        signed_at=minutes_ago(minutes)))
+    reply = send(
+        signed(registry.endpoint, "CreateRepository", {"repositoryName": name}, signed_at=minutes_ago(minutes))
+    )
     refused(reply, 403, "InvalidSignatureException")
     assert reply.json["message"].startswith("Signature expired")
     assert not exists(ecr, name)
@@ -114,9 +131,14 @@ def test_signature_from_the_future_is_refused(registry, ecr):
 def test_session_token_is_refused(registry, ecr):
     """We issue no temporary credentials: a session token cannot be ours."""
     name = unique_name("session-token")
-    client = boto3.client("ecr", endpoint_url=registry.endpoint, region_name=REGION,
-                          aws_access_key_id=ADMIN.access_key, aws_secret_access_key=ADMIN.secret_key,
-                          aws_session_token="FwoGZXIvYXdzEXAMPLE")
+    client = boto3.client(
+        "ecr",
+        endpoint_url=registry.endpoint,
+        region_name=REGION,
+        aws_access_key_id=ADMIN.access_key,
+        aws_secret_access_key=ADMIN.secret_key,
+        aws_session_token="FwoGZXIvYXdzEXAMPLE",
+    )
     with pytest.raises(ClientError) as excinfo:
         client.create_repository(repositoryName=name)
     error = excinfo.value.response
@@ -127,8 +149,9 @@ def test_session_token_is_refused(registry, ecr):
 @pytest.mark.parametrize("service, region", [("execute-api", REGION), ("ecr", "eu-west-1"), ("s3", REGION)])
 def test_signature_for_another_service_or_region_is_refused(registry, ecr, service, region):
     name = unique_name(f"scope-{service}-{region}")
-    reply = send(signed(registry.endpoint, "CreateRepository", {"repositoryName": name}, service=service,
-                        region=region))
+    reply = send(
+        signed(registry.endpoint, "CreateRepository", {"repositoryName": name}, service=service, region=region)
+    )
     refused(reply, 403, "InvalidSignatureException")
     assert "scoped" in reply.json["message"]
     assert not exists(ecr, name)
@@ -153,19 +176,28 @@ def test_declared_payload_hash_must_be_the_real_one(registry, ecr):
     """A client may send X-Amz-Content-SHA256; UNSIGNED-PAYLOAD (or any other value than the
     body's hash) would leave the body unprotected, so it is refused."""
     name = unique_name("unsigned-payload")
-    reply = send(signed(registry.endpoint, "CreateRepository", {"repositoryName": name},
-                        extra_headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}))
+    reply = send(
+        signed(
+            registry.endpoint,
+            "CreateRepository",
+            {"repositoryName": name},
+            extra_headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"},
+        )
+    )
     refused(reply, 403, "InvalidSignatureException")
     assert not exists(ecr, name)
 
 
-@pytest.mark.parametrize("authorization", [
-    "AWS4-HMAC-SHA256",
-    "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ecr/aws4_request",
-    "AWS4-HMAC-SHA256 Credential=test, SignedHeaders=host, Signature=" + "0" * 64,
-    "AWS4-ECDSA-P256-SHA256 Credential=test/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=00",
-    "Basic dGVzdDp0ZXN0",
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "AWS4-HMAC-SHA256",
+        "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ecr/aws4_request",
+        "AWS4-HMAC-SHA256 Credential=test, SignedHeaders=host, Signature=" + "0" * 64,
+        "AWS4-ECDSA-P256-SHA256 Credential=test/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=00",
+        "Basic dGVzdDp0ZXN0",
+    ],
+)
 def test_malformed_authorization_is_refused(registry, authorization):
     request = signed(registry.endpoint, "DescribeRepositories", {})
     request.headers.replace_header("Authorization", authorization)
@@ -174,8 +206,13 @@ def test_malformed_authorization_is_refused(registry, authorization):
 
 def test_refusals_reach_boto3_as_client_errors_with_the_code(registry):
     """What an SDK user sees: a ClientError whose code names the problem, no retries."""
-    client = boto3.client("ecr", endpoint_url=registry.endpoint, region_name=REGION,
-                          aws_access_key_id="test", aws_secret_access_key="wrong")
+    client = boto3.client(
+        "ecr",
+        endpoint_url=registry.endpoint,
+        region_name=REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="wrong",
+    )
     with pytest.raises(ClientError) as excinfo:
         client.describe_repositories()
     assert excinfo.value.response["ResponseMetadata"]["RetryAttempts"] == 0

@@ -9,7 +9,6 @@ import json
 import pytest
 from auth_support import client_of, new_registry_id, repository_names
 from botocore.exceptions import ClientError
-
 from support import image_manifest, new_blobs, push_image, snapshot, upload_blob
 
 pytestmark = pytest.mark.local_only  # keys are issued into the local stack's keys table
@@ -28,13 +27,15 @@ def tenant(registry, issue_key):
     return registry_id, admin
 
 
-def denied(excinfo, registry_id: str, key_name: str, operation: str, repository: str,
-           resource_registry: str | None = None) -> None:
+def denied(
+    excinfo, registry_id: str, key_name: str, operation: str, repository: str, resource_registry: str | None = None
+) -> None:
     error = excinfo.value.response
     assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("AccessDeniedException", 400)
     assert error["Error"]["Message"] == (
         f"User: arn:aws:iam::{registry_id}:user/{key_name} is not authorized to perform: ecr:{operation} "
-        f"on resource: arn:aws:ecr:{REGION}:{resource_registry or registry_id}:repository/{repository}")
+        f"on resource: arn:aws:ecr:{REGION}:{resource_registry or registry_id}:repository/{repository}"
+    )
 
 
 def test_pull_only_key_cannot_put_image_and_nothing_changes(registry, tenant, issue_key):
@@ -45,15 +46,19 @@ def test_pull_only_key_cannot_put_image_and_nothing_changes(registry, tenant, is
     with pytest.raises(ClientError) as excinfo:
         puller.put_image(repositoryName="app/web", imageTag="v2", imageManifest=image_manifest(config, blobs))
     denied(excinfo, registry_id, "puller", "PutImage", "app/web")
-    for operation, params in (("initiate_layer_upload", {}),
-                              ("batch_delete_image", {"imageIds": [{"imageTag": "v1"}]}),
-                              ("delete_repository", {"force": True}),
-                              ("put_image_tag_mutability", {"imageTagMutability": "IMMUTABLE"})):
+    for operation, params in (
+        ("initiate_layer_upload", {}),
+        ("batch_delete_image", {"imageIds": [{"imageTag": "v1"}]}),
+        ("delete_repository", {"force": True}),
+        ("put_image_tag_mutability", {"imageTagMutability": "IMMUTABLE"}),
+    ):
         with pytest.raises(ClientError) as excinfo:
             getattr(puller, operation)(repositoryName="app/web", **params)
         assert excinfo.value.response["Error"]["Code"] == "AccessDeniedException", operation
     assert snapshot(admin, "app/web") == before
-    assert admin.describe_repositories(repositoryNames=["app/web"])["repositories"][0]["imageTagMutability"] == "MUTABLE"
+    assert (
+        admin.describe_repositories(repositoryNames=["app/web"])["repositories"][0]["imageTagMutability"] == "MUTABLE"
+    )
 
 
 def test_pull_only_key_pulls(registry, tenant, issue_key):
@@ -101,15 +106,19 @@ def test_push_key_pushes_but_cannot_delete_or_create(registry, tenant, issue_key
     registry_id, admin = tenant
     pusher = client_of(registry.endpoint, issue_key(registry_id, (("push",), ("app/*",)), name="ci"))
     pushed = push_image(pusher, "app/web", tag="v2", layers=2)
-    assert pusher.describe_images(repositoryName="app/web", imageIds=[{"imageTag": "v2"}])[
-        "imageDetails"][0]["imageDigest"] == pushed.digest
+    assert (
+        pusher.describe_images(repositoryName="app/web", imageIds=[{"imageTag": "v2"}])["imageDetails"][0][
+            "imageDigest"
+        ]
+        == pushed.digest
+    )
     before = snapshot(admin, "app/web")
     for operation, params, repository in (
-            ("delete_repository", {"repositoryName": "app/web", "force": True}, "app/web"),
-            ("create_repository", {"repositoryName": "app/new"}, "app/new"),
-            ("batch_delete_image", {"repositoryName": "app/web", "imageIds": [{"imageTag": "v1"}]}, "app/web"),
-            ("put_image_tag_mutability", {"repositoryName": "app/web", "imageTagMutability": "IMMUTABLE"},
-             "app/web")):
+        ("delete_repository", {"repositoryName": "app/web", "force": True}, "app/web"),
+        ("create_repository", {"repositoryName": "app/new"}, "app/new"),
+        ("batch_delete_image", {"repositoryName": "app/web", "imageIds": [{"imageTag": "v1"}]}, "app/web"),
+        ("put_image_tag_mutability", {"repositoryName": "app/web", "imageTagMutability": "IMMUTABLE"}, "app/web"),
+    ):
         with pytest.raises(ClientError) as excinfo:
             getattr(pusher, operation)(**params)
         denied(excinfo, registry_id, "ci", "".join(w.title() for w in operation.split("_")), repository)
@@ -122,8 +131,12 @@ def test_push_key_pushes_but_cannot_delete_or_create(registry, tenant, issue_key
 
 def test_explicit_action_names(registry, tenant, issue_key):
     registry_id, admin = tenant
-    key = issue_key(registry_id, (("ecr:CreateRepository", "ecr:DeleteRepository"), ("scratch/*",)),
-                    (("ecr:Describe*",), ("*",)), name="janitor")
+    key = issue_key(
+        registry_id,
+        (("ecr:CreateRepository", "ecr:DeleteRepository"), ("scratch/*",)),
+        (("ecr:Describe*",), ("*",)),
+        name="janitor",
+    )
     janitor = client_of(registry.endpoint, key)
     janitor.create_repository(repositoryName="scratch/one")
     assert "scratch/one" in repository_names(janitor)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from registryctl.keys import KeyTarget, resolve
 from registry.storage.keys import KeyStoreError
+from registryctl.keys import KeyTarget, resolve
 
 
 class Fake:
@@ -17,10 +17,10 @@ class Fake:
         self.calls.append(service)
         return self
 
-    def describe_stacks(self, StackName):  # noqa: N803 - boto3's names
+    def describe_stacks(self, StackName):
         return {"Stacks": [{"Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()]}]}
 
-    def get_function_configuration(self, FunctionName):  # noqa: N803
+    def get_function_configuration(self, FunctionName):
         assert FunctionName == self.outputs["FunctionName"]
         return {"Environment": {"Variables": self.variables}}
 

@@ -6,7 +6,7 @@ without a base path, the emulator's URL form)."""
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -14,30 +14,48 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-
-from registry import auth, wire  # noqa: E402
-from registry.auth import permissions  # noqa: E402
-from registry.auth.keys import KeyCache  # noqa: E402
-from registry.auth.sigv4 import verify  # noqa: E402
-from registry.config import Settings  # noqa: E402
-from registry.errors import (AccessDeniedException, InvalidSignatureException,  # noqa: E402
-                             MissingAuthenticationTokenException, UnrecognizedClientException)
-from registry.model import AccessKey, Grant  # noqa: E402
-from registry.operations.common import Caller  # noqa: E402
-from registry.storage.keys import KeyStore  # noqa: E402
+from registry import auth, wire
+from registry.auth import permissions
+from registry.auth.keys import KeyCache
+from registry.auth.sigv4 import verify
+from registry.config import Settings
+from registry.errors import (
+    AccessDeniedException,
+    InvalidSignatureException,
+    MissingAuthenticationTokenException,
+    UnrecognizedClientException,
+)
+from registry.model import AccessKey, Grant
+from registry.operations.common import Caller
+from registry.storage.keys import KeyStore
 
 REGION = "us-east-1"
 KEY = AccessKey("AKIDTESTKEY", "111111111111", "ci", (Grant(("push",), ("team/*",)),), 0.0, True, "s3cr3t")
+KEY_CREDENTIALS = Credentials(KEY.access_key_id, KEY.secret)
 TARGET = "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories"
 
 
-def signed_event(url: str, *, event_path: str = "/", context_path: str | None = None, stage: str = "prod",
-                 api_id: str | None = "abc123", body: bytes = b"{}", base64_body: bool = False,
-                 credentials: Credentials = Credentials(KEY.access_key_id, KEY.secret), region: str = REGION,
-                 extra_headers: dict | None = None, signed_at: datetime | None = None) -> dict:
+def signed_event(
+    url: str,
+    *,
+    event_path: str = "/",
+    context_path: str | None = None,
+    stage: str = "prod",
+    api_id: str | None = "abc123",
+    body: bytes = b"{}",
+    base64_body: bool = False,
+    credentials: Credentials = KEY_CREDENTIALS,
+    region: str = REGION,
+    extra_headers: dict | None = None,
+    signed_at: datetime | None = None,
+) -> dict:
     parts = urlsplit(url)
-    request = AWSRequest(method="POST", url=url, data=body, headers={
-        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": TARGET, **(extra_headers or {})})
+    request = AWSRequest(
+        method="POST",
+        url=url,
+        data=body,
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": TARGET, **(extra_headers or {})},
+    )
     signer = SigV4Auth(credentials, "ecr", region)
     if signed_at is None:
         signer.add_auth(request)
@@ -51,42 +69,55 @@ def signed_event(url: str, *, event_path: str = "/", context_path: str | None = 
     for pair in filter(None, parts.query.split("&")):
         name, _, value = pair.partition("=")
         query.setdefault(unquote(name), []).append(unquote(value))
-    return {"httpMethod": "POST", "path": event_path, "headers": headers,
-            "multiValueHeaders": {k: [v] for k, v in headers.items()},
-            "multiValueQueryStringParameters": query or None,
-            "body": base64.b64encode(body).decode() if base64_body else body.decode(),
-            "isBase64Encoded": base64_body,
-            "requestContext": {"path": context_path if context_path is not None else parts.path or "/",
-                               "stage": stage, "apiId": api_id, "requestId": "r-1"}}
+    return {
+        "httpMethod": "POST",
+        "path": event_path,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "multiValueQueryStringParameters": query or None,
+        "body": base64.b64encode(body).decode() if base64_body else body.decode(),
+        "isBase64Encoded": base64_body,
+        "requestContext": {
+            "path": context_path if context_path is not None else parts.path or "/",
+            "stage": stage,
+            "apiId": api_id,
+            "requestId": "r-1",
+        },
+    }
 
 
 def check(event: dict, key: AccessKey = KEY, now: float | None = None) -> AccessKey:
     request = wire.http_request(event)
-    signed = auth.sigv4.SignedRequest(request.method, request.signed_paths, request.query,
-                                      request.header_values, request.body)
+    signed = auth.sigv4.SignedRequest(
+        request.method, request.signed_paths, request.query, request.header_values, request.body
+    )
     lookups = {key.access_key_id: key}
     return verify(signed, lookups.get, REGION, **({"now": lambda: now} if now is not None else {}))
 
 
 # --- how clients reach the function ----------------------------------------------------------------
 
-@pytest.mark.parametrize("url, event_path, context_path", [
-    # execute-api URL with the stage: API Gateway strips it from `path`, keeps it in requestContext.path
-    ("https://abc123.execute-api.us-east-1.amazonaws.com/prod", "/", "/prod"),
-    ("https://abc123.execute-api.us-east-1.amazonaws.com/prod", "/", "/prod/"),
-    ("https://abc123.execute-api.us-east-1.amazonaws.com/prod/", "/", "/prod/"),
-    # custom domain, API mapped at the root
-    ("https://registry.example.com", "/", "/"),
-    # custom domain with a base path mapping (`path` keeps it, or not)
-    ("https://registry.example.com/ecr", "/ecr", "/ecr/"),
-    ("https://registry.example.com/ecr", "/", "/ecr"),
-    # custom domain mapped without a stage, requestContext.path with the stage
-    ("https://registry.example.com", "/prod/", "/prod/"),
-    # the emulator's URL form: /_aws/execute-api/<api>/<stage>
-    ("https://127.0.0.1:4566/_aws/execute-api/abc123/prod", "/", "/prod/"),
-    # the local gateway: no stage in the URL
-    ("http://127.0.0.1:4566", "/", "/"),
-])
+
+@pytest.mark.parametrize(
+    "url, event_path, context_path",
+    [
+        # execute-api URL with the stage: API Gateway strips it from `path`, keeps it in requestContext.path
+        ("https://abc123.execute-api.us-east-1.amazonaws.com/prod", "/", "/prod"),
+        ("https://abc123.execute-api.us-east-1.amazonaws.com/prod", "/", "/prod/"),
+        ("https://abc123.execute-api.us-east-1.amazonaws.com/prod/", "/", "/prod/"),
+        # custom domain, API mapped at the root
+        ("https://registry.example.com", "/", "/"),
+        # custom domain with a base path mapping (`path` keeps it, or not)
+        ("https://registry.example.com/ecr", "/ecr", "/ecr/"),
+        ("https://registry.example.com/ecr", "/", "/ecr"),
+        # custom domain mapped without a stage, requestContext.path with the stage
+        ("https://registry.example.com", "/prod/", "/prod/"),
+        # the emulator's URL form: /_aws/execute-api/<api>/<stage>
+        ("https://127.0.0.1:4566/_aws/execute-api/abc123/prod", "/", "/prod/"),
+        # the local gateway: no stage in the URL
+        ("http://127.0.0.1:4566", "/", "/"),
+    ],
+)
 def test_the_path_the_client_requested_is_the_one_verified(url, event_path, context_path):
     assert check(signed_event(url, event_path=event_path, context_path=context_path)) is KEY
 
@@ -120,14 +151,16 @@ def test_the_body_is_what_is_verified():
 
 # --- the checks before the key is looked up --------------------------------------------------------
 
+
 def no_lookup(_):
     raise AssertionError("the key must not be looked up for this request")
 
 
 def refused_without_lookup(event: dict, error: type, now: float | None = None) -> str:
     request = wire.http_request(event)
-    signed = auth.sigv4.SignedRequest(request.method, request.signed_paths, request.query,
-                                      request.header_values, request.body)
+    signed = auth.sigv4.SignedRequest(
+        request.method, request.signed_paths, request.query, request.header_values, request.body
+    )
     with pytest.raises(error) as caught:
         verify(signed, no_lookup, REGION, **({"now": lambda: now} if now is not None else {}))
     assert caught.value.status == 403
@@ -141,14 +174,15 @@ def test_missing_authorization():
 
 
 def test_session_token():
-    event = signed_event("https://registry.example.com",
-                         credentials=Credentials(KEY.access_key_id, KEY.secret, "session-token"))
+    event = signed_event(
+        "https://registry.example.com", credentials=Credentials(KEY.access_key_id, KEY.secret, "session-token")
+    )
     refused_without_lookup(event, UnrecognizedClientException)
 
 
 @pytest.mark.parametrize("offset, accepted", [(-300, True), (300, True), (-301, False), (301, False)])
 def test_the_skew_window_is_five_minutes(offset, accepted):
-    signed_at = datetime(2026, 11, 26, 18, 0, 0, tzinfo=timezone.utc)
+    signed_at = datetime(2026, 11, 26, 18, 0, 0, tzinfo=UTC)
     event = signed_event("https://registry.example.com", signed_at=signed_at)
     now = signed_at.timestamp() - offset
     if accepted:
@@ -159,22 +193,24 @@ def test_the_skew_window_is_five_minutes(offset, accepted):
 
 
 def test_wrong_region_and_date_scope():
-    refused_without_lookup(signed_event("https://registry.example.com", region="eu-west-1"),
-                           InvalidSignatureException)
+    refused_without_lookup(signed_event("https://registry.example.com", region="eu-west-1"), InvalidSignatureException)
     event = signed_event("https://registry.example.com")
     event["headers"]["X-Amz-Date"] = "20200101T000000Z"
     event["multiValueHeaders"]["X-Amz-Date"] = ["20200101T000000Z"]
     assert "Date in Credential scope" in refused_without_lookup(event, InvalidSignatureException)
 
 
-@pytest.mark.parametrize("authorization", [
-    "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/ecr/aws4_request, Credential=b, SignedHeaders=host, "
-    "Signature=" + "0" * 64,
-    "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/ecr/aws4_request, SignedHeaders=x-amz-date;host, "
-    "Signature=" + "0" * 64,
-    "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host;x-amz-date, "
-    "Signature=zz",
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/ecr/aws4_request, Credential=b, SignedHeaders=host, "
+        "Signature=" + "0" * 64,
+        "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/ecr/aws4_request, SignedHeaders=x-amz-date;host, "
+        "Signature=" + "0" * 64,
+        "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host;x-amz-date, "
+        "Signature=zz",
+    ],
+)
 def test_malformed_authorization(authorization):
     event = signed_event("https://registry.example.com")
     event["headers"]["Authorization"] = event["multiValueHeaders"]["Authorization"][0] = authorization
@@ -184,8 +220,9 @@ def test_malformed_authorization(authorization):
 def test_unknown_revoked_and_wrong_secret():
     event = signed_event("https://registry.example.com")
     request = wire.http_request(event)
-    signed = auth.sigv4.SignedRequest(request.method, request.signed_paths, request.query,
-                                      request.header_values, request.body)
+    signed = auth.sigv4.SignedRequest(
+        request.method, request.signed_paths, request.query, request.header_values, request.body
+    )
     with pytest.raises(UnrecognizedClientException):
         verify(signed, lambda _: None, REGION)
     revoked = AccessKey(**{**KEY.__dict__, "active": False})
@@ -197,6 +234,7 @@ def test_unknown_revoked_and_wrong_secret():
 
 
 # --- the key cache ---------------------------------------------------------------------------------
+
 
 class Clock:
     def __init__(self):
@@ -266,9 +304,15 @@ class CountingKms:
 
 def test_a_warm_function_verifies_with_no_aws_call():
     """Cold: one GetItem and one Decrypt. Warm (same key, within the bound): none."""
-    item = {"access_key_id": {"S": "AKIDTESTKEY"}, "registry_id": {"S": "111111111111"}, "name": {"S": "ci"},
-            "grants": {"L": []}, "status": {"S": "Active"}, "created_at": {"N": "0"},
-            "secret_ciphertext": {"B": b"ciphertext"}}
+    item = {
+        "access_key_id": {"S": "AKIDTESTKEY"},
+        "registry_id": {"S": "111111111111"},
+        "name": {"S": "ci"},
+        "grants": {"L": []},
+        "status": {"S": "Active"},
+        "created_at": {"N": "0"},
+        "secret_ciphertext": {"B": b"ciphertext"},
+    }
     dynamodb, kms = CountingDynamoDB(item), CountingKms()
     cache = KeyCache(KeyStore(dynamodb, lambda: kms, "keys", None).get, ttl=60)
     for _ in range(3):
@@ -279,18 +323,28 @@ def test_a_warm_function_verifies_with_no_aws_call():
 
 # --- grants ----------------------------------------------------------------------------------------
 
-OPERATIONS = ["BatchGetImage", "PutImage", "DeleteRepository", "DescribeRepositories", "DescribeImages",
-              "CreateRepository", "ListImages"]
+OPERATIONS = [
+    "BatchGetImage",
+    "PutImage",
+    "DeleteRepository",
+    "DescribeRepositories",
+    "DescribeImages",
+    "CreateRepository",
+    "ListImages",
+]
 
 
-@pytest.mark.parametrize("text, grant", [
-    ("push:team/*", Grant(("push",), ("team/*",))),
-    ("pull", Grant(("pull",), ("*",))),
-    ("admin", Grant(("admin",), ("*",))),
-    ("ecr:*", Grant(("ecr:*",), ("*",))),
-    ("ecr:PutImage,ecr:ListImages:app,tools/*", Grant(("ecr:PutImage", "ecr:ListImages"), ("app", "tools/*"))),
-    ("pull,ecr:DeleteRepository:scratch/*", Grant(("pull", "ecr:DeleteRepository"), ("scratch/*",))),
-])
+@pytest.mark.parametrize(
+    "text, grant",
+    [
+        ("push:team/*", Grant(("push",), ("team/*",))),
+        ("pull", Grant(("pull",), ("*",))),
+        ("admin", Grant(("admin",), ("*",))),
+        ("ecr:*", Grant(("ecr:*",), ("*",))),
+        ("ecr:PutImage,ecr:ListImages:app,tools/*", Grant(("ecr:PutImage", "ecr:ListImages"), ("app", "tools/*"))),
+        ("pull,ecr:DeleteRepository:scratch/*", Grant(("pull", "ecr:DeleteRepository"), ("scratch/*",))),
+    ],
+)
 def test_parse_grant(text, grant):
     assert permissions.parse_grant(text, OPERATIONS) == grant
 
@@ -301,29 +355,36 @@ def test_parse_grant_refuses(text):
         permissions.parse_grant(text, OPERATIONS)
 
 
-@pytest.mark.parametrize("grants, operation, repository, allowed", [
-    ([Grant(("pull",), ("*",))], "BatchGetImage", "a", True),
-    ([Grant(("pull",), ("*",))], "PutImage", "a", False),
-    ([Grant(("push",), ("*",))], "PutImage", "a", True),
-    ([Grant(("push",), ("*",))], "DeleteRepository", "a", False),
-    ([Grant(("push",), ("*",))], "CreateRepository", "a", False),
-    ([Grant(("admin",), ("*",))], "DeleteRepository", "a/b/c", True),
-    ([Grant(("push",), ("team/*",))], "PutImage", "team/app", True),
-    ([Grant(("push",), ("team/*",))], "PutImage", "team", False),
-    ([Grant(("push",), ("team/*",))], "PutImage", "teams/app", False),
-    ([Grant(("ecr:Describe*",), ("*",))], "DescribeImages", "x", True),
-    ([Grant(("ecr:Describe*",), ("*",))], "ListImages", "x", False),
-    ([Grant(("pull",), ("a",)), Grant(("ecr:PutImage",), ("b",))], "PutImage", "b", True),
-    ([Grant(("pull",), ("a",)), Grant(("ecr:PutImage",), ("b",))], "PutImage", "a", False),
-    ([], "DescribeRepositories", None, False),
-])
+@pytest.mark.parametrize(
+    "grants, operation, repository, allowed",
+    [
+        ([Grant(("pull",), ("*",))], "BatchGetImage", "a", True),
+        ([Grant(("pull",), ("*",))], "PutImage", "a", False),
+        ([Grant(("push",), ("*",))], "PutImage", "a", True),
+        ([Grant(("push",), ("*",))], "DeleteRepository", "a", False),
+        ([Grant(("push",), ("*",))], "CreateRepository", "a", False),
+        ([Grant(("admin",), ("*",))], "DeleteRepository", "a/b/c", True),
+        ([Grant(("push",), ("team/*",))], "PutImage", "team/app", True),
+        ([Grant(("push",), ("team/*",))], "PutImage", "team", False),
+        ([Grant(("push",), ("team/*",))], "PutImage", "teams/app", False),
+        ([Grant(("ecr:Describe*",), ("*",))], "DescribeImages", "x", True),
+        ([Grant(("ecr:Describe*",), ("*",))], "ListImages", "x", False),
+        ([Grant(("pull",), ("a",)), Grant(("ecr:PutImage",), ("b",))], "PutImage", "b", True),
+        ([Grant(("pull",), ("a",)), Grant(("ecr:PutImage",), ("b",))], "PutImage", "a", False),
+        ([], "DescribeRepositories", None, False),
+    ],
+)
 def test_allows(grants, operation, repository, allowed):
     assert permissions.allows(grants, operation, repository) is allowed
 
 
 def test_push_is_pull_plus_the_upload_actions():
     assert set(permissions.ROLES["push"]) - set(permissions.ROLES["pull"]) == {
-        "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"}
+        "ecr:InitiateLayerUpload",
+        "ecr:UploadLayerPart",
+        "ecr:CompleteLayerUpload",
+        "ecr:PutImage",
+    }
 
 
 def test_authorize_names_principal_action_and_resource():
@@ -334,16 +395,17 @@ def test_authorize_names_principal_action_and_resource():
     assert caught.value.status == 400
     assert caught.value.message == (
         "User: arn:aws:iam::111111111111:user/ci is not authorized to perform: ecr:DeleteRepository on "
-        "resource: arn:aws:ecr:us-east-1:111111111111:repository/team/app")
+        "resource: arn:aws:ecr:us-east-1:111111111111:repository/team/app"
+    )
     with pytest.raises(AccessDeniedException, match=r"repository/team/app$"):
-        permissions.authorize(caller, "PutImage", {"registryId": "222222222222", "repositoryName": "team/app"},
-                              REGION)
+        permissions.authorize(caller, "PutImage", {"registryId": "222222222222", "repositoryName": "team/app"}, REGION)
     # DescribeRepositories without names needs the action on some repository
     permissions.authorize(caller, "DescribeRepositories", {}, REGION)
     assert caller.may("DescribeRepositories", "team/x") and not caller.may("DescribeRepositories", "other")
 
 
 # --- settings --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("raw, seconds", [(None, 60.0), ("", 60.0), ("1", 1.0), ("0", 0.0), ("0.5", 0.5)])
 def test_key_cache_seconds(monkeypatch, raw, seconds):
@@ -364,6 +426,11 @@ def test_key_cache_seconds_out_of_bounds(monkeypatch, raw):
 def test_wire_lists_the_signed_path_candidates():
     request = wire.http_request({"path": "/", "requestContext": {"path": "/prod/", "stage": "prod", "apiId": "abc"}})
     assert request.signed_paths[0] == "/prod/"
-    assert set(request.signed_paths) == {"/prod/", "/prod", "/", "/_aws/execute-api/abc/prod/",
-                                         "/_aws/execute-api/abc/prod"}
+    assert set(request.signed_paths) == {
+        "/prod/",
+        "/prod",
+        "/",
+        "/_aws/execute-api/abc/prod/",
+        "/_aws/execute-api/abc/prod",
+    }
     assert wire.http_request({}).signed_paths == ("/",)

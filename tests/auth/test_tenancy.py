@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 from auth_support import client_of, new_registry_id, repository_names
 from botocore.exceptions import ClientError
-
 from support import image_manifest, new_blobs, push_image, sha256, snapshot, upload_blob
 
 pytestmark = pytest.mark.local_only  # keys are issued into the local stack's keys table
@@ -16,8 +15,10 @@ pytestmark = pytest.mark.local_only  # keys are issued into the local stack's ke
 @pytest.fixture
 def two_tenants(registry, issue_key):
     a, b = new_registry_id(), new_registry_id()
-    return ((a, client_of(registry.endpoint, issue_key(a, (("admin",), ("*",)), name="admin-a"))),
-            (b, client_of(registry.endpoint, issue_key(b, (("admin",), ("*",)), name="admin-b"))))
+    return (
+        (a, client_of(registry.endpoint, issue_key(a, (("admin",), ("*",)), name="admin-a"))),
+        (b, client_of(registry.endpoint, issue_key(b, (("admin",), ("*",)), name="admin-b"))),
+    )
 
 
 def test_each_registry_sees_only_its_own_repositories(two_tenants, ecr):
@@ -31,15 +32,17 @@ def test_each_registry_sees_only_its_own_repositories(two_tenants, ecr):
     assert repository_names(ecr_b) == ["only-in-b", "shared/name"]
     with pytest.raises(ecr_a.exceptions.RepositoryNotFoundException):
         ecr_a.describe_repositories(repositoryNames=["only-in-b"])
-    described = {ecr.describe_repositories(repositoryNames=["shared/name"])["repositories"][0]["registryId"]
-                 for ecr in (ecr_a, ecr_b)}
+    described = {
+        ecr.describe_repositories(repositoryNames=["shared/name"])["repositories"][0]["registryId"]
+        for ecr in (ecr_a, ecr_b)
+    }
     assert described == {a, b}
     # the suite's own key (registry 000000000000) sees neither
     assert not {"only-in-a", "only-in-b"} & set(repository_names(ecr))
 
 
 def test_same_name_does_not_interfere(two_tenants):
-    (a, ecr_a), (b, ecr_b) = two_tenants
+    (_a, ecr_a), (_b, ecr_b) = two_tenants
     for client in (ecr_a, ecr_b):
         client.create_repository(repositoryName="app", imageTagMutability="IMMUTABLE")
     image_a = push_image(ecr_a, "app", tag="v1")
@@ -52,13 +55,15 @@ def test_same_name_does_not_interfere(two_tenants):
     before = snapshot(ecr_a, "app")
     ecr_b.delete_repository(repositoryName="app", force=True)
     assert snapshot(ecr_a, "app") == before
-    assert ecr_a.batch_get_image(repositoryName="app", imageIds=[{"imageTag": "v1"}])["images"][0][
-        "imageManifest"] == image_a.manifest
+    assert (
+        ecr_a.batch_get_image(repositoryName="app", imageIds=[{"imageTag": "v1"}])["images"][0]["imageManifest"]
+        == image_a.manifest
+    )
 
 
 def test_layers_of_one_registry_are_not_available_in_another(two_tenants):
     """Blob bytes are deduplicated per registry only: a digest known in a gives b nothing."""
-    (a, ecr_a), (b, ecr_b) = two_tenants
+    (_a, ecr_a), (_b, ecr_b) = two_tenants
     for client in (ecr_a, ecr_b):
         client.create_repository(repositoryName="app")
     config, blobs = new_blobs(1)
@@ -76,31 +81,36 @@ def test_layers_of_one_registry_are_not_available_in_another(two_tenants):
 
 
 def test_an_upload_of_one_registry_cannot_be_used_from_another(two_tenants):
-    (a, ecr_a), (b, ecr_b) = two_tenants
+    (_a, ecr_a), (_b, ecr_b) = two_tenants
     for client in (ecr_a, ecr_b):
         client.create_repository(repositoryName="app")
     upload_id = ecr_a.initiate_layer_upload(repositoryName="app")["uploadId"]
     with pytest.raises(ecr_b.exceptions.UploadNotFoundException):
-        ecr_b.upload_layer_part(repositoryName="app", uploadId=upload_id, partFirstByte=0, partLastByte=3,
-                                layerPartBlob=b"evil")
+        ecr_b.upload_layer_part(
+            repositoryName="app", uploadId=upload_id, partFirstByte=0, partLastByte=3, layerPartBlob=b"evil"
+        )
     with pytest.raises(ecr_b.exceptions.UploadNotFoundException):
         ecr_b.complete_layer_upload(repositoryName="app", uploadId=upload_id, layerDigests=["sha256:" + "0" * 64])
     # a's upload is untouched: its first part still starts at byte 0
-    ecr_a.upload_layer_part(repositoryName="app", uploadId=upload_id, partFirstByte=0, partLastByte=3,
-                            layerPartBlob=b"good")
+    ecr_a.upload_layer_part(
+        repositoryName="app", uploadId=upload_id, partFirstByte=0, partLastByte=3, layerPartBlob=b"good"
+    )
 
 
-@pytest.mark.parametrize("operation, params", [
-    ("describe_repositories", {}),
-    ("describe_images", {"repositoryName": "app"}),
-    ("list_images", {"repositoryName": "app"}),
-    ("batch_get_image", {"repositoryName": "app", "imageIds": [{"imageTag": "v1"}]}),
-    ("initiate_layer_upload", {"repositoryName": "app"}),
-    ("put_image", {"repositoryName": "app", "imageManifest": "{}"}),
-    ("batch_delete_image", {"repositoryName": "app", "imageIds": [{"imageTag": "v1"}]}),
-    ("delete_repository", {"repositoryName": "app", "force": True}),
-    ("create_repository", {"repositoryName": "intruder"}),
-])
+@pytest.mark.parametrize(
+    "operation, params",
+    [
+        ("describe_repositories", {}),
+        ("describe_images", {"repositoryName": "app"}),
+        ("list_images", {"repositoryName": "app"}),
+        ("batch_get_image", {"repositoryName": "app", "imageIds": [{"imageTag": "v1"}]}),
+        ("initiate_layer_upload", {"repositoryName": "app"}),
+        ("put_image", {"repositoryName": "app", "imageManifest": "{}"}),
+        ("batch_delete_image", {"repositoryName": "app", "imageIds": [{"imageTag": "v1"}]}),
+        ("delete_repository", {"repositoryName": "app", "force": True}),
+        ("create_repository", {"repositoryName": "intruder"}),
+    ],
+)
 def test_sending_the_other_registry_id_is_denied(two_tenants, operation, params):
     (a, ecr_a), (b, ecr_b) = two_tenants
     ecr_b.create_repository(repositoryName="app")

@@ -51,16 +51,18 @@ def free_port() -> int:
 
 def ensure_installed() -> Path:
     """The ministack venv, installed by tests/e2e/ministack.sh if missing or stale."""
-    subprocess.run(["bash", str(INSTALLER)], check=True, cwd=ROOT,
-                   env={**os.environ, "MINISTACK_VENV": str(VENV)})
+    subprocess.run(["bash", str(INSTALLER)], check=True, cwd=ROOT, env={**os.environ, "MINISTACK_VENV": str(VENV)})
     return VENV
 
 
 def interpreter_version(venv: Path) -> str:
     """The Python that will run the function: the one of ministack's venv."""
-    result = subprocess.run([str(venv / "bin" / "python"), "-c",
-                             "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
-                            check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return result.stdout.strip()
 
 
@@ -93,15 +95,30 @@ class Ministack:
         tmp = self.workdir / "tmp"  # the certificate and the functions' unpacked code live here
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.workdir),
-               "LANG": "C.UTF-8", "TMPDIR": str(tmp),
-               "GATEWAY_PORT": str(self.port), "BIND_HOST": "127.0.0.1", "MINISTACK_HOST": "127.0.0.1",
-               "MINISTACK_REGION": REGION, "AUTH": "true", "USE_SSL": "1", "LOG_LEVEL": "INFO"}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.workdir),
+            "LANG": "C.UTF-8",
+            "TMPDIR": str(tmp),
+            "GATEWAY_PORT": str(self.port),
+            "BIND_HOST": "127.0.0.1",
+            "MINISTACK_HOST": "127.0.0.1",
+            "MINISTACK_REGION": REGION,
+            "AUTH": "true",
+            "USE_SSL": "1",
+            "LOG_LEVEL": "INFO",
+        }
         with open(self.log_path, "wb") as log:
             # Its own process group: stopping it also stops the function workers it spawned.
-            self.process = subprocess.Popen([str(self.venv / "bin" / "python"), str(LAUNCHER)], env=env,
-                                            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                [str(self.venv / "bin" / "python"), str(LAUNCHER)],
+                env=env,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         certificate = tmp / "ministack-tls" / "server.crt"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -138,10 +155,18 @@ class Ministack:
     def client_env(self) -> dict[str, str]:
         """Environment for AWS clients (CDK CLI, boto3, urllib) that talk to the emulator."""
         bundle = str(self.ca_bundle)
-        return {**CREDENTIALS, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-                "AWS_ENDPOINT_URL": self.endpoint, "AWS_EC2_METADATA_DISABLED": "true",
-                "AWS_CA_BUNDLE": bundle, "NODE_EXTRA_CA_CERTS": bundle,
-                "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle, "CURL_CA_BUNDLE": bundle}
+        return {
+            **CREDENTIALS,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CA_BUNDLE": bundle,
+            "NODE_EXTRA_CA_CERTS": bundle,
+            "SSL_CERT_FILE": bundle,
+            "REQUESTS_CA_BUNDLE": bundle,
+            "CURL_CA_BUNDLE": bundle,
+        }
 
     def tool_env(self) -> dict[str, str]:
         """Environment for a Python tool of this repository (registryctl, pytest) run against the
@@ -156,8 +181,13 @@ class Ministack:
     def boto3_client(self, service: str):
         import boto3
 
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
-                            verify=str(self.ca_bundle), **{k.lower(): v for k, v in CREDENTIALS.items()})
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            verify=str(self.ca_bundle),
+            **{k.lower(): v for k, v in CREDENTIALS.items()},
+        )
 
 
 def _system_roots() -> bytes:
@@ -177,8 +207,15 @@ def run_cdk(args: list[str], *, emulator: Ministack, cwd: Path, log: Path, timeo
     with open(log, "ab") as out:
         out.write(f"\n$ cdk {' '.join(args)}\n".encode())
         out.flush()
-        result = subprocess.run([str(CDK), *args, "--no-notices"], check=False, cwd=cwd, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, timeout=timeout)
+        result = subprocess.run(
+            [str(CDK), *args, "--no-notices"],
+            check=False,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+        )
     elapsed = time.monotonic() - started
     if result.returncode != 0:
         raise RuntimeError(f"cdk {args[0]} failed ({result.returncode}) after {elapsed:.0f}s:\n{_tail(log)}")

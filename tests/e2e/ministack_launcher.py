@@ -29,8 +29,10 @@ def kms_condition_keys(body: bytes) -> dict:
     context = data.get("EncryptionContext") if isinstance(data, dict) else None
     if not isinstance(context, dict) or not context:
         return {}
-    return {"kms:EncryptionContextKeys": sorted(context),
-            **{f"kms:EncryptionContext:{key}": str(value) for key, value in context.items()}}
+    return {
+        "kms:EncryptionContextKeys": sorted(context),
+        **{f"kms:EncryptionContext:{key}": str(value) for key, value in context.items()},
+    }
 
 
 def request_context(service: str, iam_action: str, body: bytes, params: dict) -> dict:

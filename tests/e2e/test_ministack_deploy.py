@@ -68,23 +68,43 @@ def emulator():
 def deployment(emulator):
     """Synthesize once (bundled for the emulator's interpreter), bootstrap, deploy; destroy at the end."""
     assembly, log = WORKDIR / "assembly", WORKDIR / "cdk.log"
-    context = {"registry:stackName": STACK, "registry:removalPolicy": "destroy",
-               "registry:bundlePlatform": wheel_platform(),
-               "registry:bundlePythonVersion": interpreter_version(emulator.venv),
-               # precompiled by the very interpreter that runs the function there
-               "registry:bytecodePython": str(emulator.venv / "bin" / "python"),
-               # Nothing runs while the sweep is invoked here (and its hourly rule never fires in a
-               # run this short), so it may reclaim what is seconds old.
-               "registry:sweepGraceSeconds": "0"}
+    context = {
+        "registry:stackName": STACK,
+        "registry:removalPolicy": "destroy",
+        "registry:bundlePlatform": wheel_platform(),
+        "registry:bundlePythonVersion": interpreter_version(emulator.venv),
+        # precompiled by the very interpreter that runs the function there
+        "registry:bytecodePython": str(emulator.venv / "bin" / "python"),
+        # Nothing runs while the sweep is invoked here (and its hourly rule never fires in a
+        # run this short), so it may reclaim what is seconds old.
+        "registry:sweepGraceSeconds": "0",
+    }
     context_args = [arg for key, value in context.items() for arg in ("-c", f"{key}={value}")]
-    _record("synth", run_cdk(["synth", "--quiet", "--output", str(assembly), *context_args],
-                             emulator=emulator, cwd=ROOT, log=log))
+    _record(
+        "synth",
+        run_cdk(["synth", "--quiet", "--output", str(assembly), *context_args], emulator=emulator, cwd=ROOT, log=log),
+    )
     # From the work folder: no cdk.json there, so bootstrap does not synthesize the app again.
-    _record("bootstrap", run_cdk(["bootstrap", f"aws://{ACCOUNT}/{REGION}"], emulator=emulator,
-                                 cwd=WORKDIR, log=log))
+    _record("bootstrap", run_cdk(["bootstrap", f"aws://{ACCOUNT}/{REGION}"], emulator=emulator, cwd=WORKDIR, log=log))
     outputs_file = WORKDIR / "outputs.json"
-    _record("deploy", run_cdk(["deploy", STACK, "--app", str(assembly), "--require-approval", "never",
-                               "--outputs-file", str(outputs_file)], emulator=emulator, cwd=WORKDIR, log=log))
+    _record(
+        "deploy",
+        run_cdk(
+            [
+                "deploy",
+                STACK,
+                "--app",
+                str(assembly),
+                "--require-approval",
+                "never",
+                "--outputs-file",
+                str(outputs_file),
+            ],
+            emulator=emulator,
+            cwd=WORKDIR,
+            log=log,
+        ),
+    )
     state = {"outputs": read_outputs(outputs_file, STACK), "destroyed": False, "assembly": assembly, "log": log}
     yield state
     if not state["destroyed"]:
@@ -95,12 +115,41 @@ def deployment(emulator):
 def suite_key(deployment, emulator):
     """The suites' key, issued as an operator would: registryctl finds the table and KMS key from the
     stack's outputs and writes with the operator's (the emulator root's) credentials."""
-    command = [sys.executable, "-m", "registryctl", "--stack", STACK, "--endpoint-url", emulator.endpoint,
-               "--region", REGION, "--output", "json", "keys", "create", "--registry", SUITE_KEY["registry"],
-               "--name", "e2e", "--grant", SUITE_KEY["grant"], "--access-key-id", SUITE_KEY["id"], "--secret-stdin"]
+    command = [
+        sys.executable,
+        "-m",
+        "registryctl",
+        "--stack",
+        STACK,
+        "--endpoint-url",
+        emulator.endpoint,
+        "--region",
+        REGION,
+        "--output",
+        "json",
+        "keys",
+        "create",
+        "--registry",
+        SUITE_KEY["registry"],
+        "--name",
+        "e2e",
+        "--grant",
+        SUITE_KEY["grant"],
+        "--access-key-id",
+        SUITE_KEY["id"],
+        "--secret-stdin",
+    ]
     started = time.monotonic()
-    result = subprocess.run(command, input=SUITE_KEY["secret"] + "\n", capture_output=True, text=True,
-                            check=False, cwd=ROOT, env=emulator.tool_env(), timeout=120)
+    result = subprocess.run(
+        command,
+        input=SUITE_KEY["secret"] + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env=emulator.tool_env(),
+        timeout=120,
+    )
     _record("seed_key", time.monotonic() - started)
     assert result.returncode == 0, f"registryctl failed:\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout)
@@ -136,7 +185,8 @@ def test_registryctl_issues_the_suites_key_into_the_deployed_table(deployment, e
     assert suite_key["AccessKeyId"] == SUITE_KEY["id"] and suite_key["RegistryId"] == ACCOUNT
     assert suite_key["Principal"] == f"arn:aws:iam::{ACCOUNT}:user/e2e"
     item = emulator.boto3_client("dynamodb").get_item(
-        TableName=deployment["outputs"]["KeysTableName"], Key={"access_key_id": {"S": SUITE_KEY["id"]}})["Item"]
+        TableName=deployment["outputs"]["KeysTableName"], Key={"access_key_id": {"S": SUITE_KEY["id"]}}
+    )["Item"]
     assert item["status"] == {"S": "Active"} and "B" in item["secret_ciphertext"]
     assert SUITE_KEY["secret"].encode() not in item["secret_ciphertext"]["B"], "the secret is stored encrypted"
 
@@ -151,16 +201,34 @@ def test_black_box_suites_pass_through_api_gateway(deployment, emulator, suite_k
     env["REGISTRY_ENDPOINT"] = endpoint
     started = time.monotonic()
     with open(log, "wb") as out:
-        result = subprocess.run([sys.executable, "-m", "pytest", *SUITES, "-q", "-p", "no:cacheprovider",
-                                 "-o", "addopts=-ra", f"--junitxml={report}"],
-                                check=False, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                timeout=1200)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                *SUITES,
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-o",
+                "addopts=-ra",
+                f"--junitxml={report}",
+            ],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=1200,
+        )
     _record("suites", time.monotonic() - started)
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
     if result.returncode != 0:
         _save_function_log(emulator, outputs["FunctionName"], WORKDIR / "function.log")
-    assert result.returncode == 0, f"{' and '.join(SUITES)} failed against {endpoint} (log: {log}, function " \
-                                   f"log: {WORKDIR / 'function.log'}):\n{tail}"
+    assert result.returncode == 0, (
+        f"{' and '.join(SUITES)} failed against {endpoint} (log: {log}, function "
+        f"log: {WORKDIR / 'function.log'}):\n{tail}"
+    )
     suite = ElementTree.parse(report).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
     ran = int(suite.get("tests")) - int(suite.get("skipped"))
@@ -180,16 +248,23 @@ def test_the_sweep_reclaims_an_abandoned_layer_with_its_own_role(deployment, emu
 
     outputs = deployment["outputs"]
     endpoint = emulator.invoke_url(outputs["RestApiId"], urlparse(outputs["EndpointUrl"]).path.strip("/"))
-    ecr = boto3.client("ecr", endpoint_url=endpoint, region_name=REGION, verify=str(emulator.ca_bundle),
-                       aws_access_key_id=SUITE_KEY["id"], aws_secret_access_key=SUITE_KEY["secret"],
-                       config=Config(retries={"max_attempts": 1}))
+    ecr = boto3.client(
+        "ecr",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        verify=str(emulator.ca_bundle),
+        aws_access_key_id=SUITE_KEY["id"],
+        aws_secret_access_key=SUITE_KEY["secret"],
+        config=Config(retries={"max_attempts": 1}),
+    )
     repository = "e2e-sweep"
     ecr.create_repository(repositoryName=repository)
     blob = b"abandoned layer " * 64
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
     upload = ecr.initiate_layer_upload(repositoryName=repository)["uploadId"]
-    ecr.upload_layer_part(repositoryName=repository, uploadId=upload, partFirstByte=0,
-                          partLastByte=len(blob) - 1, layerPartBlob=blob)
+    ecr.upload_layer_part(
+        repositoryName=repository, uploadId=upload, partFirstByte=0, partLastByte=len(blob) - 1, layerPartBlob=blob
+    )
     ecr.complete_layer_upload(repositoryName=repository, uploadId=upload, layerDigests=[digest])
 
     def available() -> bool:
@@ -231,8 +306,15 @@ def _save_function_log(emulator, function_name: str, path: Path) -> None:
 
 def test_destroy_removes_the_stack(deployment, emulator):
     deployment["destroyed"] = True
-    _record("destroy", run_cdk(["destroy", STACK, "--app", str(deployment["assembly"]), "--force"],
-                               emulator=emulator, cwd=WORKDIR, log=deployment["log"]))
+    _record(
+        "destroy",
+        run_cdk(
+            ["destroy", STACK, "--app", str(deployment["assembly"]), "--force"],
+            emulator=emulator,
+            cwd=WORKDIR,
+            log=deployment["log"],
+        ),
+    )
     outputs = deployment["outputs"]
     assert not emulator.boto3_client("dynamodb").list_tables()["TableNames"]
     functions = emulator.boto3_client("lambda").list_functions()["Functions"]

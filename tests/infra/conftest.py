@@ -20,7 +20,9 @@ def template(synthesized):
 @pytest.fixture(scope="session")
 def variant(tmp_path_factory):
     """Synthesize a variant from extra context, without bundling (fast)."""
+
     def build(context: dict, **stack_kwargs) -> Synthesized:
         outdir = tmp_path_factory.mktemp("variant")
         return synthesize({**SKIP_BUNDLING, **context}, outdir=outdir, **stack_kwargs)
+
     return build

@@ -26,7 +26,7 @@ SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
 class Synthesized:
     app: object
     stack: object
-    template: object          # aws_cdk.assertions.Template
+    template: object  # aws_cdk.assertions.Template
     template_json: dict
     outdir: Path
 
@@ -77,8 +77,11 @@ def _build_with(context, outdir, **stack_kwargs):
 
 def function_by_handler(template, handler: str) -> tuple[str, dict]:
     """(logical id, resource) of the one function of the stack with this handler."""
-    found = [(logical_id, resource) for logical_id, resource in template.find_resources("AWS::Lambda::Function").items()
-             if resource["Properties"]["Handler"] == handler]
+    found = [
+        (logical_id, resource)
+        for logical_id, resource in template.find_resources("AWS::Lambda::Function").items()
+        if resource["Properties"]["Handler"] == handler
+    ]
     assert len(found) == 1, f"expected one function with handler {handler}, found {[i for i, _ in found]}"
     return found[0]
 

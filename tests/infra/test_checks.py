@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 from stack_synth import ROOT
 
-CDK_ENV = {"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_CLI_TELEMETRY": "true",
-           # offline: no credentials, no instance metadata to wait for
-           "AWS_EC2_METADATA_DISABLED": "true"}
+CDK_ENV = {
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    "CDK_DISABLE_CLI_TELEMETRY": "true",
+    # offline: no credentials, no instance metadata to wait for
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 def _offline_env() -> dict:
@@ -24,6 +27,7 @@ def _offline_env() -> dict:
 
 
 # --- cdk-nag ---------------------------------------------------------------------------------------
+
 
 def acknowledgments(stack) -> dict[tuple[str, str], str]:
     """(construct path, rule id) -> reason, for every acknowledgment in the stack."""
@@ -60,14 +64,18 @@ def test_every_acknowledgment_is_needed(synthesized, tmp_path):
     with pytest.raises(Exception, match="ValidationFailed"):
         synthesize(SKIP_BUNDLING, outdir=tmp_path, acknowledge_findings=False)
     report = json.loads((tmp_path / "validation-report.json").read_text())
-    findings = {(resource["constructPath"], violation["ruleName"])
-                for plugin in report["pluginReports"] for violation in plugin["violations"]
-                for resource in violation["violatingConstructs"]}
+    findings = {
+        (resource["constructPath"], violation["ruleName"])
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        for resource in violation["violatingConstructs"]
+    }
     acks = acknowledgments(synthesized.stack)
 
     def covered(path: str, rule: str) -> bool:
-        return any(rule == ack_rule and (path == ack_path or path.startswith(ack_path + "/"))
-                   for ack_path, ack_rule in acks)
+        return any(
+            rule == ack_rule and (path == ack_path or path.startswith(ack_path + "/")) for ack_path, ack_rule in acks
+        )
 
     assert {f for f in findings if not covered(*f)} == set(), "findings nobody acknowledged"
     unused = {(p, r) for p, r in acks if not any(r == rule and path.startswith(p) for path, rule in findings)}
@@ -76,10 +84,15 @@ def test_every_acknowledgment_is_needed(synthesized, tmp_path):
 
 # --- cfn-lint --------------------------------------------------------------------------------------
 
+
 def test_cfn_lint_reports_no_error(synthesized):
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    result = subprocess.run([str(cfn_lint), "--non-zero-exit-code", "error", str(synthesized.template_path)],
-                            check=False, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(cfn_lint), "--non-zero-exit-code", "error", str(synthesized.template_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     # The warnings left are CDK's own (W3005: the function's explicit DependsOn on its role policy).
     assert set(re.findall(r"^([EWI]\d{4})", result.stdout, flags=re.MULTILINE)) <= {"W3005"}, result.stdout
@@ -89,27 +102,40 @@ def test_cfn_lint_reports_no_error(synthesized):
 
 # Both write to the session's output folder, so the bundled asset is reused (no second pip run).
 
+
 def test_python_app_synthesizes(synthesized):
     template = synthesized.outdir / "ServerlessEcrRegistry.template.json"
     template.unlink()
-    result = subprocess.run([sys.executable, "app.py"], check=False, cwd=ROOT, capture_output=True, text=True,
-                            env={**_offline_env(), "CDK_OUTDIR": str(synthesized.outdir)}, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**_offline_env(), "CDK_OUTDIR": str(synthesized.outdir)},
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _without_cdk_metadata(json.loads(template.read_text())) == _without_cdk_metadata(
-        synthesized.template_json)
+    assert _without_cdk_metadata(json.loads(template.read_text())) == _without_cdk_metadata(synthesized.template_json)
 
 
 @pytest.mark.skipif(not (ROOT / "node_modules/.bin/cdk").exists(), reason="npm ci has not run")
 def test_cdk_cli_synthesizes_offline_and_is_recent_enough(synthesized):
     template = synthesized.outdir / "ServerlessEcrRegistry.template.json"
     template.unlink()
-    result = subprocess.run(["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices",
-                             "--output", str(synthesized.outdir)],
-                            check=False, cwd=ROOT, capture_output=True, text=True, env=_offline_env(),
-                            timeout=300)
+    result = subprocess.run(
+        ["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices", "--output", str(synthesized.outdir)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=_offline_env(),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert _without_cdk_metadata(json.loads(template.read_text())) == _without_cdk_metadata(
-        synthesized.template_json), "the CLI and python app.py synthesize the same stack"
+        synthesized.template_json
+    ), "the CLI and python app.py synthesize the same stack"
     manifest = json.loads((synthesized.outdir / "manifest.json").read_text())
     minimum = manifest.get("minimumCliVersion")
     installed = json.loads((ROOT / "node_modules/aws-cdk/package.json").read_text())["version"]

@@ -6,14 +6,28 @@ import json
 
 import pytest
 from aws_cdk.assertions import Match
-
-from registry.config import (BUCKET_ENV, KEY_CACHE_SECONDS_ENV, KEYS_KMS_KEY_ENV, QUOTA_ENV,
-                                     REGISTRY_ID_ENV, TABLE_ENV, Quotas)
-from registry.storage.schema import TABLES
 from stack_synth import API_HANDLER, SWEEP_HANDLER, function_by_handler, role_policy_statements
 
-WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
-                 "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"}
+from registry.config import (
+    BUCKET_ENV,
+    KEY_CACHE_SECONDS_ENV,
+    KEYS_KMS_KEY_ENV,
+    QUOTA_ENV,
+    REGISTRY_ID_ENV,
+    TABLE_ENV,
+    Quotas,
+)
+from registry.storage.schema import TABLES
+
+WRITE_ACTIONS = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+}
 
 
 def resources(template, kind: str) -> dict[str, dict]:
@@ -46,6 +60,7 @@ def function_policy_statements(template) -> list[dict]:
 
 # --- DynamoDB ---------------------------------------------------------------------------------------
 
+
 def test_one_table_per_schema_entry(template):
     assert len(resources(template, "AWS::DynamoDB::Table")) == len(TABLES)
 
@@ -61,7 +76,8 @@ def test_table_keys_billing_recovery_encryption_retention(template, logical):
     assert props["KeySchema"] == expected_keys
     assert sorted(props["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
         ({"AttributeName": k["AttributeName"], "AttributeType": "S"} for k in expected_keys),
-        key=lambda a: a["AttributeName"])
+        key=lambda a: a["AttributeName"],
+    )
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["SSESpecification"]["SSEEnabled"] is True
@@ -90,6 +106,7 @@ def test_destroy_variant_removes_data_with_the_stack(variant):
 
 # --- S3 --------------------------------------------------------------------------------------------
 
+
 def blob_bucket(template) -> tuple[str, dict]:
     for logical_id, bucket in resources(template, "AWS::S3::Bucket").items():
         if "LoggingConfiguration" in bucket["Properties"]:
@@ -101,9 +118,14 @@ def test_blob_bucket_private_encrypted_unversioned_retained(template):
     _, bucket = blob_bucket(template)
     props = bucket["Properties"]
     assert props["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
-        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    ]
     assert "VersioningConfiguration" not in props
     assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     assert bucket["DeletionPolicy"] == "Retain"
@@ -121,9 +143,14 @@ def test_blob_bucket_lifecycle_clears_staged_parts_and_incomplete_uploads(templa
 
 def test_every_bucket_denies_plain_http(template):
     policies = resources(template, "AWS::S3::BucketPolicy").values()
-    covered = {p["Properties"]["Bucket"]["Ref"] for p in policies
-               if any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-                      for s in p["Properties"]["PolicyDocument"]["Statement"])}
+    covered = {
+        p["Properties"]["Bucket"]["Ref"]
+        for p in policies
+        if any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in p["Properties"]["PolicyDocument"]["Statement"]
+        )
+    }
     assert covered == set(resources(template, "AWS::S3::Bucket"))
 
 
@@ -136,6 +163,7 @@ def test_blob_bucket_access_logs_go_to_the_log_bucket(template):
 
 
 # --- Lambda ----------------------------------------------------------------------------------------
+
 
 def test_function_runtime_architecture_handler_tracing(template):
     props = function(template)["Properties"]
@@ -187,9 +215,15 @@ def test_powertools_names_match_the_handler(template):
 
 
 def test_quotas_and_throttling_come_from_context(variant):
-    synthesized = variant({"registry:quotas": json.dumps({"max_images_per_repository": 50}),
-                           "registry:throttleRateLimit": "7", "registry:throttleBurstLimit": "9",
-                           "registry:integrationTimeout": "60", "registry:memorySize": "2048"})
+    synthesized = variant(
+        {
+            "registry:quotas": json.dumps({"max_images_per_repository": 50}),
+            "registry:throttleRateLimit": "7",
+            "registry:throttleBurstLimit": "9",
+            "registry:integrationTimeout": "60",
+            "registry:memorySize": "2048",
+        }
+    )
     env = function(synthesized.template)["Properties"]["Environment"]["Variables"]
     assert env[QUOTA_ENV["max_images_per_repository"]] == "50"
     assert env[QUOTA_ENV["max_tags_per_image"]] == str(Quotas().max_tags_per_image)
@@ -213,7 +247,7 @@ def test_key_cache_seconds_come_from_context(variant):
 
 
 def test_unknown_quota_fails_at_synth(variant):
-    with pytest.raises(Exception, match="unexpected keyword|max_nonsense"):
+    with pytest.raises(Exception, match=r"unexpected keyword|max_nonsense"):
         variant({"registry:quotas": {"max_nonsense": 1}})
 
 
@@ -224,12 +258,14 @@ def test_function_log_group_has_retention(template):
 
 # --- IAM: least privilege --------------------------------------------------------------------------
 
+
 def test_function_role_has_no_managed_policies(template):
     role_id = function(template)["Properties"]["Role"]["Fn::GetAtt"][0]
     role = resources(template, "AWS::IAM::Role")[role_id]["Properties"]
     assert "ManagedPolicyArns" not in role
-    assert role["AssumeRolePolicyDocument"]["Statement"] == [{
-        "Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}]
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
+    ]
 
 
 def _actions(statement) -> list[str]:
@@ -258,9 +294,16 @@ def table_actions(template) -> dict[str, set[str]]:
 
 
 def test_function_may_use_only_its_own_tables(template):
-    read_write = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem",
-                  "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
-                  "dynamodb:ConditionCheckItem"}
+    read_write = {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:ConditionCheckItem",
+    }
     assert table_actions(template) == {t: read_write for t in TABLES if t != "keys"} | {"keys": {"dynamodb:GetItem"}}
 
 
@@ -282,24 +325,27 @@ def test_every_table_has_an_explicit_access_level(variant, monkeypatch):
 
 
 def test_function_may_use_only_its_own_object_prefixes(template):
-    (statement,) = [s for s in function_policy_statements(template)
-                    if any(a.startswith("s3:") for a in _actions(s))]
-    assert sorted(_actions(statement)) == [
-        "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    (statement,) = [s for s in function_policy_statements(template) if any(a.startswith("s3:") for a in _actions(s))]
+    assert sorted(_actions(statement)) == ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
     bucket_id = blob_bucket(template)[0]
     assert statement["Resource"] == [
         {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{prefix}/*"]]}
-        for prefix in ("blobs", "manifests", "uploads")]
+        for prefix in ("blobs", "manifests", "uploads")
+    ]
 
 
 def test_kms_data_keys_only_through_s3_for_this_bucket(template):
     key_arn = {"Fn::GetAtt": [keys_key(template)[0], "Arn"]}
-    statements = [s for s in function_policy_statements(template)
-                  if any(a.startswith("kms:") for a in _actions(s)) and s["Resource"] != key_arn]
+    statements = [
+        s
+        for s in function_policy_statements(template)
+        if any(a.startswith("kms:") for a in _actions(s)) and s["Resource"] != key_arn
+    ]
     data_keys = next(s for s in statements if "kms:GenerateDataKey" in _actions(s))
     assert sorted(_actions(data_keys)) == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert data_keys["Condition"]["StringEquals"]["kms:ViaService"] == {
-        "Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+        "Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]
+    }
     contexts = data_keys["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"]
     assert {"Fn::GetAtt": [blob_bucket(template)[0], "Arn"]} in contexts
     describe = next(s for s in statements if "kms:DescribeKey" in _actions(s))
@@ -308,6 +354,7 @@ def test_kms_data_keys_only_through_s3_for_this_bucket(template):
 
 
 # --- KMS: the access keys' secrets ------------------------------------------------------------------
+
 
 def keys_key(template) -> tuple[str, dict]:
     return only(template, "AWS::KMS::Key")
@@ -325,8 +372,9 @@ def test_access_key_secrets_have_their_own_rotating_retained_key(template):
     # The key policy delegates to IAM in this account (the default policy); no one else is named.
     (statement,) = props["KeyPolicy"]["Statement"]
     assert statement["Action"] == "kms:*" and statement["Effect"] == "Allow"
-    assert json.dumps(statement["Principal"]) == json.dumps({"AWS": {"Fn::Join": ["", [
-        "arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":root"]]}})
+    assert json.dumps(statement["Principal"]) == json.dumps(
+        {"AWS": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":root"]]}}
+    )
 
 
 def test_function_may_only_decrypt_access_key_secrets_with_that_key(template):
@@ -346,27 +394,27 @@ class _RecordingKms:
     def __init__(self):
         self.contexts = []
 
-    def encrypt(self, KeyId, Plaintext, EncryptionContext):  # noqa: N803 - boto3's names
+    def encrypt(self, KeyId, Plaintext, EncryptionContext):
         self.contexts.append(dict(EncryptionContext))
         return {"CiphertextBlob": b"x" + Plaintext}
 
-    def decrypt(self, CiphertextBlob, EncryptionContext, KeyId=None):  # noqa: N803
+    def decrypt(self, CiphertextBlob, EncryptionContext, KeyId=None):
         self.contexts.append(dict(EncryptionContext))
         return {"Plaintext": CiphertextBlob[1:]}
 
 
 class _OneItemTable:
-    class exceptions:  # noqa: N801 - boto3's shape
+    class exceptions:
         class ConditionalCheckFailedException(Exception):
             pass
 
     def __init__(self):
         self.item = None
 
-    def put_item(self, TableName, Item, ConditionExpression):  # noqa: N803
+    def put_item(self, TableName, Item, ConditionExpression):
         self.item = Item
 
-    def get_item(self, TableName, Key, ConsistentRead):  # noqa: N803
+    def get_item(self, TableName, Key, ConsistentRead):
         return {"Item": self.item}
 
 
@@ -391,14 +439,14 @@ def test_no_wildcard_actions_and_only_xray_on_every_resource(template):
 
 
 def test_logs_only_to_its_own_log_group(template):
-    (statement,) = [s for s in function_policy_statements(template)
-                    if any(a.startswith("logs:") for a in _actions(s))]
+    (statement,) = [s for s in function_policy_statements(template) if any(a.startswith("logs:") for a in _actions(s))]
     group = function(template)["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
     assert statement["Resource"] == {"Fn::GetAtt": [group, "Arn"]}
     assert sorted(_actions(statement)) == ["logs:CreateLogStream", "logs:PutLogEvents"]
 
 
 # --- API Gateway -----------------------------------------------------------------------------------
+
 
 def test_regional_rest_api_with_one_post_on_root(template):
     (api_id, api) = only(template, "AWS::ApiGateway::RestApi")
@@ -432,8 +480,11 @@ def test_stage_throttling_access_logs_tracing(template):
 
 def test_execution_log_group_is_ours_with_retention(template):
     (api_id, _) = only(template, "AWS::ApiGateway::RestApi")
-    groups = [g["Properties"] for g in resources(template, "AWS::Logs::LogGroup").values()
-              if "API-Gateway-Execution-Logs_" in json.dumps(g["Properties"].get("LogGroupName", ""))]
+    groups = [
+        g["Properties"]
+        for g in resources(template, "AWS::Logs::LogGroup").values()
+        if "API-Gateway-Execution-Logs_" in json.dumps(g["Properties"].get("LogGroupName", ""))
+    ]
     (group,) = groups
     assert group["LogGroupName"] == {"Fn::Join": ["", ["API-Gateway-Execution-Logs_", {"Ref": api_id}, "/prod"]]}
     assert group["RetentionInDays"] == 30
@@ -441,15 +492,22 @@ def test_execution_log_group_is_ours_with_retention(template):
 
 def test_only_the_stage_may_invoke_the_function(template):
     api_id = function_by_handler(template, API_HANDLER)[0]
-    (props,) = [p["Properties"] for p in resources(template, "AWS::Lambda::Permission").values()
-                if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [api_id, "Arn"]}]
+    (props,) = [
+        p["Properties"]
+        for p in resources(template, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [api_id, "Arn"]}
+    ]
     assert props["Principal"] == "apigateway.amazonaws.com"
     assert props["SourceArn"]["Fn::Join"][1][-1] == "/POST/"
 
 
 def test_optional_source_ip_policy_and_waf(variant):
-    synthesized = variant({"registry:allowedSourceCidrs": "10.0.0.0/8,192.0.2.0/24",
-                           "registry:webAclArn": "arn:aws:wafv2:us-east-1:111122223333:regional/webacl/x/1"})
+    synthesized = variant(
+        {
+            "registry:allowedSourceCidrs": "10.0.0.0/8,192.0.2.0/24",
+            "registry:webAclArn": "arn:aws:wafv2:us-east-1:111122223333:regional/webacl/x/1",
+        }
+    )
     (_, api) = only(synthesized.template, "AWS::ApiGateway::RestApi")
     deny = [s for s in api["Properties"]["Policy"]["Statement"] if s["Effect"] == "Deny"]
     assert deny[0]["Condition"] == {"NotIpAddress": {"aws:SourceIp": ["10.0.0.0/8", "192.0.2.0/24"]}}
@@ -457,6 +515,7 @@ def test_optional_source_ip_policy_and_waf(variant):
 
 
 # --- Monitoring and outputs ------------------------------------------------------------------------
+
 
 def test_alarms_on_function_errors_throttles_duration_api_5xx_and_sweep_errors(template):
     api_id = function_by_handler(template, API_HANDLER)[0]
@@ -470,9 +529,13 @@ def test_alarms_on_function_errors_throttles_duration_api_5xx_and_sweep_errors(t
     alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
     by_metric = {(subject(a), a["Namespace"], a["MetricName"]): a for a in alarms}
     assert len(by_metric) == len(alarms)
-    assert set(by_metric) == {("api", "AWS/Lambda", "Errors"), ("api", "AWS/Lambda", "Throttles"),
-                              ("api", "AWS/Lambda", "Duration"), ("rest-api", "AWS/ApiGateway", "5XXError"),
-                              ("sweep", "AWS/Lambda", "Errors")}
+    assert set(by_metric) == {
+        ("api", "AWS/Lambda", "Errors"),
+        ("api", "AWS/Lambda", "Throttles"),
+        ("api", "AWS/Lambda", "Duration"),
+        ("rest-api", "AWS/ApiGateway", "5XXError"),
+        ("sweep", "AWS/Lambda", "Errors"),
+    }
     assert by_metric[("sweep", "AWS/Lambda", "Errors")]["Period"] == 3600
     assert by_metric[("sweep", "AWS/Lambda", "Errors")]["Threshold"] == 1
     by_metric = {(namespace, metric): props for (who, namespace, metric), props in by_metric.items() if who != "sweep"}
@@ -516,5 +579,9 @@ def test_no_custom_resources_nor_docker(template, synthesized):
 
 
 def test_template_matches_object_like(template):
-    template.has_resource_properties("AWS::Lambda::Function", Match.object_like({
-        "Environment": {"Variables": Match.object_like({REGISTRY_ID_ENV: {"Ref": "AWS::AccountId"}})}}))
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        Match.object_like(
+            {"Environment": {"Variables": Match.object_like({REGISTRY_ID_ENV: {"Ref": "AWS::AccountId"}})}}
+        ),
+    )

@@ -47,8 +47,11 @@ def test_runs_hourly_from_a_rule_without_retries(template):
 def test_only_its_rule_may_invoke_it(template):
     sweep_id = sweep(template)[0]
     (rule_id,) = template.find_resources("AWS::Events::Rule")
-    (permission,) = [p["Properties"] for p in template.find_resources("AWS::Lambda::Permission").values()
-                     if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [sweep_id, "Arn"]}]
+    (permission,) = [
+        p["Properties"]
+        for p in template.find_resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [sweep_id, "Arn"]}
+    ]
     assert permission["Principal"] == "events.amazonaws.com"
     assert permission["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
 
@@ -73,8 +76,12 @@ def test_grace_comes_from_context_and_a_short_one_warns(variant):
     short = variant({"registry:sweepGraceSeconds": "0"})
     env = sweep(short.template)[1]["Properties"]["Environment"]["Variables"]
     assert env[GRACE_ENV] == "0"
-    messages = [entry.data for construct in short.stack.node.find_all() for entry in construct.node.metadata
-                if entry.type == "aws:cdk:warning"]
+    messages = [
+        entry.data
+        for construct in short.stack.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == "aws:cdk:warning"
+    ]
     assert any("sweepGraceSeconds=0" in str(m) for m in messages), messages
     with pytest.raises(Exception, match="sweepGraceSeconds"):
         variant({"registry:sweepGraceSeconds": "-1"})
@@ -82,16 +89,28 @@ def test_grace_comes_from_context_and_a_short_one_warns(variant):
 
 def test_role_may_only_list_and_delete_in_its_own_tables_and_prefixes(template):
     statements = by_sid(template)
-    assert set(statements) == {"OwnLogGroup", "DataTables", "ListSweptPrefixes", "ListMultipartUploads",
-                               "DeleteSweptObjects"}
+    assert set(statements) == {
+        "OwnLogGroup",
+        "DataTables",
+        "ListSweptPrefixes",
+        "ListMultipartUploads",
+        "DeleteSweptObjects",
+    }
     for statement in statements.values():
         assert statement["Effect"] == "Allow"
         assert not any("*" in action for action in _list(statement["Action"])), statement
 
     tables = statements["DataTables"]
-    assert sorted(_list(tables["Action"])) == sorted([
-        "dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-        "dynamodb:BatchWriteItem"])
+    assert sorted(_list(tables["Action"])) == sorted(
+        [
+            "dynamodb:Scan",
+            "dynamodb:Query",
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:BatchWriteItem",
+        ]
+    )
     keys_table = ref_of(template, "AWS::DynamoDB::Table", "StorageKeys")
     arns = [json.dumps(r) for r in _list(tables["Resource"])]
     assert len(arns) == len(DATA_TABLES)
@@ -105,7 +124,8 @@ def test_role_may_only_list_and_delete_in_its_own_tables_and_prefixes(template):
     assert sorted(_list(deletes["Action"])) == ["s3:AbortMultipartUpload", "s3:DeleteObject"]
     assert sorted(json.dumps(r) for r in _list(deletes["Resource"])) == sorted(
         json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, f"/{prefix}*"]]})
-        for prefix in ("uploads/", "blobs/"))
+        for prefix in ("uploads/", "blobs/")
+    )
     assert not any(a.startswith("kms:") for s in statements.values() for a in _list(s["Action"]))
 
 

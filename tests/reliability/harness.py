@@ -18,7 +18,6 @@ import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-
 from support import NO_RETRIES
 
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
@@ -28,14 +27,15 @@ REGISTRY_ID = "000000000000"
 
 
 class IsolatedRegistry:
-    def __init__(self, backends, *, workers: int = 4, overrides: dict[str, str] | None = None,
-                 faults_dir: Path | None = None):
+    def __init__(
+        self, backends, *, workers: int = 4, overrides: dict[str, str] | None = None, faults_dir: Path | None = None
+    ):
         from local.registry import LocalRegistry
 
         suffix = uuid.uuid4().hex[:8]
         self.backends = dataclasses.replace(
-            backends, tables={name: f"rel-{suffix}-{name}" for name in backends.tables},
-            bucket=f"rel-{suffix}")
+            backends, tables={name: f"rel-{suffix}-{name}" for name in backends.tables}, bucket=f"rel-{suffix}"
+        )
         self.backends.create_resources()
         overrides = dict(overrides or {})
         self.faults_path = self.journal_path = None
@@ -43,8 +43,10 @@ class IsolatedRegistry:
             self.faults_path = faults_dir / f"faults-{suffix}.json"
             self.journal_path = faults_dir / f"journal-{suffix}.jsonl"
             self.faults_path.write_text("[]")
-            overrides |= {"REGISTRY_FAULTS_FILE": str(self.faults_path),
-                          "REGISTRY_FAULTS_JOURNAL": str(self.journal_path)}
+            overrides |= {
+                "REGISTRY_FAULTS_FILE": str(self.faults_path),
+                "REGISTRY_FAULTS_JOURNAL": str(self.journal_path),
+            }
         self.local = LocalRegistry(self.backends, overrides=overrides, workers=workers)
         self.endpoint = self.local.endpoint
 
@@ -86,8 +88,9 @@ class SignedClient:
         self.credentials = credentials
         self.http = urllib3.PoolManager(maxsize=8, retries=False, timeout=urllib3.Timeout(60))
 
-    def send(self, operation: str | None, body: bytes, headers: dict[str, str] | None = None,
-             target: str | None = None) -> tuple[int, dict, bytes]:
+    def send(
+        self, operation: str | None, body: bytes, headers: dict[str, str] | None = None, target: str | None = None
+    ) -> tuple[int, dict, bytes]:
         all_headers = {"Content-Type": "application/x-amz-json-1.1"}
         if target is not None or operation is not None:
             all_headers["X-Amz-Target"] = target if target is not None else TARGET_PREFIX + operation

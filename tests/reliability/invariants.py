@@ -49,19 +49,33 @@ class RegistryState:
     multipart: dict[str, dict]  # S3 multipart upload id -> {"key", "initiated"}
 
     def counts(self) -> dict[str, int]:
-        return {"repositories": len([r for r in self.repositories if r["name"] != REGISTRY_ITEM]),
-                "images": len(self.images), "tags": len(self.tags), "layers": len(self.layers),
-                "blobs": len(self.blobs), "uploads": len(self.uploads), "objects": len(self.objects),
-                "multipart": len(self.multipart)}
+        return {
+            "repositories": len([r for r in self.repositories if r["name"] != REGISTRY_ITEM]),
+            "images": len(self.images),
+            "tags": len(self.tags),
+            "layers": len(self.layers),
+            "blobs": len(self.blobs),
+            "uploads": len(self.uploads),
+            "objects": len(self.objects),
+            "multipart": len(self.multipart),
+        }
 
     def fingerprint(self) -> dict:
         """Everything stored, comparable before/after a request (the fuzz tests' "no change")."""
+
         def rows(items):
             return sorted(repr(sorted(i.items())) for i in items)
-        return {"repositories": rows(self.repositories), "images": rows(self.images), "tags": rows(self.tags),
-                "layers": rows(self.layers), "blobs": rows(self.blobs), "uploads": rows(self.uploads),
-                "objects": sorted((k, v["etag"]) for k, v in self.objects.items()),
-                "multipart": sorted(self.multipart)}
+
+        return {
+            "repositories": rows(self.repositories),
+            "images": rows(self.images),
+            "tags": rows(self.tags),
+            "layers": rows(self.layers),
+            "blobs": rows(self.blobs),
+            "uploads": rows(self.uploads),
+            "objects": sorted((k, v["etag"]) for k, v in self.objects.items()),
+            "multipart": sorted(self.multipart),
+        }
 
 
 DATA_TABLES = ("repositories", "images", "tags", "layers", "blobs", "uploads")
@@ -109,8 +123,16 @@ def read_state(backends) -> RegistryState:
         tables = {name: pool.submit(_scan, dynamodb, backends.tables[name]) for name in DATA_TABLES}
         objects, multipart = pool.submit(_objects, s3, backends.bucket), pool.submit(_multipart, s3, backends.bucket)
         tables = {name: future.result() for name, future in tables.items()}
-        return RegistryState(tables["repositories"], tables["images"], tables["tags"], tables["layers"],
-                             tables["blobs"], tables["uploads"], objects.result(), multipart.result())
+        return RegistryState(
+            tables["repositories"],
+            tables["images"],
+            tables["tags"],
+            tables["layers"],
+            tables["blobs"],
+            tables["uploads"],
+            objects.result(),
+            multipart.result(),
+        )
 
 
 class ObjectReader:
@@ -138,8 +160,9 @@ def _partition(repo: dict) -> str:
     return f"{repo['registry_id']}/{repo['name']}"
 
 
-def violations(state: RegistryState, reader: ObjectReader, *, verify_bytes: bool = True,
-               repositories: set[str] | None = None) -> list[str]:
+def violations(
+    state: RegistryState, reader: ObjectReader, *, verify_bytes: bool = True, repositories: set[str] | None = None
+) -> list[str]:
     """Every broken invariant; with `repositories` ("<registry>/<name>"), only those that concern
     these repositories (their items, the blobs their layers use, their uploads)."""
     found: list[str] = []
@@ -149,8 +172,10 @@ def violations(state: RegistryState, reader: ObjectReader, *, verify_bytes: bool
     for registry_id in (set(per_registry) | set(counters)) if repositories is None else ():
         counted = (counters.get(registry_id) or {}).get("repository_count", 0)
         if counted != per_registry[registry_id]:
-            found.append(f"R1 registry {registry_id}: repository_count {counted} but "
-                         f"{per_registry[registry_id]} repository items")
+            found.append(
+                f"R1 registry {registry_id}: repository_count {counted} but "
+                f"{per_registry[registry_id]} repository items"
+            )
 
     images, tags, layers = defaultdict(dict), defaultdict(dict), defaultdict(dict)
     for item in state.images:
@@ -165,52 +190,72 @@ def violations(state: RegistryState, reader: ObjectReader, *, verify_bytes: bool
     used_blobs = set()
     for partition in set(images) | set(tags) | set(layers):
         if partition not in repos and in_scope(partition):
-            found.append(f"R3 {partition}: {len(images[partition])} images, {len(tags[partition])} tags, "
-                         f"{len(layers[partition])} layers without a repository item")
+            found.append(
+                f"R3 {partition}: {len(images[partition])} images, {len(tags[partition])} tags, "
+                f"{len(layers[partition])} layers without a repository item"
+            )
 
     for partition, repo in repos.items():
-        if "deleting" in repo or not in_scope(partition):  # a deletion in progress may have removed any part of the contents
+        if "deleting" in repo or not in_scope(
+            partition
+        ):  # a deletion in progress may have removed any part of the contents
             continue
         repo_images, repo_tags, repo_layers = images[partition], tags[partition], layers[partition]
         if repo.get("image_count", 0) != len(repo_images):
-            found.append(f"R2 {partition}: image_count {repo.get('image_count', 0)} but "
-                         f"{len(repo_images)} image items")
+            found.append(f"R2 {partition}: image_count {repo.get('image_count', 0)} but {len(repo_images)} image items")
         for tag, item in repo_tags.items():
             image = repo_images.get(item["digest"])
             if image is None:
                 found.append(f"T1 {partition}:{tag} -> {item['digest']}: no such image")
             elif tag not in (image.get("tags") or ()):
-                found.append(f"T1 {partition}:{tag} -> {item['digest']}: not in the image's tag set "
-                             f"{sorted(image.get('tags') or ())}")
+                found.append(
+                    f"T1 {partition}:{tag} -> {item['digest']}: not in the image's tag set "
+                    f"{sorted(image.get('tags') or ())}"
+                )
         parents = Counter()
         for digest, image in repo_images.items():
             for tag in image.get("tags") or ():
                 item = repo_tags.get(tag)
                 if item is None or item["digest"] != digest:
-                    found.append(f"T2 {partition}@{digest}: tag {tag!r} -> "
-                                 f"{item['digest'] if item else 'no tag item'}")
+                    found.append(f"T2 {partition}@{digest}: tag {tag!r} -> {item['digest'] if item else 'no tag item'}")
             found.extend(_check_manifest(partition, digest, image, state, reader, repo_images, repo_layers))
             for child in image.get("children") or ():
                 parents[child] += 1
         for digest, image in repo_images.items():
             if image.get("parent_count", 0) != parents[digest]:
-                found.append(f"I3 {partition}@{digest}: parent_count {image.get('parent_count', 0)} but "
-                             f"{parents[digest]} lists reference it")
+                found.append(
+                    f"I3 {partition}@{digest}: parent_count {image.get('parent_count', 0)} but "
+                    f"{parents[digest]} lists reference it"
+                )
         scope = f"{repo['registry_id']}/{Encryption(repo.get('encryption_type', 'AES256'), repo.get('kms_key')).scope}"
         for digest, layer in repo_layers.items():
-            found.extend(_check_object(f"L1 {partition} layer {digest}", layer["blob_key"], digest,
-                                       layer["size"], state, reader, verify_bytes))
+            found.extend(
+                _check_object(
+                    f"L1 {partition} layer {digest}",
+                    layer["blob_key"],
+                    digest,
+                    layer["size"],
+                    state,
+                    reader,
+                    verify_bytes,
+                )
+            )
             entry = blobs.get((scope, digest))
             used_blobs.add((scope, digest))
             if entry is None or entry["blob_key"] != layer["blob_key"]:
-                found.append(f"L1 {partition} layer {digest}: blobs index {scope} names "
-                             f"{entry['blob_key'] if entry else 'nothing'}, the layer {layer['blob_key']}")
+                found.append(
+                    f"L1 {partition} layer {digest}: blobs index {scope} names "
+                    f"{entry['blob_key'] if entry else 'nothing'}, the layer {layer['blob_key']}"
+                )
 
     for (scope, digest), entry in blobs.items():
         if repositories is not None and (scope, digest) not in used_blobs:
             continue
-        found.extend(_check_object(f"B1 blob {scope} {digest}", entry["blob_key"], digest, entry["size"],
-                                   state, reader, verify_bytes))
+        found.extend(
+            _check_object(
+                f"B1 blob {scope} {digest}", entry["blob_key"], digest, entry["size"], state, reader, verify_bytes
+            )
+        )
 
     for upload in state.uploads:
         if not upload.get("completed_digest") and in_scope(upload["repository"]):
@@ -218,8 +263,9 @@ def violations(state: RegistryState, reader: ObjectReader, *, verify_bytes: bool
     return found
 
 
-def _check_object(what: str, key: str, digest: str, size: int, state: RegistryState, reader: ObjectReader,
-                  verify_bytes: bool) -> list[str]:
+def _check_object(
+    what: str, key: str, digest: str, size: int, state: RegistryState, reader: ObjectReader, verify_bytes: bool
+) -> list[str]:
     obj = state.objects.get(key)
     if obj is None:
         return [f"{what}: object {key} is missing"]
@@ -230,8 +276,15 @@ def _check_object(what: str, key: str, digest: str, size: int, state: RegistrySt
     return []
 
 
-def _check_manifest(partition: str, digest: str, image: dict, state: RegistryState, reader: ObjectReader,
-                    repo_images: dict, repo_layers: dict) -> list[str]:
+def _check_manifest(
+    partition: str,
+    digest: str,
+    image: dict,
+    state: RegistryState,
+    reader: ObjectReader,
+    repo_images: dict,
+    repo_layers: dict,
+) -> list[str]:
     where = f"{partition}@{digest}"
     raw = image.get("manifest")
     if raw is None:
@@ -279,7 +332,7 @@ def _check_upload(upload: dict, state: RegistryState, reader: ObjectReader) -> l
             done = state.objects.get(upload["blob_key"])
             if done is not None and done["size"] == upload["last_byte"] + 1:
                 return []
-            return found + [f"{where}: multipart upload {upload['multipart_id']} is gone"]
+            return [*found, f"{where}: multipart upload {upload['multipart_id']} is gone"]
         if multipart["key"] != upload["blob_key"]:
             found.append(f"{where}: multipart upload is for {multipart['key']}, not {upload['blob_key']}")
         # S3 may hold more parts than recorded (the tail copied by a CompleteLayerUpload that then
@@ -315,26 +368,31 @@ class Garbage:
 
 def garbage(state: RegistryState) -> Garbage:
     live_uploads = [u for u in state.uploads if not u.get("completed_digest")]
-    used_keys = ({layer["blob_key"] for layer in state.layers} | {b["blob_key"] for b in state.blobs}
-                 | {i["manifest_key"] for i in state.images if i.get("manifest_key")}
-                 | {u["tail_key"] for u in live_uploads if u.get("tail_key")}
-                 # the object a Complete that stopped before registering it wrote: the next
-                 # CompleteLayerUpload of that upload registers it
-                 | {u["blob_key"] for u in live_uploads})
+    used_keys = (
+        {layer["blob_key"] for layer in state.layers}
+        | {b["blob_key"] for b in state.blobs}
+        | {i["manifest_key"] for i in state.images if i.get("manifest_key")}
+        | {u["tail_key"] for u in live_uploads if u.get("tail_key")}
+        # the object a Complete that stopped before registering it wrote: the next
+        # CompleteLayerUpload of that upload registers it
+        | {u["blob_key"] for u in live_uploads}
+    )
     used_multipart = {u["multipart_id"] for u in live_uploads if u.get("multipart_id")}
     layer_keys = {layer["blob_key"] for layer in state.layers}
     return Garbage(
         objects=sorted(k for k in state.objects if k not in used_keys),
         multipart=sorted(m for m in state.multipart if m not in used_multipart),
         unused_blobs=sorted((b["scope"], b["digest"]) for b in state.blobs if b["blob_key"] not in layer_keys),
-        unreferenced_layers=sorted((l["repository"], l["digest"]) for l in state.layers if not l.get("referenced")),
+        unreferenced_layers=sorted(
+            (layer["repository"], layer["digest"]) for layer in state.layers if not layer.get("referenced")
+        ),
     )
 
 
-def assert_invariants(backends, reader: ObjectReader | None = None, *, verify_bytes: bool = True,
-                      repositories: set[str] | None = None) -> RegistryState:
+def assert_invariants(
+    backends, reader: ObjectReader | None = None, *, verify_bytes: bool = True, repositories: set[str] | None = None
+) -> RegistryState:
     state = read_state(backends)
-    problems = violations(state, reader or ObjectReader(backends), verify_bytes=verify_bytes,
-                          repositories=repositories)
+    problems = violations(state, reader or ObjectReader(backends), verify_bytes=verify_bytes, repositories=repositories)
     assert not problems, "registry invariants violated:\n  " + "\n  ".join(problems)
     return state

@@ -31,8 +31,11 @@ from registry.service_model import ecr_model
 MODEL = ecr_model()
 SERIALIZATION, INVALID = "SerializationException", "InvalidParameterException"
 # Text as clients send it: ASCII mostly, and the awkward rest -- 2-, 3- and 4-byte UTF-8.
-ALPHABET = st.one_of(st.sampled_from(string.ascii_letters + string.digits + "-_.:/@+*"),
-                     st.characters(codec="utf-8"), st.sampled_from("é€😀\u0000\n\"\\"))
+ALPHABET = st.one_of(
+    st.sampled_from(string.ascii_letters + string.digits + "-_.:/@+*"),
+    st.characters(codec="utf-8"),
+    st.sampled_from('é€😀\u0000\n"\\'),
+)
 LIST_CAP = 6  # longest list drawn below the model's maximum (besides exact-maximum draws)
 
 
@@ -70,22 +73,28 @@ def _string(shape: Shape, name: str, world: World) -> st.SearchStrategy:
     if pattern:
         compiled = re.compile(pattern)
         builder = _PATTERNED.get(shape.name)
-        free = builder() if builder else st.from_regex(pattern if pattern.startswith("^") else f"^(?:{pattern})$",
-                                                         fullmatch=True)
+        free = (
+            builder()
+            if builder
+            else st.from_regex(pattern if pattern.startswith("^") else f"^(?:{pattern})$", fullmatch=True)
+        )
         drawn = free.filter(lambda s: low <= len(s) <= (high or 10**9) and bool(compiled.fullmatch(s)))
     else:
         top = high if high is not None and high <= 32 else 32
-        drawn = st.one_of(st.text(ALPHABET, min_size=low, max_size=max(low, top)),
-                          *([exactly(high), exactly(high, WIDE)] if high and high <= 4096 else []),
-                          *([st.integers(1000, 3000).map(lambda n: "x" * n)] if high is None else []),
-                          *([st.just("x" * low)] if low else []))
+        drawn = st.one_of(
+            st.text(ALPHABET, min_size=low, max_size=max(low, top)),
+            *([exactly(high), exactly(high, WIDE)] if high and high <= 4096 else []),
+            *([st.integers(1000, 3000).map(lambda n: "x" * n)] if high is None else []),
+            *([st.just("x" * low)] if low else []),
+        )
     return st.one_of(hinted, drawn) if hinted is not None else drawn
 
 
 def _repository_name() -> st.SearchStrategy:
     part = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=6)
-    component = st.tuples(part, st.lists(st.tuples(st.sampled_from([".", "_", "__", "-", "---"]), part),
-                                         max_size=3)).map(lambda t: t[0] + "".join(a + b for a, b in t[1]))
+    component = st.tuples(
+        part, st.lists(st.tuples(st.sampled_from([".", "_", "__", "-", "---"]), part), max_size=3)
+    ).map(lambda t: t[0] + "".join(a + b for a, b in t[1]))
     return st.lists(component, min_size=1, max_size=4).map("/".join)
 
 
@@ -95,11 +104,15 @@ _PATTERNED = {
     "RepositoryName": _repository_name,
     "RegistryId": lambda: st.integers(0, 10**12 - 1).map(lambda n: f"{n:012d}"),
     "UploadId": lambda: st.uuids().map(str),
-    "LayerDigest": lambda: st.tuples(st.sampled_from(["sha256", "sha512", "md5", "a+b.c-d_e"]), st.one_of(
-        st.text("0123456789abcdefABCDEF", min_size=1, max_size=130),
-        st.integers(1000, 2100).map(lambda n: "a" * n))).map(":".join),
+    "LayerDigest": lambda: st.tuples(
+        st.sampled_from(["sha256", "sha512", "md5", "a+b.c-d_e"]),
+        st.one_of(
+            st.text("0123456789abcdefABCDEF", min_size=1, max_size=130), st.integers(1000, 2100).map(lambda n: "a" * n)
+        ),
+    ).map(":".join),
     "ImageTagMutabilityExclusionFilterValue": lambda: st.text(
-        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._*-", min_size=1, max_size=128),
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._*-", min_size=1, max_size=128
+    ),
 }
 
 
@@ -114,28 +127,40 @@ def exactly(length: int, alphabet=ALPHABET) -> st.SearchStrategy:
 def _hint(name: str, world: World) -> st.SearchStrategy | None:
     """What exists, for the members that name things."""
     choices = {
-        "repositoryName": world.repositories, "uploadId": world.uploads, "imageTag": world.tags,
-        "imageDigest": world.digests, "layerDigest": world.layers, "registryId": [world.registry_id],
+        "repositoryName": world.repositories,
+        "uploadId": world.uploads,
+        "imageTag": world.tags,
+        "imageDigest": world.digests,
+        "layerDigest": world.layers,
+        "registryId": [world.registry_id],
         "imageManifest": world.manifests,
     }.get(name)
     if name == "nextToken":
         return page_tokens(world)
     if name == "imageDigest":  # no constraint in the model: any algorithm, any length
-        return st.one_of(st.sampled_from(world.digests) if world.digests else st.nothing(),
-                         st.integers(1000, 2100).map(lambda n: "blake3:" + "a" * n))
+        return st.one_of(
+            st.sampled_from(world.digests) if world.digests else st.nothing(),
+            st.integers(1000, 2100).map(lambda n: "blake3:" + "a" * n),
+        )
     if name == "kmsKey":
         return st.sampled_from(["alias/aws/ecr", "arn:aws:kms:us-east-1:000000000000:key/" + str(uuid.UUID(int=1))])
     if name in ("partFirstByte", "partLastByte"):
         return st.integers(-1, 8).map(lambda n: max(n, 0))
     if name == "imageManifestMediaType":
-        return st.sampled_from(["application/vnd.docker.distribution.manifest.v2+json",
-                                "application/vnd.oci.image.manifest.v1+json",
-                                "application/vnd.oci.image.index.v1+json",
-                                "application/vnd.docker.distribution.manifest.list.v2+json",
-                                "application/vnd.docker.distribution.manifest.v1+json", "text/plain"])
+        return st.sampled_from(
+            [
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "application/vnd.oci.image.manifest.v1+json",
+                "application/vnd.oci.image.index.v1+json",
+                "application/vnd.docker.distribution.manifest.list.v2+json",
+                "application/vnd.docker.distribution.manifest.v1+json",
+                "text/plain",
+            ]
+        )
     if name == "imageManifest":
-        return st.one_of(st.sampled_from(world.manifests) if world.manifests else st.nothing(),
-                         json_documents().map(json.dumps))
+        return st.one_of(
+            st.sampled_from(world.manifests) if world.manifests else st.nothing(), json_documents().map(json.dumps)
+        )
     if choices:
         return st.sampled_from(choices)
     return None
@@ -143,31 +168,65 @@ def _hint(name: str, world: World) -> st.SearchStrategy | None:
 
 def page_tokens(world: World) -> st.SearchStrategy:
     """Page tokens as the server makes them (base64url of JSON), with any content -- and garbage."""
-    positions = st.dictionaries(st.sampled_from(["after", "at", "skip", "x"]),
-                                st.one_of(st.sampled_from(world.repositories + world.digests + [""]),
-                                          st.integers(-3, 10**6), st.text(ALPHABET, max_size=20), st.none(),
-                                          st.lists(st.integers(), max_size=2), st.booleans()), max_size=3)
+    positions = st.dictionaries(
+        st.sampled_from(["after", "at", "skip", "x"]),
+        st.one_of(
+            st.sampled_from(world.repositories + world.digests + [""]),
+            st.integers(-3, 10**6),
+            st.text(ALPHABET, max_size=20),
+            st.none(),
+            st.lists(st.integers(), max_size=2),
+            st.booleans(),
+        ),
+        max_size=3,
+    )
     encoded = st.one_of(positions.map(json.dumps), json_documents().map(json.dumps)).map(
-        lambda text: base64.urlsafe_b64encode(text.encode()).decode())
+        lambda text: base64.urlsafe_b64encode(text.encode()).decode()
+    )
     return st.one_of(encoded, st.text(ALPHABET, max_size=40))
 
 
 def json_documents() -> st.SearchStrategy:
-    leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-                       st.text(ALPHABET, max_size=20))
-    manifestish = st.fixed_dictionaries({}, optional={
-        "schemaVersion": st.one_of(st.just(2), st.just(1), st.just(2.0), st.just("2"), st.just(True)),
-        "mediaType": st.sampled_from(["application/vnd.docker.distribution.manifest.v2+json",
-                                      "application/vnd.oci.image.index.v1+json", "x/y", ""]),
-        "config": st.dictionaries(st.sampled_from(["mediaType", "digest", "size", "urls"]), leaves, max_size=4),
-        "layers": st.lists(st.dictionaries(st.sampled_from(["mediaType", "digest", "size", "urls"]), leaves),
-                           max_size=3),
-        "manifests": st.lists(st.dictionaries(st.sampled_from(["mediaType", "digest", "size"]), leaves), max_size=3),
-        "subject": st.dictionaries(st.sampled_from(["mediaType", "digest", "size"]), leaves, max_size=3),
-        "annotations": st.dictionaries(st.text(max_size=5), leaves, max_size=3),
-    })
-    return st.one_of(manifestish, st.recursive(leaves, lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.text(ALPHABET, max_size=5), inner, max_size=3)), max_leaves=8))
+    leaves = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(ALPHABET, max_size=20),
+    )
+    manifestish = st.fixed_dictionaries(
+        {},
+        optional={
+            "schemaVersion": st.one_of(st.just(2), st.just(1), st.just(2.0), st.just("2"), st.just(True)),
+            "mediaType": st.sampled_from(
+                [
+                    "application/vnd.docker.distribution.manifest.v2+json",
+                    "application/vnd.oci.image.index.v1+json",
+                    "x/y",
+                    "",
+                ]
+            ),
+            "config": st.dictionaries(st.sampled_from(["mediaType", "digest", "size", "urls"]), leaves, max_size=4),
+            "layers": st.lists(
+                st.dictionaries(st.sampled_from(["mediaType", "digest", "size", "urls"]), leaves), max_size=3
+            ),
+            "manifests": st.lists(
+                st.dictionaries(st.sampled_from(["mediaType", "digest", "size"]), leaves), max_size=3
+            ),
+            "subject": st.dictionaries(st.sampled_from(["mediaType", "digest", "size"]), leaves, max_size=3),
+            "annotations": st.dictionaries(st.text(max_size=5), leaves, max_size=3),
+        },
+    )
+    return st.one_of(
+        manifestish,
+        st.recursive(
+            leaves,
+            lambda inner: st.one_of(
+                st.lists(inner, max_size=3), st.dictionaries(st.text(ALPHABET, max_size=5), inner, max_size=3)
+            ),
+            max_leaves=8,
+        ),
+    )
 
 
 def _utf8(text: str) -> bool:
@@ -241,14 +300,14 @@ def _paths(shape: Shape, prefix: tuple = ()) -> list[tuple[tuple, Shape, bool]]:
     """Every member path of an input shape: (path, shape, required)."""
     found = []
     for name, member in shape.members.items():
-        path = prefix + (name,)
+        path = (*prefix, name)
         found.append((path, member, name in shape.required_members))
         if member.type_name == "structure":
             found.extend(_paths(member, path))
         elif member.type_name == "list" and member.member.type_name == "structure":
-            found.extend(_paths(member.member, path + (0,)))
+            found.extend(_paths(member.member, (*path, 0)))
         elif member.type_name == "list":
-            found.append((path + (0,), member.member, True))
+            found.append(((*path, 0), member.member, True))
     return found
 
 
@@ -272,17 +331,22 @@ def _constraint_violation(shape: Shape, name: str) -> st.SearchStrategy | None:
     if kind == "string":
         options = []
         if shape.metadata.get("enum"):
-            options.append(st.text(ALPHABET, max_size=12).filter(lambda s: s not in shape.metadata["enum"] and _utf8(s)))
+            options.append(
+                st.text(ALPHABET, max_size=12).filter(lambda s: s not in shape.metadata["enum"] and _utf8(s))
+            )
         if high:
             options.append(st.integers(high + 1, high + 40).map(lambda n: "a" * n))
             options.append(st.just("a" * min(high * 10 + 7, high + 100_000)))  # API Gateway: 10 MB at most
         if low:
-            options.append(st.just("" if low == 1 else "a"[:low - 1]))
+            options.append(st.just("" if low == 1 else "a"[: low - 1]))
         pattern = _pattern(shape)
         if pattern:
             compiled = re.compile(pattern)
-            options.append(st.text(ALPHABET, min_size=max(low, 1), max_size=20).filter(
-                lambda s: _utf8(s) and not compiled.fullmatch(s)))
+            options.append(
+                st.text(ALPHABET, min_size=max(low, 1), max_size=20).filter(
+                    lambda s: _utf8(s) and not compiled.fullmatch(s)
+                )
+            )
         return st.one_of(*options) if options else None
     if kind in ("integer", "long"):
         low, high = shape.metadata.get("min"), shape.metadata.get("max")
@@ -297,8 +361,7 @@ def _constraint_violation(shape: Shape, name: str) -> st.SearchStrategy | None:
         structured = shape.member.type_name == "structure"
         if high:
             options.append(st.integers(high + 1, high + 3).map(lambda n: [{} if structured else "x"] * n))
-            options.append(st.integers(1000, 5000).map(
-                lambda n: [{} if structured else f"x{i}" for i in range(n)]))
+            options.append(st.integers(1000, 5000).map(lambda n: [{} if structured else f"x{i}" for i in range(n)]))
         if low:
             options.append(st.just([]))
         return st.one_of(*options) if options else None
@@ -348,48 +411,110 @@ class InvalidRequests:
         @st.composite
         def draw_request(draw) -> Request:
             params = draw(self.valid)
-            kind = draw(st.sampled_from(["type", "type", "constraint", "constraint", "constraint", "null", "body",
-                                         "surrogate", "target", "signature"]))
+            kind = draw(
+                st.sampled_from(
+                    [
+                        "type",
+                        "type",
+                        "constraint",
+                        "constraint",
+                        "constraint",
+                        "null",
+                        "body",
+                        "surrogate",
+                        "target",
+                        "signature",
+                    ]
+                )
+            )
             if kind == "type":
                 path = draw(st.sampled_from(sorted(self.wrong_types, key=repr)))
                 value = draw(self.wrong_types[path])
-                return Request(operation, json.dumps(_set(params, path, value)).encode(),
-                               frozenset({SERIALIZATION}), f"wrong type at {path}")
+                return Request(
+                    operation,
+                    json.dumps(_set(params, path, value)).encode(),
+                    frozenset({SERIALIZATION}),
+                    f"wrong type at {path}",
+                )
             if kind == "constraint" and self.violations:
                 path = draw(st.sampled_from(sorted(self.violations, key=repr)))
                 value = draw(self.violations[path])
-                return Request(operation, json.dumps(_set(params, path, value)).encode(), frozenset({INVALID}),
-                               f"constraint at {path}")
+                return Request(
+                    operation,
+                    json.dumps(_set(params, path, value)).encode(),
+                    frozenset({INVALID}),
+                    f"constraint at {path}",
+                )
             if kind == "null" and self.required:
                 path = draw(st.sampled_from(self.required))
-                return Request(operation, json.dumps(_set(params, path, None)).encode(), frozenset({INVALID}),
-                               f"null required member {path}")
+                return Request(
+                    operation,
+                    json.dumps(_set(params, path, None)).encode(),
+                    frozenset({INVALID}),
+                    f"null required member {path}",
+                )
             if kind == "surrogate" and self.strings:
                 path = draw(st.sampled_from(self.strings))
                 marker = "SURROGATE-" + uuid.uuid4().hex
                 text = json.dumps(_set(params, path, marker)).replace(marker, "a\\ud800b")
                 return Request(operation, text.encode(), frozenset({SERIALIZATION}), f"lone surrogate at {path}")
             if kind == "target":
-                target = draw(st.sampled_from([
-                    "AmazonEC2ContainerRegistry_V20150921.NoSuchOperation", "AmazonEC2ContainerRegistry_V20150921.",
-                    "DynamoDB_20120810.ListTables", operation,
-                    f"AmazonEC2ContainerRegistry_V20150921.{operation.lower()}",
-                    "AmazonEC2ContainerRegistry_V20150921.GetLifecyclePolicy",
-                    "AmazonEC2ContainerRegistry_V20150921.x.y"]))
-                return Request(None, json.dumps(params).encode(), frozenset({"UnknownOperationException"}),
-                               f"target {target}", target=target)
+                target = draw(
+                    st.sampled_from(
+                        [
+                            "AmazonEC2ContainerRegistry_V20150921.NoSuchOperation",
+                            "AmazonEC2ContainerRegistry_V20150921.",
+                            "DynamoDB_20120810.ListTables",
+                            operation,
+                            f"AmazonEC2ContainerRegistry_V20150921.{operation.lower()}",
+                            "AmazonEC2ContainerRegistry_V20150921.GetLifecyclePolicy",
+                            "AmazonEC2ContainerRegistry_V20150921.x.y",
+                        ]
+                    )
+                )
+                return Request(
+                    None,
+                    json.dumps(params).encode(),
+                    frozenset({"UnknownOperationException"}),
+                    f"target {target}",
+                    target=target,
+                )
             if kind == "signature":
                 sign = draw(st.sampled_from(["tamper", "unknown-key", "none"]))
-                return Request(operation, json.dumps(params).encode(),
-                               frozenset({"InvalidSignatureException", "UnrecognizedClientException",
-                                          "MissingAuthenticationTokenException", "IncompleteSignatureException"}),
-                               f"signature {sign}", sign=sign)
+                return Request(
+                    operation,
+                    json.dumps(params).encode(),
+                    frozenset(
+                        {
+                            "InvalidSignatureException",
+                            "UnrecognizedClientException",
+                            "MissingAuthenticationTokenException",
+                            "IncompleteSignatureException",
+                        }
+                    ),
+                    f"signature {sign}",
+                    sign=sign,
+                )
             valid = json.dumps(params).encode()
-            body = draw(st.sampled_from([
-                valid[:max(1, len(valid) // 2)], b"\xff\xfe" + valid, b"[" + valid + b"]", b'"text"', b"42",
-                b"null", b'{"a": NaN}', b'{"maxResults": Infinity}', b"[" * 20000 + b"]" * 20000,
-                b'{"a":' * 5000 + b"1" + b"}" * 5000, valid.replace(b"{", b"{\x00", 1), b"\xc3\x28",
-                valid + b"garbage"]))
+            body = draw(
+                st.sampled_from(
+                    [
+                        valid[: max(1, len(valid) // 2)],
+                        b"\xff\xfe" + valid,
+                        b"[" + valid + b"]",
+                        b'"text"',
+                        b"42",
+                        b"null",
+                        b'{"a": NaN}',
+                        b'{"maxResults": Infinity}',
+                        b"[" * 20000 + b"]" * 20000,
+                        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+                        valid.replace(b"{", b"{\x00", 1),
+                        b"\xc3\x28",
+                        valid + b"garbage",
+                    ]
+                )
+            )
             expect = {SERIALIZATION}
             if not _is_utf8_bytes(body):
                 # API Gateway hands the function the body as text: bytes that are not UTF-8 do not

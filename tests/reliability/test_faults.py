@@ -25,21 +25,32 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 from botocore.exceptions import ClientError
-
 from harness import IsolatedRegistry
 from invariants import ObjectReader, assert_invariants
 from support import image_manifest, new_blobs, sha256, upload_blob
 
 pytestmark = pytest.mark.local_only
 MiB = 1024 * 1024
-WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem", "PutObject",
-          "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload",
-          "AbortMultipartUpload", "DeleteObject"}
+WRITES = {
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "TransactWriteItems",
+    "BatchWriteItem",
+    "PutObject",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "UploadPartCopy",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "DeleteObject",
+}
 KINDS = ["throttled", "flaky", "timeout", "lost", "lost-always", "crash"]
 ABSORBED = {"flaky", "lost"}  # one bad attempt: botocore's own retry must make the request succeed
 # `make test` runs a slice of the matrix that still strikes every call: every write gets "lost"
@@ -67,11 +78,17 @@ def fault_rule(kind: str, service: str, operation: str, occurrence: int) -> dict
         return rule | {"when": "after", "error": "crash", "times": 1}
     rule |= {"when": "send", "times": 1 if kind in ABSORBED else 99}
     if kind == "throttled":
-        return rule | ({"code": "ProvisionedThroughputExceededException", "status": 400} if service == "dynamodb"
-                       else {"code": "SlowDown", "status": 503})
+        return rule | (
+            {"code": "ProvisionedThroughputExceededException", "status": 400}
+            if service == "dynamodb"
+            else {"code": "SlowDown", "status": 503}
+        )
     if kind == "flaky":
-        return rule | ({"code": "InternalServerError", "status": 500} if service == "dynamodb"
-                       else {"code": "InternalError", "status": 500})
+        return rule | (
+            {"code": "InternalServerError", "status": 500}
+            if service == "dynamodb"
+            else {"code": "InternalError", "status": 500}
+        )
     return rule | {"error": "timeout" if kind == "timeout" else "lost"}
 
 
@@ -116,8 +133,13 @@ def start_upload(ecr, repo, data: bytes, parts: list[int]) -> dict:
     upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
     first = 0
     for size in parts:
-        ecr.upload_layer_part(repositoryName=repo, uploadId=upload_id, partFirstByte=first,
-                              partLastByte=first + size - 1, layerPartBlob=data[first:first + size])
+        ecr.upload_layer_part(
+            repositoryName=repo,
+            uploadId=upload_id,
+            partFirstByte=first,
+            partLastByte=first + size - 1,
+            layerPartBlob=data[first : first + size],
+        )
         first += size
     return {"repo": repo, "upload_id": upload_id, "data": data, "sent": first}
 
@@ -125,8 +147,13 @@ def start_upload(ecr, repo, data: bytes, parts: list[int]) -> dict:
 def send_part(ecr, p, size=None):
     size = size or p["part"]
     first = p["sent"]
-    return ecr.upload_layer_part(repositoryName=p["repo"], uploadId=p["upload_id"], partFirstByte=first,
-                                 partLastByte=first + size - 1, layerPartBlob=p["data"][first:first + size])
+    return ecr.upload_layer_part(
+        repositoryName=p["repo"],
+        uploadId=p["upload_id"],
+        partFirstByte=first,
+        partLastByte=first + size - 1,
+        layerPartBlob=p["data"][first : first + size],
+    )
 
 
 def finish_upload(ecr, p, stack):
@@ -134,9 +161,14 @@ def finish_upload(ecr, p, stack):
     digest = sha256(p["data"])
     sent = p["sent"]
     while sent < len(p["data"]):
-        chunk = p["data"][sent:sent + 4 * MiB]
-        ecr.upload_layer_part(repositoryName=p["repo"], uploadId=p["upload_id"], partFirstByte=sent,
-                              partLastByte=sent + len(chunk) - 1, layerPartBlob=chunk)
+        chunk = p["data"][sent : sent + 4 * MiB]
+        ecr.upload_layer_part(
+            repositoryName=p["repo"],
+            uploadId=p["upload_id"],
+            partFirstByte=sent,
+            partLastByte=sent + len(chunk) - 1,
+            layerPartBlob=chunk,
+        )
         sent += len(chunk)
     done = ecr.complete_layer_upload(repositoryName=p["repo"], uploadId=p["upload_id"], layerDigests=[digest])
     assert done["layerDigest"] == digest
@@ -145,8 +177,9 @@ def finish_upload(ecr, p, stack):
 
 def check_layer(ecr, repo, digest, size):
     found = ecr.batch_check_layer_availability(repositoryName=repo, layerDigests=[digest])
-    assert [(l["layerDigest"], l["layerAvailability"], l["layerSize"]) for l in found["layers"]] == [
-        (digest, "AVAILABLE", size)]
+    assert [(layer["layerDigest"], layer["layerAvailability"], layer["layerSize"]) for layer in found["layers"]] == [
+        (digest, "AVAILABLE", size)
+    ]
 
 
 def prepare_part(first_parts, part, total):
@@ -154,6 +187,7 @@ def prepare_part(first_parts, part, total):
         prepared = start_upload(ecr, repo, os.urandom(total), first_parts)
         prepared["part"] = part
         return prepared
+
     return prepare
 
 
@@ -168,12 +202,14 @@ def prepare_complete(parts, dedupe=False):
         if dedupe:  # the registry has these bytes already, from another repository
             upload_blob(ecr, _repo(ecr, repo + "-other"), data)
         return start_upload(ecr, repo, data, parts)
+
     return prepare
 
 
 def complete(ecr, p):
-    return ecr.complete_layer_upload(repositoryName=p["repo"], uploadId=p["upload_id"],
-                                     layerDigests=[sha256(p["data"])])
+    return ecr.complete_layer_upload(
+        repositoryName=p["repo"], uploadId=p["upload_id"], layerDigests=[sha256(p["data"])]
+    )
 
 
 def finish_complete(ecr, p, stack):
@@ -194,8 +230,9 @@ def prepare_put(ecr, repo):
     # tag set changes in the same transaction. The manifest is larger than an item holds: S3 first.
     old_config, _ = new_blobs(0)
     upload_blob(ecr, repo, old_config)
-    old = ecr.put_image(repositoryName=repo, imageManifest=image_manifest(old_config, []),
-                        imageTag="latest")["image"]["imageId"]["imageDigest"]
+    old = ecr.put_image(repositoryName=repo, imageManifest=image_manifest(old_config, []), imageTag="latest")["image"][
+        "imageId"
+    ]["imageDigest"]
     config, layers = new_blobs(1)
     for blob in (config, *layers):
         upload_blob(ecr, repo, blob)
@@ -210,8 +247,10 @@ def put(ecr, p):
 
 def finish_put(ecr, p, stack):
     digest = sha256(p["manifest"].encode())
-    details = {d["imageDigest"]: sorted(d.get("imageTags", [])) for d in
-               ecr.describe_images(repositoryName=p["repo"])["imageDetails"]}
+    details = {
+        d["imageDigest"]: sorted(d.get("imageTags", []))
+        for d in ecr.describe_images(repositoryName=p["repo"])["imageDetails"]
+    }
     assert details == {p["old"]: [], digest: ["latest"]}
     pulled = ecr.batch_get_image(repositoryName=p["repo"], imageIds=[{"imageTag": "latest"}])["images"]
     assert [i["imageManifest"] for i in pulled] == [p["manifest"]]
@@ -226,20 +265,38 @@ def finish_initiate(ecr, p, stack):
     finish_upload(ecr, {"repo": p["repo"], "upload_id": upload_id, "data": b"layer", "sent": 0}, stack)
 
 
-SCENARIOS = {s.name: s for s in [
-    Scenario("initiate", lambda ecr, repo: {"repo": repo}, initiate, None, finish_initiate),
-    Scenario("part-first", prepare_part([], 1000, 3000), send_part, "InvalidLayerPartException", finish_part),
-    Scenario("part-next", prepare_part([1000], 1000, 3000), send_part, "InvalidLayerPartException", finish_part),
-    # 4 MiB staged, then 1.5 MiB: at least 5 MiB pending, the first S3 part of a multipart upload
-    Scenario("part-multipart", prepare_part([4 * MiB], 3 * MiB // 2, 6 * MiB), send_part,
-             "InvalidLayerPartException", finish_part),
-    Scenario("complete-small", prepare_complete([3000]), complete, "LayerAlreadyExistsException", finish_complete),
-    Scenario("complete-multipart", prepare_complete([4 * MiB, 3 * MiB // 2, 1000]), complete,
-             "LayerAlreadyExistsException", finish_complete),
-    Scenario("complete-dedupe", prepare_complete([3000], dedupe=True), complete,
-             "LayerAlreadyExistsException", finish_complete),
-    Scenario("put-image", prepare_put, put, "ImageAlreadyExistsException", finish_put),
-]}
+SCENARIOS = {
+    s.name: s
+    for s in [
+        Scenario("initiate", lambda ecr, repo: {"repo": repo}, initiate, None, finish_initiate),
+        Scenario("part-first", prepare_part([], 1000, 3000), send_part, "InvalidLayerPartException", finish_part),
+        Scenario("part-next", prepare_part([1000], 1000, 3000), send_part, "InvalidLayerPartException", finish_part),
+        # 4 MiB staged, then 1.5 MiB: at least 5 MiB pending, the first S3 part of a multipart upload
+        Scenario(
+            "part-multipart",
+            prepare_part([4 * MiB], 3 * MiB // 2, 6 * MiB),
+            send_part,
+            "InvalidLayerPartException",
+            finish_part,
+        ),
+        Scenario("complete-small", prepare_complete([3000]), complete, "LayerAlreadyExistsException", finish_complete),
+        Scenario(
+            "complete-multipart",
+            prepare_complete([4 * MiB, 3 * MiB // 2, 1000]),
+            complete,
+            "LayerAlreadyExistsException",
+            finish_complete,
+        ),
+        Scenario(
+            "complete-dedupe",
+            prepare_complete([3000], dedupe=True),
+            complete,
+            "LayerAlreadyExistsException",
+            finish_complete,
+        ),
+        Scenario("put-image", prepare_put, put, "ImageAlreadyExistsException", finish_put),
+    ]
+}
 
 DATA_TABLES = ("repositories", "images", "tags", "layers", "blobs", "uploads")
 
@@ -297,7 +354,9 @@ def test_fault_at_every_storage_call(stack, scenario, kind, subtests):
         if not selected(number, index, call, kind):
             continue
         chosen += 1
-        label = f"{index}:{call.service}.{call.operation}" + (f"({call.table})" if call.table else "") + f"#{occurrence}"
+        label = (
+            f"{index}:{call.service}.{call.operation}" + (f"({call.table})" if call.table else "") + f"#{occurrence}"
+        )
         with subtests.test(call=label):
             run_case(stack, scenario, kind, call, occurrence, str(index))
     if not chosen:
@@ -316,8 +375,9 @@ def run_case(stack, scenario: Scenario, kind: str, call: Call, occurrence: int, 
     first, answer = outcome(lambda: scenario.run(ecr, prepared))
     left = stack.faults()
     stack.set_faults()
-    assert left and (left[0].get("skip", 0) == 0 and left[0].get("times", 1) < rule["times"]), \
+    assert left and (left[0].get("skip", 0) == 0 and left[0].get("times", 1) < rule["times"]), (
         f"the fault never struck: {left}"
+    )
     if kind in ABSORBED:
         assert first == "OK", f"one failed attempt should be retried by botocore; the client got {first}: {answer}"
     elif kind == "crash":
@@ -333,8 +393,9 @@ def run_case(stack, scenario: Scenario, kind: str, call: Call, occurrence: int, 
     if first == "OK":
         assert scenario.already is None or second == scenario.already, f"retry after success: {second}: {again}"
     else:
-        assert second == "OK" or (scenario.already and second == scenario.already), \
+        assert second == "OK" or (scenario.already and second == scenario.already), (
             f"retry after {first}: {second}: {again}"
+        )
     if second == "InvalidLayerPartException":  # the part is in: the upload continues after it
         assert again["lastValidByteReceived"] == prepared["sent"] + prepared["part"] - 1, again
     scenario.finish(ecr, prepared, stack)

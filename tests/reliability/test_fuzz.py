@@ -24,26 +24,42 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.parsers import create_parser
+from harness import IsolatedRegistry, SignedClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-
-from harness import IsolatedRegistry, SignedClient
 from invariants import ObjectReader, assert_invariants, read_state
 from model_strategies import MODEL, Request, World, invalid_request, valid_params
+from support import image_manifest, new_blobs, push_image, upload_blob
+
 from registry import errors
 from registry.operations import OPERATIONS
-from support import image_manifest, new_blobs, push_image, upload_blob
 
 pytestmark = pytest.mark.local_only
 BATCH = 8
-WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem", "PutObject",
-          "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload",
-          "AbortMultipartUpload", "DeleteObject"}
+WRITES = {
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "TransactWriteItems",
+    "BatchWriteItem",
+    "PutObject",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "UploadPartCopy",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "DeleteObject",
+}
 
 # Shrinking a failing batch re-sends requests for minutes: report the failing example as found.
 _phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
-_common = dict(deadline=None, print_blob=True, phases=_phases, suppress_health_check=[
-    HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+_common = {
+    "deadline": None,
+    "print_blob": True,
+    "phases": _phases,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+}
 settings.register_profile("reliability-ci", max_examples=20, derandomize=True, **_common)
 settings.register_profile("reliability-fuzz", max_examples=300, **_common)
 PROFILE = settings.get_profile("reliability-" + os.environ.get("REGISTRY_FUZZ_PROFILE", "ci"))
@@ -56,14 +72,24 @@ def _protocol_errors() -> set[str]:
         cls = pending.pop()
         found.add(cls.__name__)
         pending.extend(cls.__subclasses__())
-    return found | {"UnknownOperationException", "SerializationException", "AccessDeniedException",
-                    "MissingAuthenticationTokenException", "UnrecognizedClientException",
-                    "InvalidSignatureException", "IncompleteSignatureException"}
+    return found | {
+        "UnknownOperationException",
+        "SerializationException",
+        "AccessDeniedException",
+        "MissingAuthenticationTokenException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+    }
 
 
 PROTOCOL_ERRORS = _protocol_errors()
-AUTH_ERRORS = {"MissingAuthenticationTokenException", "UnrecognizedClientException", "InvalidSignatureException",
-               "IncompleteSignatureException"}
+AUTH_ERRORS = {
+    "MissingAuthenticationTokenException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "IncompleteSignatureException",
+}
 
 
 def modeled_errors(operation: str) -> set[str]:
@@ -101,8 +127,9 @@ def build_world(stack, operation: str, test: str) -> World:
     config, _ = new_blobs(0)  # uploaded, in no image: a pushable manifest
     config_digest = upload_blob(ecr, mutable, config)
     in_progress = ecr.initiate_layer_upload(repositoryName=mutable)["uploadId"]
-    ecr.upload_layer_part(repositoryName=mutable, uploadId=in_progress, partFirstByte=0, partLastByte=2,
-                          layerPartBlob=b"abc")
+    ecr.upload_layer_part(
+        repositoryName=mutable, uploadId=in_progress, partFirstByte=0, partLastByte=2, layerPartBlob=b"abc"
+    )
     empty = ecr.initiate_layer_upload(repositoryName=mutable)["uploadId"]
     config_of_first = json.loads(first.manifest)["config"]["digest"]
     return World(
@@ -125,8 +152,10 @@ def send(stack, request: Request) -> tuple[int, dict, bytes]:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        headers = {"Content-Type": "application/x-amz-json-1.1",
-                   "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921." + request.operation}
+        headers = {
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921." + request.operation,
+        }
         aws = AWSRequest(method="POST", url=client.endpoint, data=request.body, headers=headers)
         SigV4Auth(client.credentials, "ecr", "us-east-1").add_auth(aws)
         sent = dict(aws.headers.items())
@@ -138,8 +167,9 @@ def send(stack, request: Request) -> tuple[int, dict, bytes]:
     return client.send(request.operation, request.body, target=request.target)
 
 
-def check_answer(operation: str | None, status: int, headers: dict, body: bytes,
-                 expect: frozenset[str] | None = None) -> str:
+def check_answer(
+    operation: str | None, status: int, headers: dict, body: bytes, expect: frozenset[str] | None = None
+) -> str:
     """The invariants of one answer; returns its outcome ("OK" or the error type)."""
     assert status < 500, f"HTTP {status}: {body[:500]!r}"
     if status < 300:
@@ -196,7 +226,7 @@ def test_invalid_requests_are_refused_and_change_nothing(stack, operation):
     def batch_of(batch):
         stack.clear_journal()
         answers = list(pool.map(lambda r: send(stack, r), batch))
-        for request, (status, headers, body) in zip(batch, answers):
+        for request, (status, headers, body) in zip(batch, answers, strict=False):
             try:
                 check_answer(request.operation or operation, status, headers, body, request.expect)
             except AssertionError as failure:
@@ -217,7 +247,7 @@ def _token(position: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
 
 
-WIDE_TAG = "\U0001F600" * 300  # 300 characters (the model's maximum), 1,200 bytes of UTF-8
+WIDE_TAG = "\U0001f600" * 300  # 300 characters (the model's maximum), 1,200 bytes of UTF-8
 LONG_DIGEST = "blake3:" + "a" * 1100  # a well-formed digest no DynamoDB key can hold
 # (operation, params, the error it must get): each once answered HTTP 500
 REGRESSIONS = [
@@ -233,8 +263,9 @@ REGRESSIONS = [
 ]
 
 
-@pytest.mark.parametrize("operation, params, expect", REGRESSIONS,
-                         ids=[f"{op}-{i}" for i, (op, _, _) in enumerate(REGRESSIONS)])
+@pytest.mark.parametrize(
+    "operation, params, expect", REGRESSIONS, ids=[f"{op}-{i}" for i, (op, _, _) in enumerate(REGRESSIONS)]
+)
 def test_regressions(stack, operation, params, expect):
     world = build_world(stack, operation, f"regression-{REGRESSIONS.index((operation, params, expect))}")
     params = {"repositoryName": world.repositories[0], **params}

@@ -29,7 +29,6 @@ from collections import Counter, defaultdict
 import pytest
 from botocore import xform_name
 from botocore.exceptions import ClientError
-
 from harness import IsolatedRegistry
 from invariants import ObjectReader, assert_invariants, garbage
 from support import OCI_INDEX, image_manifest, new_blobs, sha256
@@ -41,8 +40,12 @@ SWEEP_GRACE = float(os.environ.get("REGISTRY_SOAK_SWEEP_GRACE") or 20)
 SHARED = ["soak/mutable", "soak/immutable", "soak/excluded"]
 TAGS = [f"t{i}" for i in range(6)] + ["latest", "latest-dev"]
 EXPECTED = {
-    "PutImage": {"ImageTagAlreadyExistsException", "ImageAlreadyExistsException",
-                 "ReferencedImagesNotFoundException", "LayersNotFoundException"},
+    "PutImage": {
+        "ImageTagAlreadyExistsException",
+        "ImageAlreadyExistsException",
+        "ReferencedImagesNotFoundException",
+        "LayersNotFoundException",
+    },
     "CompleteLayerUpload": {"LayerAlreadyExistsException"},
     "DescribeImages": {"ImageNotFoundException"},
 }
@@ -94,8 +97,7 @@ class Client:
         """The sweep may take layers no image used, once older than its grace period."""
         missing = re.findall(r"sha256:[0-9a-f]{64}", str(error))
         now = time.time()
-        return all(now - self.ledger.completed_at.get((params["repositoryName"], d), 0) > SWEEP_GRACE
-                   for d in missing)
+        return all(now - self.ledger.completed_at.get((params["repositoryName"], d), 0) > SWEEP_GRACE for d in missing)
 
     # --- actions -------------------------------------------------------------------------------
 
@@ -107,9 +109,15 @@ class Client:
         upload = self.call("InitiateLayerUpload", repositoryName=repo)
         part = self.random.choice([len(data), 1000, 30_000])
         for first in range(0, len(data), part):
-            chunk = data[first:first + part]
-            self.call("UploadLayerPart", repositoryName=repo, uploadId=upload["uploadId"], partFirstByte=first,
-                      partLastByte=first + len(chunk) - 1, layerPartBlob=chunk)
+            chunk = data[first : first + part]
+            self.call(
+                "UploadLayerPart",
+                repositoryName=repo,
+                uploadId=upload["uploadId"],
+                partFirstByte=first,
+                partLastByte=first + len(chunk) - 1,
+                layerPartBlob=chunk,
+            )
         if self.call("CompleteLayerUpload", repositoryName=repo, uploadId=upload["uploadId"], layerDigests=[digest]):
             with self.ledger.lock:
                 self.ledger.completed_at[(repo, digest)] = time.time()
@@ -120,7 +128,7 @@ class Client:
         layers = self.random.sample(LAYER_POOL, self.random.randint(0, 2))
         for blob in (config, *layers):
             self.upload(repo, blob)
-        tag = self.random.choice(TAGS + [None])
+        tag = self.random.choice([*TAGS, None])
         manifest = image_manifest(config, layers, oci=self.random.random() < 0.5)
         params = {"repositoryName": repo, "imageManifest": manifest, **({"imageTag": tag} if tag else {})}
         if self.call("PutImage", **params) and tag:
@@ -146,15 +154,27 @@ class Client:
         got = self.call("BatchGetImage", repositoryName=repo, imageIds=[{"imageDigest": d} for d in chosen])
         if not got or len(got["images"]) < 2:
             return
-        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-            {"mediaType": i["imageManifestMediaType"], "digest": i["imageId"]["imageDigest"],
-             "size": len(i["imageManifest"].encode()), "platform": {"architecture": a, "os": "linux"}}
-            for i, a in zip(got["images"], ["amd64", "arm64"])]})
+        index = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [
+                    {
+                        "mediaType": i["imageManifestMediaType"],
+                        "digest": i["imageId"]["imageDigest"],
+                        "size": len(i["imageManifest"].encode()),
+                        "platform": {"architecture": a, "os": "linux"},
+                    }
+                    for i, a in zip(got["images"], ["amd64", "arm64"], strict=False)
+                ],
+            }
+        )
         self.call("PutImage", repositoryName=repo, imageManifest=index)
 
     def read(self, repo: str) -> None:
         pages = self.ecr.get_paginator("describe_images").paginate(
-            repositoryName=repo, PaginationConfig={"PageSize": self.random.choice([3, 50])})
+            repositoryName=repo, PaginationConfig={"PageSize": self.random.choice([3, 50])}
+        )
         try:
             details = [d for page in pages for d in page["imageDetails"]]
             self.ledger.count("DescribeImages", "OK")
@@ -165,11 +185,14 @@ class Client:
         if details:
             some = self.random.sample(details, min(3, len(details)))
             self.call("DescribeImages", repositoryName=repo, imageIds=[{"imageDigest": d["imageDigest"]} for d in some])
-        got = self.call("BatchGetImage", repositoryName=repo,
-                        imageIds=[{"imageTag": t} for t in self.random.sample(TAGS, 3)])
+        got = self.call(
+            "BatchGetImage", repositoryName=repo, imageIds=[{"imageTag": t} for t in self.random.sample(TAGS, 3)]
+        )
         for image in (got or {}).get("images", []):
             if sha256(image["imageManifest"].encode()) != image["imageId"]["imageDigest"]:
-                self.ledger.wrong(f"BatchGetImage returned a manifest that does not hash to its digest: {image['imageId']}")
+                self.ledger.wrong(
+                    f"BatchGetImage returned a manifest that does not hash to its digest: {image['imageId']}"
+                )
             document = json.loads(image["imageManifest"])
             for layer in document.get("layers", [])[:1]:
                 url = self.call("GetDownloadUrlForLayer", repositoryName=repo, layerDigest=layer["digest"])
@@ -203,12 +226,24 @@ class Client:
         """An upload that never completes (the sweep's to reclaim)."""
         upload = self.call("InitiateLayerUpload", repositoryName=repo)
         if upload:
-            self.call("UploadLayerPart", repositoryName=repo, uploadId=upload["uploadId"], partFirstByte=0,
-                      partLastByte=9, layerPartBlob=os.urandom(10))
+            self.call(
+                "UploadLayerPart",
+                repositoryName=repo,
+                uploadId=upload["uploadId"],
+                partFirstByte=0,
+                partLastByte=9,
+                layerPartBlob=os.urandom(10),
+            )
 
     def run(self) -> None:
-        actions = [(self.push, 30), (self.retag, 15), (self.read, 25), (self.delete, 12), (self.push_index, 5),
-                   (self.abandon, 5)]
+        actions = [
+            (self.push, 30),
+            (self.retag, 15),
+            (self.read, 25),
+            (self.delete, 12),
+            (self.push_index, 5),
+            (self.abandon, 5),
+        ]
         try:
             while time.time() < self.deadline:
                 if self.random.random() < 0.03:
@@ -239,8 +274,11 @@ def test_soak(stack):
     ecr = stack.ecr()
     ecr.create_repository(repositoryName=SHARED[0])
     ecr.create_repository(repositoryName=SHARED[1], imageTagMutability="IMMUTABLE")
-    ecr.create_repository(repositoryName=SHARED[2], imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
-                          imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "latest*"}])
+    ecr.create_repository(
+        repositoryName=SHARED[2],
+        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+        imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "latest*"}],
+    )
     ledger, started = Ledger(), time.time()
     deadline = started + SECONDS
     clients = [Client(stack, n, ledger, deadline) for n in range(CLIENTS)]
@@ -271,7 +309,9 @@ def test_soak(stack):
         reclaimed.update({k: v for k, v in report.items() if isinstance(v, int) and not isinstance(v, bool)})
     print(f"  sweeps: {len(sweeps)}, reclaimed {dict(reclaimed)}")
     assert not any(t.is_alive() for t in threads), "a client hung"
-    assert ledger.unexpected == [], f"{len(ledger.unexpected)} unexpected outcomes:\n" + "\n".join(ledger.unexpected[:20])
+    assert ledger.unexpected == [], f"{len(ledger.unexpected)} unexpected outcomes:\n" + "\n".join(
+        ledger.unexpected[:20]
+    )
     assert ledger.outcomes[("PutImage", "OK")] > 0
 
     reader = ObjectReader(stack.backends)

@@ -16,7 +16,6 @@ import time
 import urllib.request
 
 import pytest
-
 from harness import IsolatedRegistry
 from invariants import ObjectReader, assert_invariants, garbage, read_state
 from support import image_manifest, new_blobs, push_image, sha256, upload_blob
@@ -45,6 +44,7 @@ def make_sweeper(stack, monkeypatch):
 
     def make(grace: float = HOUR, **kwargs):
         return Sweeper(RegistryStore(Settings.from_environment()), grace_seconds=grace, **kwargs)
+
     return make
 
 
@@ -60,9 +60,14 @@ def upload_parts(ecr, repo, data, part=4 * MiB) -> str:
     """An upload that received `data` and was never completed."""
     upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
     for first in range(0, len(data), part):
-        chunk = data[first:first + part]
-        ecr.upload_layer_part(repositoryName=repo, uploadId=upload_id, partFirstByte=first,
-                              partLastByte=first + len(chunk) - 1, layerPartBlob=chunk)
+        chunk = data[first : first + part]
+        ecr.upload_layer_part(
+            repositoryName=repo,
+            uploadId=upload_id,
+            partFirstByte=first,
+            partLastByte=first + len(chunk) - 1,
+            layerPartBlob=chunk,
+        )
     return upload_id
 
 
@@ -78,12 +83,13 @@ def test_abandoned_work_is_reclaimed_and_nothing_in_use_is(stack, make_sweeper):
     config, layers = new_blobs(2)
     for blob in (config, *layers):
         upload_blob(ecr, "keep", blob)
-    kept = ecr.put_image(repositoryName="keep", imageManifest=image_manifest(config, layers),
-                         imageTag="v1")["image"]["imageManifest"]
+    kept = ecr.put_image(repositoryName="keep", imageManifest=image_manifest(config, layers), imageTag="v1")["image"][
+        "imageManifest"
+    ]
     # Abandoned: a layer no image ever used; an upload never completed (a tail), another with a
     # multipart upload; a repository deleted with its image, which shared a layer with "keep"
     # (that blob stays) and had a config of its own (that one goes).
-    unused_layer = upload_blob(ecr, "keep", os.urandom(300))
+    upload_blob(ecr, "keep", os.urandom(300))
     tail_upload = upload_parts(ecr, "keep", os.urandom(1000))
     multipart_upload = upload_parts(ecr, "keep", os.urandom(5 * MiB + 10))
     ecr.create_repository(repositoryName="gone")
@@ -96,22 +102,32 @@ def test_abandoned_work_is_reclaimed_and_nothing_in_use_is(stack, make_sweeper):
     ecr.create_repository(repositoryName="stuck")
     push_image(ecr, "stuck", tag="v1")
     dynamodb(stack).update_item(
-        TableName=stack.backends.tables["repositories"], Key={"registry_id": {"S": "000000000000"},
-                                                              "name": {"S": "stuck"}},
+        TableName=stack.backends.tables["repositories"],
+        Key={"registry_id": {"S": "000000000000"}, "name": {"S": "stuck"}},
         UpdateExpression="SET deleting = :t ADD config_version :one",
-        ExpressionAttributeValues={":t": {"N": str(t0)}, ":one": {"N": "1"}})
+        ExpressionAttributeValues={":t": {"N": str(t0)}, ":one": {"N": "1"}},
+    )
     # Leftovers no item names: a tail, a blob object, a multipart upload (a crashed request each).
     s3(stack).put_object(Bucket=bucket, Key="uploads/00000000-0000-4000-8000-000000000001/0-x", Body=b"tail")
-    s3(stack).put_object(Bucket=bucket, Key="blobs/000000000000/aes256/00000000-0000-4000-8000-000000000002",
-                         Body=b"blob")
-    s3(stack).create_multipart_upload(Bucket=bucket, Key="blobs/000000000000/aes256/00000000-0000-4000-8000-000000000003")
+    s3(stack).put_object(
+        Bucket=bucket, Key="blobs/000000000000/aes256/00000000-0000-4000-8000-000000000002", Body=b"blob"
+    )
+    s3(stack).create_multipart_upload(
+        Bucket=bucket, Key="blobs/000000000000/aes256/00000000-0000-4000-8000-000000000003"
+    )
     # Items written before the sweep existed: a layer without created_at, a blob without used_at.
     legacy = upload_blob(ecr, "keep", os.urandom(200))
     layers_table, blobs_table = stack.backends.tables["layers"], stack.backends.tables["blobs"]
-    dynamodb(stack).update_item(TableName=layers_table, Key={"repository": {"S": "000000000000/keep"},
-                                                             "digest": {"S": legacy}}, UpdateExpression="REMOVE created_at")
-    dynamodb(stack).update_item(TableName=blobs_table, Key={"scope": {"S": "000000000000/aes256"},
-                                                            "digest": {"S": legacy}}, UpdateExpression="REMOVE used_at")
+    dynamodb(stack).update_item(
+        TableName=layers_table,
+        Key={"repository": {"S": "000000000000/keep"}, "digest": {"S": legacy}},
+        UpdateExpression="REMOVE created_at",
+    )
+    dynamodb(stack).update_item(
+        TableName=blobs_table,
+        Key={"scope": {"S": "000000000000/aes256"}, "digest": {"S": legacy}},
+        UpdateExpression="REMOVE used_at",
+    )
     assert_invariants(stack.backends, stack.reader)
 
     # Now: nothing is old enough to go; the legacy items get their timestamps.
@@ -126,15 +142,17 @@ def test_abandoned_work_is_reclaimed_and_nothing_in_use_is(stack, make_sweeper):
     dry = make_sweeper(HOUR, dry_run=True).run(now=t0 + HOUR + 120)
     report = make_sweeper(HOUR).run(now=t0 + HOUR + 120)
     assert {k: v for k, v in dry.items() if k not in ("now", "cutoff")} == {
-        k: v for k, v in report.items() if k not in ("now", "cutoff")} | {"dry_run": True}
+        k: v for k, v in report.items() if k not in ("now", "cutoff")
+    } | {"dry_run": True}
     assert report["repositories_finished"] == 1
     assert report["layers_deleted"] == 2  # the unused layer and the legacy one
     # theirs (2), "gone"'s own config (1), "stuck"'s config and layer (2) -- not the shared layer
     assert report["blobs_deleted"] == 5
     state = assert_invariants(stack.backends, stack.reader)
     assert "stuck" not in {r["name"] for r in state.repositories}
-    assert {(l["repository"], l["digest"]) for l in state.layers} == {
-        ("000000000000/keep", sha256(blob)) for blob in (config, *layers)}
+    assert {(layer["repository"], layer["digest"]) for layer in state.layers} == {
+        ("000000000000/keep", sha256(blob)) for blob in (config, *layers)
+    }
     assert {b["digest"] for b in state.blobs} == {sha256(blob) for blob in (config, *layers)}
     assert "uploads/00000000-0000-4000-8000-000000000001/0-x" not in state.objects
     assert {tail_upload, multipart_upload} <= {u["upload_id"] for u in state.uploads}
@@ -162,11 +180,16 @@ def test_expired_upload_is_refused_then_reclaimed(stack, make_sweeper):
     ecr.create_repository(repositoryName="late")
     upload_id = upload_parts(ecr, "late", b"first bytes")
     # A week passes (the item's expiry is moved instead: the workers' clocks are real).
-    dynamodb(stack).update_item(TableName=stack.backends.tables["uploads"], Key={"upload_id": {"S": upload_id}},
-                                UpdateExpression="SET expires_at = :t", ExpressionAttributeValues={":t": {"N": str(int(time.time()) - 1)}})
+    dynamodb(stack).update_item(
+        TableName=stack.backends.tables["uploads"],
+        Key={"upload_id": {"S": upload_id}},
+        UpdateExpression="SET expires_at = :t",
+        ExpressionAttributeValues={":t": {"N": str(int(time.time()) - 1)}},
+    )
     with pytest.raises(ecr.exceptions.UploadNotFoundException):
-        ecr.upload_layer_part(repositoryName="late", uploadId=upload_id, partFirstByte=11, partLastByte=11,
-                              layerPartBlob=b"x")
+        ecr.upload_layer_part(
+            repositoryName="late", uploadId=upload_id, partFirstByte=11, partLastByte=11, layerPartBlob=b"x"
+        )
     with pytest.raises(ecr.exceptions.UploadNotFoundException):
         ecr.complete_layer_upload(repositoryName="late", uploadId=upload_id, layerDigests=[sha256(b"first bytes")])
     report = make_sweeper(0).run()
@@ -251,7 +274,7 @@ def test_complete_racing_the_blob_sweep_never_gets_a_deleted_object(stack, make_
     assert swept[0]["blobs_deleted"] == 1, swept  # the sweep did take the blob away first
     state = assert_invariants(stack.backends, stack.reader)
     assert layer.blob_key == upload.blob_key  # the retry used its own bytes
-    assert [(l["repository"], l["digest"]) for l in state.layers] == [("000000000000/second", digest)]
+    assert [(layer["repository"], layer["digest"]) for layer in state.layers] == [("000000000000/second", digest)]
 
     # The other order: the Complete stamps the blob first, the sweep (already past its scan of the
     # layers) must not delete it.
@@ -279,8 +302,14 @@ def test_entry_points(stack, make_sweeper, monkeypatch):
     upload_blob(ecr, "cli", b"never used")
     env = {**os.environ, **stack.backends.environment(), "REGISTRY_SWEEP_GRACE_SECONDS": "0"}
     lambdas = os.path.join(os.path.dirname(__file__), "..", "..", "lambdas")
-    run = subprocess.run([sys.executable, "-m", "registry.sweep", "--dry-run"], cwd=lambdas, env=env,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "registry.sweep", "--dry-run"],
+        cwd=lambdas,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert report["dry_run"] and report["complete"] and report["layers_deleted"] == 1

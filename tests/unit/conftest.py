@@ -1,10 +1,10 @@
-"""Unit tests of the pure modules of the Lambda package: no network, no servers, no AWS clients.
-"""
+"""Unit tests of the pure modules of the Lambda package: no network, no servers, no AWS clients."""
 
 from __future__ import annotations
 
 import botocore.session
 import pytest
+
 
 @pytest.fixture(scope="session")
 def ecr_model():

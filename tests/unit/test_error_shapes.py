@@ -36,14 +36,20 @@ from pathlib import Path
 
 import botocore.session
 import pytest
+
 import registry
 from registry import errors
 from registry.operations import OPERATIONS
 
 PACKAGE_DIR = Path(registry.__file__).resolve().parent
-ERROR_CLASSES = {name: cls for name, cls in vars(errors).items()
-                 if isinstance(cls, type) and issubclass(cls, errors.EcrError) and cls is not errors.EcrError
-                 and cls is not errors.ProtocolError}
+ERROR_CLASSES = {
+    name: cls
+    for name, cls in vars(errors).items()
+    if isinstance(cls, type)
+    and issubclass(cls, errors.EcrError)
+    and cls is not errors.EcrError
+    and cls is not errors.ProtocolError
+}
 MODELED = {name for name, cls in ERROR_CLASSES.items() if cls.modeled}
 PROTOCOL = set(ERROR_CLASSES) - MODELED
 
@@ -85,8 +91,11 @@ def test_status_follows_the_shapes_fault_flag(name):
 def _required_extras(cls) -> dict:
     """Dummy arguments for a class's constructor parameters after `message`."""
     params = list(inspect.signature(cls.__init__).parameters.values())[2:]
-    return {p.name: (7 if "int" in str(p.annotation) else "x")
-            for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return {
+        p.name: (7 if "int" in str(p.annotation) else "x")
+        for p in params
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    }
 
 
 _JSON_TYPES = {"string": str, "long": int, "integer": int, "boolean": bool}
@@ -110,8 +119,9 @@ def test_kms_exception_carries_kms_error():
 
 
 def test_invalid_layer_part_exception_carries_every_member_of_its_shape(ecr_model):
-    error = errors.InvalidLayerPartException("m", registry_id="123456789012", repository_name="ab",
-                                             upload_id="u", last_valid_byte_received=41)
+    error = errors.InvalidLayerPartException(
+        "m", registry_id="123456789012", repository_name="ab", upload_id="u", last_valid_byte_received=41
+    )
     assert set(error.members) | {"message"} == set(ecr_model.shape_for("InvalidLayerPartException").members)
     assert error.members["lastValidByteReceived"] == 41
 
@@ -181,7 +191,7 @@ class Program:
         if not node.level:
             return node.module or ""
         package = info.name.split(".") if info.is_package else info.name.split(".")[:-1]
-        base = package[:len(package) - (node.level - 1)]
+        base = package[: len(package) - (node.level - 1)]
         return ".".join(base + ([node.module] if node.module else []))
 
     # symbols: ("module", m) | ("function", m, name) | ("class", m, name) | None
@@ -233,7 +243,7 @@ class Program:
             return self.member(self.resolve(module, node.value, env), node.attr)
         return None
 
-    @functools.cache
+    @functools.cache  # noqa: B019 - one instance per test session
     def attribute_types(self, module: str, class_name: str) -> dict[str, ClassInfo]:
         """Instance attribute -> class, from class-level annotations and `__init__` assignments."""
         cls = self.modules[module].classes[class_name]
@@ -247,9 +257,13 @@ class Program:
         if init is not None:
             env = self.environment(module, init, cls, attributes=False)
             for node in ast.walk(init):
-                if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                        and isinstance(node.targets[0], ast.Attribute)
-                        and isinstance(node.targets[0].value, ast.Name) and node.targets[0].value.id == "self"):
+                if (
+                    isinstance(node, ast.Assign)
+                    and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Attribute)
+                    and isinstance(node.targets[0].value, ast.Name)
+                    and node.targets[0].value.id == "self"
+                ):
                     found = self.type_of(module, node.value, env)
                     if found:
                         types[node.targets[0].attr] = found
@@ -352,9 +366,16 @@ def _raised_by(operation: str) -> set[str]:
 MUST_REACH = {
     "CreateRepository": {"RepositoryAlreadyExistsException", "KmsException", "InvalidParameterException"},
     "DeleteRepository": {"RepositoryNotEmptyException", "RepositoryNotFoundException"},
-    "PutImage": {"ImageTagAlreadyExistsException", "ImageAlreadyExistsException", "LayersNotFoundException",
-                 "ReferencedImagesNotFoundException", "ImageDigestDoesNotMatchException",
-                 "InvalidParameterException", "LimitExceededException", "RepositoryNotFoundException"},
+    "PutImage": {
+        "ImageTagAlreadyExistsException",
+        "ImageAlreadyExistsException",
+        "LayersNotFoundException",
+        "ReferencedImagesNotFoundException",
+        "ImageDigestDoesNotMatchException",
+        "InvalidParameterException",
+        "LimitExceededException",
+        "RepositoryNotFoundException",
+    },
     "UploadLayerPart": {"InvalidLayerPartException", "UploadNotFoundException", "KmsException"},
     "CompleteLayerUpload": {"LayerAlreadyExistsException", "InvalidLayerException", "EmptyUploadException"},
     "GetDownloadUrlForLayer": {"LayersNotFoundException", "LayerInaccessibleException"},
@@ -387,9 +408,8 @@ KNOWN_GAPS = {
 def test_every_error_an_operation_can_raise_is_in_its_model_errors(operation, ecr_model):
     declared = {shape.name for shape in ecr_model.operation_model(operation).error_shapes}
     undeclared = (_raised_by(operation) & MODELED) - declared
-    if operation in KNOWN_GAPS and undeclared:
-        if undeclared == KNOWN_GAPS[operation]:
-            pytest.xfail(f"known gap: {operation} can raise {sorted(undeclared)}")
+    if operation in KNOWN_GAPS and undeclared and undeclared == KNOWN_GAPS[operation]:
+        pytest.xfail(f"known gap: {operation} can raise {sorted(undeclared)}")
     assert not undeclared, f"{operation} can raise {sorted(undeclared)}, not in its model errors"
 
 

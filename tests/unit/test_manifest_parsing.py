@@ -16,6 +16,7 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from registry import manifests
 from registry.errors import InvalidParameterException
 
@@ -37,50 +38,74 @@ def descriptor(media_type: str, seed: str, size: int = 100, **extra) -> dict:
 
 def docker_manifest() -> dict:
     return {
-        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
         "config": descriptor("application/vnd.docker.container.image.v1+json", "config", 1470),
-        "layers": [descriptor("application/vnd.docker.image.rootfs.diff.tar.gzip", "layer-1", 2_000_000),
-                   descriptor("application/vnd.docker.image.rootfs.diff.tar.gzip", "layer-2", 300)],
+        "layers": [
+            descriptor("application/vnd.docker.image.rootfs.diff.tar.gzip", "layer-1", 2_000_000),
+            descriptor("application/vnd.docker.image.rootfs.diff.tar.gzip", "layer-2", 300),
+        ],
     }
 
 
 def windows_manifest() -> dict:
     document = docker_manifest()
-    document["layers"].insert(0, descriptor("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-                                            "windows-base", 1_000_000_000,
-                                            urls=["https://mcr.microsoft.com/v2/windows/blobs/x"]))
+    document["layers"].insert(
+        0,
+        descriptor(
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            "windows-base",
+            1_000_000_000,
+            urls=["https://mcr.microsoft.com/v2/windows/blobs/x"],
+        ),
+    )
     return document
 
 
 def docker_list() -> dict:
     return {
-        "schemaVersion": 2, "mediaType": DOCKER_LIST,
+        "schemaVersion": 2,
+        "mediaType": DOCKER_LIST,
         "manifests": [
             descriptor(DOCKER_MANIFEST, "amd64", 528, platform={"architecture": "amd64", "os": "linux"}),
-            descriptor(DOCKER_MANIFEST, "arm64", 528, platform={"architecture": "arm64", "os": "linux",
-                                                                "variant": "v8"}),
+            descriptor(
+                DOCKER_MANIFEST, "arm64", 528, platform={"architecture": "arm64", "os": "linux", "variant": "v8"}
+            ),
         ],
     }
 
 
 def oci_manifest() -> dict:
     return {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
         "config": descriptor("application/vnd.oci.image.config.v1+json", "oci-config", 700),
-        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", "oci-layer", 32_654,
-                              annotations={"org.opencontainers.image.title": "layer.tar.gz"})],
+        "layers": [
+            descriptor(
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                "oci-layer",
+                32_654,
+                annotations={"org.opencontainers.image.title": "layer.tar.gz"},
+            )
+        ],
         "annotations": {"org.opencontainers.image.created": "2026-11-26T00:00:00Z"},
     }
 
 
 def oci_index() -> dict:
     return {
-        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
         "manifests": [
             descriptor(OCI_MANIFEST, "oci-amd64", 1000, platform={"architecture": "amd64", "os": "linux"}),
             # buildx attestations: an image manifest with an "unknown/unknown" platform
-            descriptor(OCI_MANIFEST, "attestation", 800, platform={"architecture": "unknown", "os": "unknown"},
-                       annotations={"vnd.docker.reference.type": "attestation-manifest"}),
+            descriptor(
+                OCI_MANIFEST,
+                "attestation",
+                800,
+                platform={"architecture": "unknown", "os": "unknown"},
+                annotations={"vnd.docker.reference.type": "attestation-manifest"},
+            ),
             descriptor(OCI_INDEX, "nested-index", 300),
         ],
     }
@@ -88,7 +113,9 @@ def oci_index() -> dict:
 
 def oci_artifact(subject: bool) -> dict:
     document = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sbom.v1+json",
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.sbom.v1+json",
         "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_DIGEST, "size": 2},
         "layers": [descriptor("application/spdx+json", "sbom", 5000)],
     }
@@ -119,7 +146,7 @@ def test_foreign_layers_are_not_blobs_to_check_but_are_layers():
     manifest = parse(windows_manifest())
     assert digest("windows-base") not in manifest.blob_digests
     assert manifest.blob_digests == [digest("config"), digest("layer-1"), digest("layer-2")]
-    assert [d.digest for d in manifest.layers][0] == digest("windows-base")
+    assert next(d.digest for d in manifest.layers) == digest("windows-base")
     assert manifest.layers[0].foreign and not manifest.layers[1].foreign
 
 
@@ -168,8 +195,11 @@ def test_oci_artifact_with_no_layers_but_the_empty_descriptor():
 
 
 def test_oci_index_with_artifact_type_and_subject():
-    document = {**oci_index(), "artifactType": "application/vnd.example+type",
-                "subject": descriptor(OCI_MANIFEST, "subject", 10)}
+    document = {
+        **oci_index(),
+        "artifactType": "application/vnd.example+type",
+        "subject": descriptor(OCI_MANIFEST, "subject", 10),
+    }
     manifest = parse(document)
     assert manifest.artifact_media_type == "application/vnd.example+type"
     assert manifest.subject_digest == digest("subject")
@@ -190,9 +220,15 @@ def test_sha512_digests_are_accepted():
 # --- the media type ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("build,media_type", [
-    (docker_manifest, DOCKER_MANIFEST), (docker_list, DOCKER_LIST), (oci_manifest, OCI_MANIFEST),
-    (oci_index, OCI_INDEX)])
+@pytest.mark.parametrize(
+    "build,media_type",
+    [
+        (docker_manifest, DOCKER_MANIFEST),
+        (docker_list, DOCKER_LIST),
+        (oci_manifest, OCI_MANIFEST),
+        (oci_index, OCI_INDEX),
+    ],
+)
 def test_media_type_from_the_declaration_or_the_document(build, media_type):
     document = build()
     assert parse(document).media_type == media_type  # the document's own field
@@ -212,18 +248,32 @@ def test_neither_declared_nor_in_the_document_is_invalid():
         parse(document)
 
 
-@pytest.mark.parametrize("build,declared", [
-    (docker_manifest, OCI_MANIFEST), (oci_manifest, DOCKER_MANIFEST), (docker_list, OCI_INDEX),
-    (oci_index, DOCKER_MANIFEST)])
+@pytest.mark.parametrize(
+    "build,declared",
+    [
+        (docker_manifest, OCI_MANIFEST),
+        (oci_manifest, DOCKER_MANIFEST),
+        (docker_list, OCI_INDEX),
+        (oci_index, DOCKER_MANIFEST),
+    ],
+)
 def test_a_declaration_contradicting_the_document_is_invalid(build, declared):
     with pytest.raises(InvalidParameterException, match="imageManifestMediaType"):
         parse(build(), declared)
 
 
-@pytest.mark.parametrize("media_type", [
-    # (Docker schema 1 is left out on purpose: ECR accepts it as legacy, whether we do is a product choice.)
-    "text/plain", "application/json", "application/vnd.oci.image.config.v1+json", OCI_EMPTY,
-    DOCKER_MANIFEST.upper(), DOCKER_MANIFEST + " "])
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        # (Docker schema 1 is left out on purpose: ECR accepts it as legacy, whether we do is a product choice.)
+        "text/plain",
+        "application/json",
+        "application/vnd.oci.image.config.v1+json",
+        OCI_EMPTY,
+        DOCKER_MANIFEST.upper(),
+        DOCKER_MANIFEST + " ",
+    ],
+)
 def test_unsupported_media_types_are_invalid(media_type):
     document = oci_manifest()
     del document["mediaType"]
@@ -242,12 +292,39 @@ def test_a_media_type_field_that_is_not_a_string_is_invalid(value):
 # --- documents that are not manifests ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", [
-    "", "not json", "{", '{"schemaVersion": 2,}', "[]", '"manifest"', "2", "null", "true",
-    '{"schemaVersion": NaN}', '{"schemaVersion": Infinity}', "[" * 100_000 + "]" * 100_000,
-    '{"a":' + "{\"a\":" * 50_000 + "1" + "}" * 50_001,
-], ids=["empty", "text", "truncated", "trailing-comma", "array", "string", "number", "null", "bool", "nan",
-        "infinity", "deep-array", "deep-object"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not json",
+        "{",
+        '{"schemaVersion": 2,}',
+        "[]",
+        '"manifest"',
+        "2",
+        "null",
+        "true",
+        '{"schemaVersion": NaN}',
+        '{"schemaVersion": Infinity}',
+        "[" * 100_000 + "]" * 100_000,
+        '{"a":' + '{"a":' * 50_000 + "1" + "}" * 50_001,
+    ],
+    ids=[
+        "empty",
+        "text",
+        "truncated",
+        "trailing-comma",
+        "array",
+        "string",
+        "number",
+        "null",
+        "bool",
+        "nan",
+        "infinity",
+        "deep-array",
+        "deep-object",
+    ],
+)
 def test_text_that_is_not_a_json_object_is_invalid(text):
     with pytest.raises(InvalidParameterException):
         manifests.parse(text, OCI_MANIFEST)
@@ -336,10 +413,17 @@ def test_a_descriptor_that_is_not_an_object_is_invalid(value):
         parse(document)
 
 
-@pytest.mark.parametrize("media_type", [
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "application/vnd.in-toto+json",
-    "application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
-    "application/octet-stream", "text/plain"])
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.in-toto+json",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+        "application/octet-stream",
+        "text/plain",
+    ],
+)
 def test_real_world_layer_media_types_are_accepted(media_type):
     document = oci_manifest()
     document["layers"][0]["mediaType"] = media_type
@@ -355,23 +439,39 @@ def test_unknown_digest_algorithms_follow_the_grammar_only():
 # --- shapes of the documents -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("build,declared,change", [
-    (docker_manifest, None, {"config": None}),
-    (docker_manifest, None, {"layers": None}),
-    (docker_manifest, None, {"layers": {"a": 1}}),
-    (docker_manifest, None, {"config": [1]}),
-    (oci_manifest, None, {"annotations": ["a"]}),
-    (oci_manifest, None, {"annotations": {"a": None}}),
-    (oci_artifact, None, {"artifactType": 7}),
-    (oci_artifact, None, {"artifactType": "not a media type"}),
-    (docker_list, None, {"manifests": None}),
-    (docker_list, None, {"manifests": {"a": 1}}),
-    (oci_index, None, {"manifests": "x"}),
-    (oci_index, None, {"annotations": {"a": 1}}),
-    (oci_index, None, {"artifactType": ["x"]}),
-], ids=["no-config", "no-layers", "layers-object", "config-list", "annotations-list", "annotations-null",
-        "artifact-type-number", "artifact-type-not-a-media-type", "no-manifests", "manifests-object",
-        "manifests-string", "index-annotations", "index-artifact-type"])
+@pytest.mark.parametrize(
+    "build,declared,change",
+    [
+        (docker_manifest, None, {"config": None}),
+        (docker_manifest, None, {"layers": None}),
+        (docker_manifest, None, {"layers": {"a": 1}}),
+        (docker_manifest, None, {"config": [1]}),
+        (oci_manifest, None, {"annotations": ["a"]}),
+        (oci_manifest, None, {"annotations": {"a": None}}),
+        (oci_artifact, None, {"artifactType": 7}),
+        (oci_artifact, None, {"artifactType": "not a media type"}),
+        (docker_list, None, {"manifests": None}),
+        (docker_list, None, {"manifests": {"a": 1}}),
+        (oci_index, None, {"manifests": "x"}),
+        (oci_index, None, {"annotations": {"a": 1}}),
+        (oci_index, None, {"artifactType": ["x"]}),
+    ],
+    ids=[
+        "no-config",
+        "no-layers",
+        "layers-object",
+        "config-list",
+        "annotations-list",
+        "annotations-null",
+        "artifact-type-number",
+        "artifact-type-not-a-media-type",
+        "no-manifests",
+        "manifests-object",
+        "manifests-string",
+        "index-annotations",
+        "index-artifact-type",
+    ],
+)
 def test_malformed_documents_are_invalid(build, declared, change):
     document = build(subject=True) if build is oci_artifact else build()
     for key, value in change.items():
@@ -383,8 +483,9 @@ def test_malformed_documents_are_invalid(build, declared, change):
         parse(document, declared)
 
 
-@pytest.mark.parametrize("platform", [
-    "linux/amd64", {"os": "linux"}, {"architecture": "amd64"}, {"architecture": 1, "os": "linux"}, []])
+@pytest.mark.parametrize(
+    "platform", ["linux/amd64", {"os": "linux"}, {"architecture": "amd64"}, {"architecture": 1, "os": "linux"}, []]
+)
 def test_index_platforms_need_architecture_and_os(platform):
     document = docker_list()
     document["manifests"][0]["platform"] = platform
@@ -406,12 +507,15 @@ def test_a_manifest_declared_as_a_list_is_invalid():
         parse(document, OCI_INDEX)
 
 
-@pytest.mark.parametrize("build,extra", [
-    (docker_manifest, {"manifests": []}),
-    (oci_manifest, {"manifests": docker_list()["manifests"]}),
-    (docker_list, {"config": docker_manifest()["config"]}),
-    (oci_index, {"layers": []}),
-])
+@pytest.mark.parametrize(
+    "build,extra",
+    [
+        (docker_manifest, {"manifests": []}),
+        (oci_manifest, {"manifests": docker_list()["manifests"]}),
+        (docker_list, {"config": docker_manifest()["config"]}),
+        (oci_index, {"layers": []}),
+    ],
+)
 def test_mixing_list_and_manifest_members_is_invalid(build, extra):
     with pytest.raises(InvalidParameterException):
         parse({**build(), **extra})
@@ -419,20 +523,35 @@ def test_mixing_list_and_manifest_members_is_invalid(build, extra):
 
 def test_the_document_is_parsed_as_sent_not_reserialized():
     # Key order and whitespace are the client's: parsing must not depend on a canonical form.
-    text = '{\n  "layers": [],\n  "config": ' + json.dumps(oci_manifest()["config"]) + \
-        ',\n  "mediaType": "' + OCI_MANIFEST + '",   "schemaVersion": 2\n}\n'
+    text = (
+        '{\n  "layers": [],\n  "config": '
+        + json.dumps(oci_manifest()["config"])
+        + ',\n  "mediaType": "'
+        + OCI_MANIFEST
+        + '",   "schemaVersion": 2\n}\n'
+    )
     assert parse(text).blob_digests == [digest("oci-config")]
 
 
 # --- robustness: whatever the document, InvalidParameterException or a manifest ----------------------
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8) | st.sampled_from([DOCKER_MANIFEST, OCI_INDEX, digest("x"), 2]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.sampled_from(["mediaType", "digest", "size", "urls", "platform", "os", "architecture", "a"]),
-        inner, max_size=4),
-    max_leaves=10)
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+    | st.sampled_from([DOCKER_MANIFEST, OCI_INDEX, digest("x"), 2]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["mediaType", "digest", "size", "urls", "platform", "os", "architecture", "a"]),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=10,
+)
 
 
 def _paths(value, path=()):
@@ -456,8 +575,7 @@ def _replace(document, path, new):
     return document
 
 
-BUILDERS = [docker_manifest, windows_manifest, docker_list, oci_manifest, oci_index,
-            lambda: oci_artifact(True)]
+BUILDERS = [docker_manifest, windows_manifest, docker_list, oci_manifest, oci_index, lambda: oci_artifact(True)]
 
 
 @settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

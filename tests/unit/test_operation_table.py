@@ -6,6 +6,7 @@ import inspect
 
 import pytest
 from botocore import xform_name
+
 from registry.operations import OPERATIONS
 
 
@@ -15,10 +16,21 @@ def test_every_key_is_an_operation_of_the_ecr_model(ecr_model):
 
 def test_the_push_and_pull_operations_are_served():
     # What `docker push`/`pull`-style clients call through the API (ecr-api.md sections 2-3).
-    assert {"CreateRepository", "DescribeRepositories", "DeleteRepository", "InitiateLayerUpload",
-            "UploadLayerPart", "CompleteLayerUpload", "BatchCheckLayerAvailability",
-            "GetDownloadUrlForLayer", "PutImage", "BatchGetImage", "DescribeImages", "ListImages",
-            "BatchDeleteImage"} <= set(OPERATIONS)
+    assert {
+        "CreateRepository",
+        "DescribeRepositories",
+        "DeleteRepository",
+        "InitiateLayerUpload",
+        "UploadLayerPart",
+        "CompleteLayerUpload",
+        "BatchCheckLayerAvailability",
+        "GetDownloadUrlForLayer",
+        "PutImage",
+        "BatchGetImage",
+        "DescribeImages",
+        "ListImages",
+        "BatchDeleteImage",
+    } <= set(OPERATIONS)
 
 
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))

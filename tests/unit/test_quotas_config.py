@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from registry.config import QUOTA_ENV, Quotas, Settings
 
 # ECR's current default quotas (service-quotas page, ecr-api.md section 4).
@@ -46,8 +47,9 @@ def test_the_variable_names(clean_env):
     clean_env.setenv("REGISTRY_MAX_TAGS_PER_IMAGE", "6")
     clean_env.setenv("REGISTRY_MAX_REPOSITORIES", "7")
     clean_env.setenv("REGISTRY_MAX_LAYER_PARTS", "8")
-    assert Quotas.from_environment() == Quotas(max_images_per_repository=5, max_tags_per_image=6,
-                                               max_repositories=7, max_layer_parts=8)
+    assert Quotas.from_environment() == Quotas(
+        max_images_per_repository=5, max_tags_per_image=6, max_repositories=7, max_layer_parts=8
+    )
 
 
 def test_an_empty_variable_means_the_default(clean_env):

@@ -4,6 +4,7 @@ botocore's own `load_service_model` returns, sdk-extras included."""
 from __future__ import annotations
 
 from botocore.loaders import Loader
+
 from registry import service_model
 
 

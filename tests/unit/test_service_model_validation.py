@@ -20,6 +20,7 @@ import pytest
 from botocore.validate import ParamValidator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from registry import service_model
 from registry.errors import InvalidParameterException, SerializationException
 from registry.operations import OPERATIONS
@@ -111,8 +112,10 @@ def _cases(ecr_model, wanted) -> list:
     cases = []
     for op in SERVED:
         for path, shape in _walk(_input_shape(ecr_model, op)):
-            cases.extend(pytest.param(op, path, shape, *extra, id=f"{op}.{'.'.join(path)}-{label}")
-                         for label, *extra in wanted(shape))
+            cases.extend(
+                pytest.param(op, path, shape, *extra, id=f"{op}.{'.'.join(path)}-{label}")
+                for label, *extra in wanted(shape)
+            )
     return cases
 
 
@@ -178,8 +181,10 @@ def test_every_pattern_shape_we_serve_has_an_example_that_matches_it(ecr_model):
 def test_minimal_input_from_the_model_is_accepted_and_returned_unchanged(ecr_model, op):
     body = minimal(_input_shape(ecr_model, op))
     params = service_model.read_input(op, json.loads(json.dumps(body)))
-    expected = {k: base64.b64decode(v) if _input_shape(ecr_model, op).members[k].type_name == "blob" else v
-                for k, v in body.items()}
+    expected = {
+        k: base64.b64decode(v) if _input_shape(ecr_model, op).members[k].type_name == "blob" else v
+        for k, v in body.items()
+    }
     assert params == expected
 
 
@@ -193,8 +198,9 @@ def test_each_missing_required_member_is_named(ecr_model, op):
                 service_model.read_input(op, missing)
 
 
-@pytest.mark.parametrize("op", [op for op in SERVED
-                                if len(_model().operation_model(op).input_shape.required_members) > 1])
+@pytest.mark.parametrize(
+    "op", [op for op in SERVED if len(_model().operation_model(op).input_shape.required_members) > 1]
+)
 def test_every_missing_required_member_is_listed_at_once(ecr_model, op):
     required = _input_shape(ecr_model, op).required_members
     with pytest.raises(InvalidParameterException) as caught:
@@ -267,8 +273,7 @@ def test_several_violations_are_all_listed():
 
 
 def test_violations_inside_lists_are_all_listed():
-    body = {"repositoryName": "ab", "imageIds": [{"imageTag": ""}, {"imageTag": "t" * 301}],
-            "acceptedMediaTypes": []}
+    body = {"repositoryName": "ab", "imageIds": [{"imageTag": ""}, {"imageTag": "t" * 301}], "acceptedMediaTypes": []}
     with pytest.raises(InvalidParameterException) as caught:
         service_model.read_input("BatchGetImage", body)
     assert "3 validation errors" in caught.value.message
@@ -276,8 +281,10 @@ def test_violations_inside_lists_are_all_listed():
     assert "acceptedMediaTypes" in caught.value.message
 
 
-@pytest.mark.parametrize("registry_id", ["1234567890123", "x123456789012", "123456789012x", "12345678901",
-                                         "12345678901\n", "１２３４５６７８９０１２"])
+@pytest.mark.parametrize(
+    "registry_id",
+    ["1234567890123", "x123456789012", "123456789012x", "12345678901", "12345678901\n", "１２３４５６７８９０１２"],
+)
 def test_patterns_must_match_the_whole_value(registry_id):
     # A prefix or substring match (re.match / re.search) would let these through.
     with pytest.raises(InvalidParameterException, match="registryId"):
@@ -296,20 +303,26 @@ def test_repository_names_inside_the_model_pattern_are_accepted(name):
 
 
 def test_unknown_members_are_ignored():
-    params = service_model.read_input("ListImages", {"repositoryName": "ab", "bogus": [1, {"x": None}],
-                                                     "filter": {"tagStatus": "ANY", "extra": 1}})
+    params = service_model.read_input(
+        "ListImages", {"repositoryName": "ab", "bogus": [1, {"x": None}], "filter": {"tagStatus": "ANY", "extra": 1}}
+    )
     assert params == {"repositoryName": "ab", "filter": {"tagStatus": "ANY"}}
 
 
 def test_json_null_is_an_absent_member():
-    params = service_model.read_input("DescribeImages", {
-        "repositoryName": "ab", "registryId": None, "maxResults": None, "filter": {"tagStatus": None}})
+    params = service_model.read_input(
+        "DescribeImages",
+        {"repositoryName": "ab", "registryId": None, "maxResults": None, "filter": {"tagStatus": None}},
+    )
     assert params == {"repositoryName": "ab", "filter": {}}
 
 
 def test_null_does_not_escape_validation_of_a_required_nested_member():
-    body = {"repositoryName": "ab", "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
-            "imageTagMutabilityExclusionFilters": [{"filterType": "WILDCARD", "filter": None}]}
+    body = {
+        "repositoryName": "ab",
+        "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+        "imageTagMutabilityExclusionFilters": [{"filterType": "WILDCARD", "filter": None}],
+    }
     with pytest.raises(InvalidParameterException, match="filter"):
         service_model.read_input("PutImageTagMutability", body)
 
@@ -323,15 +336,20 @@ def test_integral_floats_are_integers_and_booleans_are_not():
 
 def test_large_integers_are_range_checked_not_truncated():
     with pytest.raises(InvalidParameterException, match="maxResults"):
-        service_model.read_input("ListImages", {"repositoryName": "ab", "maxResults": 2 ** 64 + 1})
+        service_model.read_input("ListImages", {"repositoryName": "ab", "maxResults": 2**64 + 1})
 
 
 # --- blobs -----------------------------------------------------------------------------------------
 
 
 def _upload_part(blob):
-    return {"repositoryName": "ab", "uploadId": EXAMPLES["UploadId"], "partFirstByte": 0,
-            "partLastByte": 3, "layerPartBlob": blob}
+    return {
+        "repositoryName": "ab",
+        "uploadId": EXAMPLES["UploadId"],
+        "partFirstByte": 0,
+        "partLastByte": 3,
+        "layerPartBlob": blob,
+    }
 
 
 def test_blob_is_decoded_from_base64():
@@ -339,8 +357,9 @@ def test_blob_is_decoded_from_base64():
     assert service_model.read_input("UploadLayerPart", _upload_part(""))["layerPartBlob"] == b""
 
 
-@pytest.mark.parametrize("blob", ["YWJjZA=", "YWJjZA", "not base64!", "YWJj ZA==", "YW Jj", "é", "\ud800",
-                                  "YWJjZA==YWJj", "-_-_"])
+@pytest.mark.parametrize(
+    "blob", ["YWJjZA=", "YWJjZA", "not base64!", "YWJj ZA==", "YW Jj", "é", "\ud800", "YWJjZA==YWJj", "-_-_"]
+)
 def test_invalid_base64_is_a_serialization_error(blob):
     with pytest.raises(SerializationException, match="layerPartBlob"):
         service_model.read_input("UploadLayerPart", _upload_part(blob))
@@ -357,14 +376,20 @@ def test_any_bytes_round_trip_through_base64(data):
 # --- strings that cannot be stored --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("op,body", [
-    ("CreateRepository", {"repositoryName": "ab\ud800"}),
-    ("PutImage", {"repositoryName": "ab", "imageManifest": "{}", "imageTag": "v\udfff"}),
-    ("PutImage", {"repositoryName": "ab", "imageManifest": "{\"a\":\"\ud83d\"}"}),
-    ("BatchGetImage", {"repositoryName": "ab", "imageIds": [{"imageTag": "a"}],
-                       "acceptedMediaTypes": ["\udc00application/json"]}),
-    ("CreateRepository", {"repositoryName": "ab", "tags": [{"Key": "k", "Value": "\ud800\ud800"}]}),
-], ids=["pattern-member", "tag", "manifest", "nested-list", "nested-struct"])
+@pytest.mark.parametrize(
+    "op,body",
+    [
+        ("CreateRepository", {"repositoryName": "ab\ud800"}),
+        ("PutImage", {"repositoryName": "ab", "imageManifest": "{}", "imageTag": "v\udfff"}),
+        ("PutImage", {"repositoryName": "ab", "imageManifest": '{"a":"\ud83d"}'}),
+        (
+            "BatchGetImage",
+            {"repositoryName": "ab", "imageIds": [{"imageTag": "a"}], "acceptedMediaTypes": ["\udc00application/json"]},
+        ),
+        ("CreateRepository", {"repositoryName": "ab", "tags": [{"Key": "k", "Value": "\ud800\ud800"}]}),
+    ],
+    ids=["pattern-member", "tag", "manifest", "nested-list", "nested-struct"],
+)
 def test_lone_surrogates_are_rejected(op, body):
     with pytest.raises(SerializationException):
         service_model.read_input(op, body)
@@ -372,12 +397,12 @@ def test_lone_surrogates_are_rejected(op, body):
 
 def test_a_surrogate_pair_is_one_character_and_accepted():
     body = json.loads('{"repositoryName":"ab","imageManifest":"{}","imageTag":"\\ud83d\\ude00"}')
-    assert service_model.read_input("PutImage", body)["imageTag"] == "\U0001F600"
+    assert service_model.read_input("PutImage", body)["imageTag"] == "\U0001f600"
 
 
 def test_string_lengths_count_characters_not_bytes():
     # 300 characters of 4 UTF-8 bytes each are still 300 characters: within ImageTag's max.
-    body = {"repositoryName": "ab", "imageManifest": "{}", "imageTag": "\U0001F600" * 300}
+    body = {"repositoryName": "ab", "imageManifest": "{}", "imageTag": "\U0001f600" * 300}
     assert service_model.read_input("PutImage", body)["imageTag"] == body["imageTag"]
 
 
@@ -388,8 +413,7 @@ def _strategy(shape):
     kind, meta = shape.type_name, shape.metadata
     if kind == "structure":
         required = {n: _strategy(shape.members[n]) for n in shape.required_members}
-        optional = {n: _strategy(m) for n, m in shape.members.items()
-                    if n not in shape.required_members}
+        optional = {n: _strategy(m) for n, m in shape.members.items() if n not in shape.required_members}
         return st.fixed_dictionaries(required, optional=optional)
     if kind == "list":
         low = meta.get("min", 0)
@@ -416,8 +440,12 @@ VALID = {
     "RepositoryName": [EXAMPLES["RepositoryName"], "ab", "a.b_c__d---e/f0/9", "x" * 256],
     "UploadId": [EXAMPLES["UploadId"], "ABCDEF01-2345-6789-abcd-ef0123456789"],
     "LayerDigest": [EXAMPLES["LayerDigest"], "sha512:" + "0" * 128, "a-b_c+d.e:F"],
-    "ImageTagMutabilityExclusionFilterValue": [EXAMPLES["ImageTagMutabilityExclusionFilterValue"], "*",
-                                               "a" * 128, "v1.*-rc_*"],
+    "ImageTagMutabilityExclusionFilterValue": [
+        EXAMPLES["ImageTagMutabilityExclusionFilterValue"],
+        "*",
+        "a" * 128,
+        "v1.*-rc_*",
+    ],
 }
 
 
@@ -434,13 +462,21 @@ def _pattern_shapes():
 def test_values_generated_from_a_pattern_are_accepted(shape):
     """hypothesis parses each pattern itself: an engine independent of the one under test."""
     meta = shape.metadata
-    op, path = next((op, path) for op in SERVED for path, s in _walk(_model().operation_model(op).input_shape)
-                    if s.name == shape.name)
+    op, path = next(
+        (op, path)
+        for op in SERVED
+        for path, s in _walk(_model().operation_model(op).input_shape)
+        if s.name == shape.name
+    )
     strings = st.from_regex(meta["pattern"], fullmatch=True, alphabet="az09AZ._-/*:+")
-    strings = strings.filter(lambda v: meta.get("min", 0) <= len(v) <= meta.get("max", 10 ** 9))
+    strings = strings.filter(lambda v: meta.get("min", 0) <= len(v) <= meta.get("max", 10**9))
 
-    @settings(max_examples=12, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+    @settings(
+        max_examples=12,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+    )
     @given(strings)
     def accepted(value):
         body = with_value(_model().operation_model(op).input_shape, path, value)
@@ -467,8 +503,12 @@ def _to_json(shape, value):
     return value
 
 
-@settings(max_examples=40, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
 @given(op=st.sampled_from(SERVED), data=st.data())
 def test_generated_valid_inputs_are_accepted_as_botocore_accepts_them(op, data):
     shape = _model().operation_model(op).input_shape
@@ -484,8 +524,9 @@ def test_generated_valid_inputs_are_accepted_as_botocore_accepts_them(op, data):
 
 def test_null_list_entries_are_dropped():
     digest = EXAMPLES["LayerDigest"]
-    params = service_model.read_input("BatchCheckLayerAvailability",
-                                      {"repositoryName": "ab", "layerDigests": [None, digest, None]})
+    params = service_model.read_input(
+        "BatchCheckLayerAvailability", {"repositoryName": "ab", "layerDigests": [None, digest, None]}
+    )
     assert params["layerDigests"] == [digest]
 
 

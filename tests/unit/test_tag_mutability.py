@@ -9,25 +9,62 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from registry.model import (IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE, MUTABLE_WITH_EXCLUSION, Repository,
-                            tag_is_immutable, wildcard_matches)
+
+from registry.model import (
+    IMMUTABLE,
+    IMMUTABLE_WITH_EXCLUSION,
+    MUTABLE,
+    MUTABLE_WITH_EXCLUSION,
+    Repository,
+    tag_is_immutable,
+    wildcard_matches,
+)
 
 
-@pytest.mark.parametrize("pattern,tag", [
-    ("latest", "latest"), ("*", "anything"), ("*", ""), ("v*", "v"), ("v*", "v1.2.3"), ("*-rc", "1.0-rc"),
-    ("*-rc", "-rc"), ("release-*-final", "release--final"), ("release-*-final", "release-1.2-final"),
-    ("a*b*c", "abc"), ("a*b*c", "a-b-c-b-c"), ("**", "x"), ("1.0", "1.0"), ("dev_*", "dev_feature-x"),
-    ("*.*", "."), ("v*", "v\nx"),
-])
+@pytest.mark.parametrize(
+    "pattern,tag",
+    [
+        ("latest", "latest"),
+        ("*", "anything"),
+        ("*", ""),
+        ("v*", "v"),
+        ("v*", "v1.2.3"),
+        ("*-rc", "1.0-rc"),
+        ("*-rc", "-rc"),
+        ("release-*-final", "release--final"),
+        ("release-*-final", "release-1.2-final"),
+        ("a*b*c", "abc"),
+        ("a*b*c", "a-b-c-b-c"),
+        ("**", "x"),
+        ("1.0", "1.0"),
+        ("dev_*", "dev_feature-x"),
+        ("*.*", "."),
+        ("v*", "v\nx"),
+    ],
+)
 def test_wildcard_matches(pattern, tag):
     assert wildcard_matches(pattern, tag)
 
 
-@pytest.mark.parametrize("pattern,tag", [
-    ("latest", "latest-foo"), ("latest", "my-latest"), ("latest", "Latest"), ("latest", ""),
-    ("v*", "1v"), ("*-rc", "1.0-rc1"), ("1.0", "1x0"), ("1.0", "110"), ("a.b", "aXb"), ("v1.*", "v1-2"),
-    ("a*b*c", "acb"), ("release-*-final", "release-final"), ("x", "xx"), ("prod", "prod\n"),
-])
+@pytest.mark.parametrize(
+    "pattern,tag",
+    [
+        ("latest", "latest-foo"),
+        ("latest", "my-latest"),
+        ("latest", "Latest"),
+        ("latest", ""),
+        ("v*", "1v"),
+        ("*-rc", "1.0-rc1"),
+        ("1.0", "1x0"),
+        ("1.0", "110"),
+        ("a.b", "aXb"),
+        ("v1.*", "v1-2"),
+        ("a*b*c", "acb"),
+        ("release-*-final", "release-final"),
+        ("x", "xx"),
+        ("prod", "prod\n"),
+    ],
+)
 def test_wildcard_does_not_match(pattern, tag):
     assert not wildcard_matches(pattern, tag)
 
@@ -74,16 +111,27 @@ def test_regex_metacharacters_in_a_filter_are_literal():
 FILTERS = ("release-*", "latest")
 
 
-@pytest.mark.parametrize("mutability,tag,expected", [
-    (MUTABLE, "latest", False), (MUTABLE, "release-1", False), (MUTABLE, "dev", False),
-    (IMMUTABLE, "latest", True), (IMMUTABLE, "release-1", True), (IMMUTABLE, "dev", True),
-    # IMMUTABLE_WITH_EXCLUSION: immutable, except the tags a filter matches
-    (IMMUTABLE_WITH_EXCLUSION, "latest", False), (IMMUTABLE_WITH_EXCLUSION, "release-1", False),
-    (IMMUTABLE_WITH_EXCLUSION, "dev", True), (IMMUTABLE_WITH_EXCLUSION, "latest-foo", True),
-    # MUTABLE_WITH_EXCLUSION: mutable, except the tags a filter matches
-    (MUTABLE_WITH_EXCLUSION, "latest", True), (MUTABLE_WITH_EXCLUSION, "release-1", True),
-    (MUTABLE_WITH_EXCLUSION, "dev", False), (MUTABLE_WITH_EXCLUSION, "latest-foo", False),
-])
+@pytest.mark.parametrize(
+    "mutability,tag,expected",
+    [
+        (MUTABLE, "latest", False),
+        (MUTABLE, "release-1", False),
+        (MUTABLE, "dev", False),
+        (IMMUTABLE, "latest", True),
+        (IMMUTABLE, "release-1", True),
+        (IMMUTABLE, "dev", True),
+        # IMMUTABLE_WITH_EXCLUSION: immutable, except the tags a filter matches
+        (IMMUTABLE_WITH_EXCLUSION, "latest", False),
+        (IMMUTABLE_WITH_EXCLUSION, "release-1", False),
+        (IMMUTABLE_WITH_EXCLUSION, "dev", True),
+        (IMMUTABLE_WITH_EXCLUSION, "latest-foo", True),
+        # MUTABLE_WITH_EXCLUSION: mutable, except the tags a filter matches
+        (MUTABLE_WITH_EXCLUSION, "latest", True),
+        (MUTABLE_WITH_EXCLUSION, "release-1", True),
+        (MUTABLE_WITH_EXCLUSION, "dev", False),
+        (MUTABLE_WITH_EXCLUSION, "latest-foo", False),
+    ],
+)
 def test_tag_is_immutable(mutability, tag, expected):
     assert tag_is_immutable(mutability, FILTERS, tag) is expected
 
@@ -104,16 +152,26 @@ def test_without_filters_the_exclusion_settings_exclude_nothing():
 def test_the_two_exclusion_settings_are_complements(filters, tag):
     filters = tuple(filters)
     assert tag_is_immutable(IMMUTABLE_WITH_EXCLUSION, filters, tag) != tag_is_immutable(
-        MUTABLE_WITH_EXCLUSION, filters, tag)
+        MUTABLE_WITH_EXCLUSION, filters, tag
+    )
 
 
 def test_repository_delegates_to_its_setting():
-    repo = Repository(registry_id="123456789012", name="ab", created_at=0.0,
-                      tag_mutability=MUTABLE_WITH_EXCLUSION, exclusion_filters=("prod-*",))
+    repo = Repository(
+        registry_id="123456789012",
+        name="ab",
+        created_at=0.0,
+        tag_mutability=MUTABLE_WITH_EXCLUSION,
+        exclusion_filters=("prod-*",),
+    )
     assert repo.tag_is_immutable("prod-1") and not repo.tag_is_immutable("dev-1")
     assert repo.key == "123456789012/ab"
 
 
 def test_the_four_settings_are_the_models_enum(ecr_model):
     assert set(ecr_model.shape_for("ImageTagMutability").enum) == {
-        MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION}
+        MUTABLE,
+        IMMUTABLE,
+        IMMUTABLE_WITH_EXCLUSION,
+        MUTABLE_WITH_EXCLUSION,
+    }

@@ -17,6 +17,7 @@ import botocore.exceptions
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+
 from registry import errors, wire
 from registry.errors import SerializationException, UnknownOperationException
 
@@ -24,8 +25,14 @@ PREFIX = "AmazonEC2ContainerRegistry_V20150921"
 
 
 def event(body=None, headers=None, base64_encoded=False, **extra):
-    base = {"httpMethod": "POST", "path": "/", "headers": headers, "body": body,
-            "isBase64Encoded": base64_encoded, "requestContext": {"requestId": "req-1", "stage": "prod"}}
+    base = {
+        "httpMethod": "POST",
+        "path": "/",
+        "headers": headers,
+        "body": body,
+        "isBase64Encoded": base64_encoded,
+        "requestContext": {"requestId": "req-1", "stage": "prod"},
+    }
     return {**base, **extra}
 
 
@@ -56,9 +63,16 @@ def test_text_body_is_utf8_encoded():
     assert wire.http_request(event('{"a":"é"}', {})).body == '{"a":"é"}'.encode()
 
 
-@pytest.mark.parametrize("proxy_event", [
-    event(None, None), {"httpMethod": "POST", "path": "/"}, event("", {}), {},
-], ids=["null-body-and-headers", "no-body-key", "empty-body", "empty-event"])
+@pytest.mark.parametrize(
+    "proxy_event",
+    [
+        event(None, None),
+        {"httpMethod": "POST", "path": "/"},
+        event("", {}),
+        {},
+    ],
+    ids=["null-body-and-headers", "no-body-key", "empty-body", "empty-event"],
+)
 def test_missing_body_and_headers_read_as_empty(proxy_event):
     request = wire.http_request(proxy_event)
     assert request.body == b""
@@ -68,8 +82,9 @@ def test_missing_body_and_headers_read_as_empty(proxy_event):
 
 
 def test_request_context_is_read():
-    request = wire.http_request(event("{}", {}, requestContext={
-        "requestId": "abc", "stage": "prod", "identity": {"sourceIp": "203.0.113.9"}}))
+    request = wire.http_request(
+        event("{}", {}, requestContext={"requestId": "abc", "stage": "prod", "identity": {"sourceIp": "203.0.113.9"}})
+    )
     assert (request.request_id, request.stage, request.source_ip) == ("abc", "prod", "203.0.113.9")
 
 
@@ -89,11 +104,23 @@ def test_operation_name_is_read_from_x_amz_target():
     assert wire.operation_name(request) == "PutImage"
 
 
-@pytest.mark.parametrize("target", [
-    None, "", "PutImage", f"{PREFIX}", f"{PREFIX}.", "DynamoDB_20120810.PutImage",
-    "AmazonEC2ContainerRegistry_V20150922.PutImage", f"{PREFIX.lower()}.PutImage",
-    f"{PREFIX}.NoSuchOperation", f"{PREFIX}.putImage", f"{PREFIX}.PutImage.", f" {PREFIX}.PutImage",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        None,
+        "",
+        "PutImage",
+        f"{PREFIX}",
+        f"{PREFIX}.",
+        "DynamoDB_20120810.PutImage",
+        "AmazonEC2ContainerRegistry_V20150922.PutImage",
+        f"{PREFIX.lower()}.PutImage",
+        f"{PREFIX}.NoSuchOperation",
+        f"{PREFIX}.putImage",
+        f"{PREFIX}.PutImage.",
+        f" {PREFIX}.PutImage",
+    ],
+)
 def test_unknown_targets_are_unknown_operations(target):
     headers = {} if target is None else {"X-Amz-Target": target}
     with pytest.raises(UnknownOperationException) as caught:
@@ -104,20 +131,54 @@ def test_unknown_targets_are_unknown_operations(target):
 # --- read_params ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body", [
-    "not json", "{", '{"registryId": }', "{'a': 1}", '{"ignoredMember": NaN}', '{"ignoredMember": Infinity}',
-    '{"ignoredMember": -Infinity}', "[]", '"a"', "1", "null", "true", "\ufeff{}", '{"a":1} trailing',
-    '{"a":' + "[" * 100_000 + "]" * 100_000 + "}",
-], ids=["text", "truncated", "missing-value", "single-quotes", "nan", "infinity", "-infinity", "array",
-        "string", "number", "null", "bool", "bom", "trailing", "deeply-nested"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "{",
+        '{"registryId": }',
+        "{'a': 1}",
+        '{"ignoredMember": NaN}',
+        '{"ignoredMember": Infinity}',
+        '{"ignoredMember": -Infinity}',
+        "[]",
+        '"a"',
+        "1",
+        "null",
+        "true",
+        "\ufeff{}",
+        '{"a":1} trailing',
+        '{"a":' + "[" * 100_000 + "]" * 100_000 + "}",
+    ],
+    ids=[
+        "text",
+        "truncated",
+        "missing-value",
+        "single-quotes",
+        "nan",
+        "infinity",
+        "-infinity",
+        "array",
+        "string",
+        "number",
+        "null",
+        "bool",
+        "bom",
+        "trailing",
+        "deeply-nested",
+    ],
+)
 def test_bodies_that_are_not_a_json_object_are_serialization_errors(body):
     with pytest.raises(SerializationException) as caught:
         wire.read_params(request_with(body), "DescribeRepositories")
     assert caught.value.status == 400
 
 
-@pytest.mark.parametrize("raw", [b"\xff\xfe{}", b'{"repositoryNames":["\xc3"]}', b"{\"a\":\"\xed\xa0\x80\"}"],
-                         ids=["binary", "truncated-sequence", "encoded-surrogate"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"\xff\xfe{}", b'{"repositoryNames":["\xc3"]}', b'{"a":"\xed\xa0\x80"}'],
+    ids=["binary", "truncated-sequence", "encoded-surrogate"],
+)
 def test_bodies_that_are_not_utf8_are_serialization_errors(raw):
     with pytest.raises(SerializationException):
         wire.read_params(request_with(raw), "DescribeRepositories")
@@ -160,13 +221,16 @@ def test_ok_response_framing():
     assert json.loads(response["body"]) == {"repositories": [], "nextToken": "é"}
 
 
-@pytest.mark.parametrize("error,status", [
-    (errors.ImageTagAlreadyExistsException("tag 'v1' is immutable"), 400),
-    (errors.ServerException("boom"), 500),
-    (errors.SerializationException("bad json"), 400),
-    (errors.UnknownOperationException("no such op"), 400),
-    (errors.MissingAuthenticationTokenException("no auth"), 403),
-])
+@pytest.mark.parametrize(
+    "error,status",
+    [
+        (errors.ImageTagAlreadyExistsException("tag 'v1' is immutable"), 400),
+        (errors.ServerException("boom"), 500),
+        (errors.SerializationException("bad json"), 400),
+        (errors.UnknownOperationException("no such op"), 400),
+        (errors.MissingAuthenticationTokenException("no auth"), 403),
+    ],
+)
 def test_error_response_framing(error, status):
     response = wire.error_response(error, "req-7")
     assert response["statusCode"] == status
@@ -175,11 +239,18 @@ def test_error_response_framing(error, status):
 
 
 def test_error_response_puts_extra_members_at_the_top_level():
-    error = errors.InvalidLayerPartException("gap", registry_id="123456789012", repository_name="ab",
-                                             upload_id="u-1", last_valid_byte_received=99)
+    error = errors.InvalidLayerPartException(
+        "gap", registry_id="123456789012", repository_name="ab", upload_id="u-1", last_valid_byte_received=99
+    )
     body = json.loads(wire.error_response(error, "r")["body"])
-    assert body == {"__type": "InvalidLayerPartException", "message": "gap", "registryId": "123456789012",
-                    "repositoryName": "ab", "uploadId": "u-1", "lastValidByteReceived": 99}
+    assert body == {
+        "__type": "InvalidLayerPartException",
+        "message": "gap",
+        "registryId": "123456789012",
+        "repositoryName": "ab",
+        "uploadId": "u-1",
+        "lastValidByteReceived": 99,
+    }
     body = json.loads(wire.error_response(errors.KmsException("kms", kms_error="DisabledException"), "r")["body"])
     assert body == {"__type": "KmsException", "message": "kms", "kmsError": "DisabledException"}
 
@@ -209,15 +280,23 @@ class Loopback:
         self.respond = lambda params, operation, request: wire.ok_response({}, request.request_id)
         self.seen: list[tuple[str, dict]] = []
         self.client = boto3.client(
-            "ecr", region_name="us-east-1", endpoint_url="https://ecr.invalid",
-            aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
-            config=Config(retries={"mode": "standard", "total_max_attempts": 1}))  # one call, one request
+            "ecr",
+            region_name="us-east-1",
+            endpoint_url="https://ecr.invalid",
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="secret",
+            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+        )  # one call, one request
         self.client.meta.events.register("before-send.ecr", self._send)
 
     def _send(self, request, **_):
         body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
-        proxy = event(base64.b64encode(body).decode(), dict(request.headers.items()), base64_encoded=True,
-                      requestContext={"requestId": str(uuid.uuid4())})
+        proxy = event(
+            base64.b64encode(body).decode(),
+            dict(request.headers.items()),
+            base64_encoded=True,
+            requestContext={"requestId": str(uuid.uuid4())},
+        )
         proxy["headers"] = {k: v.decode() if isinstance(v, bytes) else v for k, v in proxy["headers"].items()}
         incoming = wire.http_request(proxy)
         try:
@@ -227,8 +306,9 @@ class Loopback:
             response = self.respond(params, operation, incoming)
         except errors.EcrError as error:
             response = wire.error_response(error, incoming.request_id)
-        return AWSResponse(request.url, response["statusCode"], response["headers"],
-                           _Raw(response["body"].encode("utf-8")))
+        return AWSResponse(
+            request.url, response["statusCode"], response["headers"], _Raw(response["body"].encode("utf-8"))
+        )
 
     def fail_with(self, error: errors.EcrError):
         self.respond = lambda params, operation, request: wire.error_response(error, "rid-1")
@@ -247,24 +327,42 @@ def ecr(loopback):
 
 
 def test_botocore_requests_are_read_back_unchanged(ecr, loopback):
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "note": "é \U0001F600 \"quoted\""})
+    manifest = json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "note": 'é \U0001f600 "quoted"'}
+    )
     ecr.put_image(repositoryName="team/app", imageManifest=manifest, imageTag="v1")
     ecr.describe_repositories()
-    ecr.upload_layer_part(repositoryName="ab", uploadId="0f8fad5b-d9cb-469f-a165-70867728950e",
-                          partFirstByte=0, partLastByte=3, layerPartBlob=b"\x00\xff\x10\x80")
+    ecr.upload_layer_part(
+        repositoryName="ab",
+        uploadId="0f8fad5b-d9cb-469f-a165-70867728950e",
+        partFirstByte=0,
+        partLastByte=3,
+        layerPartBlob=b"\x00\xff\x10\x80",
+    )
     assert loopback.seen == [
         ("PutImage", {"repositoryName": "team/app", "imageManifest": manifest, "imageTag": "v1"}),
         ("DescribeRepositories", {}),
-        ("UploadLayerPart", {"repositoryName": "ab", "uploadId": "0f8fad5b-d9cb-469f-a165-70867728950e",
-                             "partFirstByte": 0, "partLastByte": 3, "layerPartBlob": b"\x00\xff\x10\x80"}),
+        (
+            "UploadLayerPart",
+            {
+                "repositoryName": "ab",
+                "uploadId": "0f8fad5b-d9cb-469f-a165-70867728950e",
+                "partFirstByte": 0,
+                "partLastByte": 3,
+                "layerPartBlob": b"\x00\xff\x10\x80",
+            },
+        ),
     ]
 
 
 def test_botocore_parses_an_ok_response(ecr, loopback):
-    image = {"registryId": "123456789012", "repositoryName": "ab",
-             "imageId": {"imageDigest": "sha256:" + "a" * 64, "imageTag": "v1"},
-             "imageManifest": "{}", "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json"}
+    image = {
+        "registryId": "123456789012",
+        "repositoryName": "ab",
+        "imageId": {"imageDigest": "sha256:" + "a" * 64, "imageTag": "v1"},
+        "imageManifest": "{}",
+        "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json",
+    }
     loopback.respond = lambda params, operation, request: wire.ok_response({"image": image}, "rid-ok")
     result = ecr.put_image(repositoryName="ab", imageManifest="{}")
     assert result["image"] == image
@@ -273,8 +371,9 @@ def test_botocore_parses_an_ok_response(ecr, loopback):
 
 
 def test_botocore_reads_timestamps_as_datetimes(ecr, loopback):
-    loopback.respond = lambda params, operation, request: wire.ok_response({"repositories": [{
-        "repositoryName": "ab", "createdAt": 1563223656.5}]}, "r")
+    loopback.respond = lambda params, operation, request: wire.ok_response(
+        {"repositories": [{"repositoryName": "ab", "createdAt": 1563223656.5}]}, "r"
+    )
     created = ecr.describe_repositories()["repositories"][0]["createdAt"]
     assert created.timestamp() == 1563223656.5
 
@@ -310,19 +409,37 @@ def test_botocore_reads_kms_error(ecr, loopback):
 
 
 def test_botocore_reads_the_members_of_invalid_layer_part_exception(ecr, loopback):
-    loopback.fail_with(errors.InvalidLayerPartException(
-        "gap", registry_id="123456789012", repository_name="ab", upload_id="u-1",
-        last_valid_byte_received=5_000_000_000))
+    loopback.fail_with(
+        errors.InvalidLayerPartException(
+            "gap",
+            registry_id="123456789012",
+            repository_name="ab",
+            upload_id="u-1",
+            last_valid_byte_received=5_000_000_000,
+        )
+    )
     with pytest.raises(ecr.exceptions.InvalidLayerPartException) as caught:
-        ecr.upload_layer_part(repositoryName="ab", uploadId="0f8fad5b-d9cb-469f-a165-70867728950e",
-                              partFirstByte=0, partLastByte=0, layerPartBlob=b"x")
+        ecr.upload_layer_part(
+            repositoryName="ab",
+            uploadId="0f8fad5b-d9cb-469f-a165-70867728950e",
+            partFirstByte=0,
+            partLastByte=0,
+            layerPartBlob=b"x",
+        )
     response = caught.value.response
     assert response["lastValidByteReceived"] == 5_000_000_000
     assert (response["registryId"], response["repositoryName"], response["uploadId"]) == ("123456789012", "ab", "u-1")
 
 
-@pytest.mark.parametrize("error", [errors.SerializationException("bad"), errors.UnknownOperationException("?"),
-                                   errors.AccessDeniedException("no"), errors.InvalidSignatureException("sig")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.SerializationException("bad"),
+        errors.UnknownOperationException("?"),
+        errors.AccessDeniedException("no"),
+        errors.InvalidSignatureException("sig"),
+    ],
+)
 def test_protocol_errors_reach_botocore_as_client_errors_with_their_code(error, ecr, loopback):
     loopback.fail_with(error)
     with pytest.raises(botocore.exceptions.ClientError) as caught:

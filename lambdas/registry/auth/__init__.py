@@ -13,9 +13,14 @@ from .sigv4 import SignedRequest, verify
 
 def authenticate(request, keys: KeyCache, region: str) -> AccessKey:
     """The key that signed this wire.HttpRequest; a 403 protocol error otherwise."""
-    signed = SignedRequest(method=request.method, paths=request.signed_paths, query=request.query,
-                           headers=request.header_values, body=request.body)
+    signed = SignedRequest(
+        method=request.method,
+        paths=request.signed_paths,
+        query=request.query,
+        headers=request.header_values,
+        body=request.body,
+    )
     return verify(signed, keys.get, region)
 
 
-__all__ = ["authenticate", "authorize", "KeyCache"]
+__all__ = ["KeyCache", "authenticate", "authorize"]

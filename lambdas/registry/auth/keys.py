@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from ..model import AccessKey
 
@@ -19,8 +19,13 @@ MAX_ENTRIES = 1024
 
 
 class KeyCache:
-    def __init__(self, load: Callable[[str], AccessKey | None], ttl: float, max_entries: int = MAX_ENTRIES,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        load: Callable[[str], AccessKey | None],
+        ttl: float,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._load, self.ttl, self.max_entries, self._clock = load, ttl, max_entries, clock
         self._entries: OrderedDict[str, tuple[float, AccessKey | None]] = OrderedDict()
         self.hits = self.misses = 0

@@ -10,14 +10,20 @@ name, `*` standing for any run of characters (also `/`), as in IAM resource ARNs
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from .. import errors
 from ..model import Grant, wildcard_matches
 
-PULL = ("BatchGetImage", "BatchCheckLayerAvailability", "GetDownloadUrlForLayer", "DescribeImages",
-        "ListImages", "DescribeRepositories")
-PUSH = PULL + ("InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "PutImage")
+PULL = (
+    "BatchGetImage",
+    "BatchCheckLayerAvailability",
+    "GetDownloadUrlForLayer",
+    "DescribeImages",
+    "ListImages",
+    "DescribeRepositories",
+)
+PUSH = (*PULL, "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "PutImage")
 ROLES: dict[str, tuple[str, ...]] = {
     "pull": tuple(f"ecr:{a}" for a in PULL),
     "push": tuple(f"ecr:{a}" for a in PUSH),
@@ -26,8 +32,10 @@ ROLES: dict[str, tuple[str, ...]] = {
 ACTION = re.compile(r"ecr:[A-Za-z*]+")
 REPOSITORY_PATTERN = re.compile(r"[a-z0-9._/*-]{1,256}")
 # `<actions>[:<patterns>]`, e.g. `push:team/*`, `pull`, `ecr:PutImage,ecr:ListImages:app,tools/*`
-GRANT = re.compile(r"(?P<actions>(?:pull|push|admin|ecr:[A-Za-z*]+)(?:,(?:pull|push|admin|ecr:[A-Za-z*]+))*)"
-                   r"(?::(?P<repositories>.+))?")
+GRANT = re.compile(
+    r"(?P<actions>(?:pull|push|admin|ecr:[A-Za-z*]+)(?:,(?:pull|push|admin|ecr:[A-Za-z*]+))*)"
+    r"(?::(?P<repositories>.+))?"
+)
 
 
 def actions_of(grant: Grant) -> tuple[str, ...]:
@@ -38,9 +46,10 @@ def allows(grants: Iterable[Grant], operation: str, repository: str | None) -> b
     """Whether some grant allows `ecr:<operation>` on `repository` (None: on some repository)."""
     action = f"ecr:{operation}"
     for grant in grants:
-        if any(wildcard_matches(a, action) for a in actions_of(grant)):
-            if repository is None or any(wildcard_matches(p, repository) for p in grant.repositories):
-                return True
+        if any(wildcard_matches(a, action) for a in actions_of(grant)) and (
+            repository is None or any(wildcard_matches(p, repository) for p in grant.repositories)
+        ):
+            return True
     return False
 
 
@@ -66,15 +75,18 @@ def authorize(caller, operation: str, params: dict, region: str) -> None:
 def denied(caller, operation: str, region: str, registry_id: str, name: str) -> errors.AccessDeniedException:
     return errors.AccessDeniedException(
         f"User: {caller.principal_arn} is not authorized to perform: ecr:{operation} on resource: "
-        f"arn:aws:ecr:{region}:{registry_id}:repository/{name}")
+        f"arn:aws:ecr:{region}:{registry_id}:repository/{name}"
+    )
 
 
 def parse_grant(text: str, operations: Iterable[str]) -> Grant:
     """A grant as the operator writes it (registryctl --grant); ValueError says what is wrong."""
     match = GRANT.fullmatch(text.strip())
     if not match:
-        raise ValueError(f"grant {text!r}: expected <role or ecr:Action>[,...][:<repository pattern>[,...]] "
-                         f"with roles {', '.join(ROLES)}")
+        raise ValueError(
+            f"grant {text!r}: expected <role or ecr:Action>[,...][:<repository pattern>[,...]] "
+            f"with roles {', '.join(ROLES)}"
+        )
     actions = tuple(dict.fromkeys(match["actions"].split(",")))
     repositories = tuple(dict.fromkeys((match["repositories"] or "*").split(",")))
     grant = Grant(actions, repositories)

@@ -19,16 +19,15 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
-from ..errors import (InvalidSignatureException, MissingAuthenticationTokenException,
-                      UnrecognizedClientException)
+from ..errors import InvalidSignatureException, MissingAuthenticationTokenException, UnrecognizedClientException
 from ..model import AccessKey
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -39,9 +38,11 @@ TIMESTAMP = "%Y%m%dT%H%M%SZ"
 REQUIRED_SIGNED_HEADERS = ("host", "x-amz-date", "x-amz-target")
 _PARAMETER = re.compile(r"\s*(Credential|SignedHeaders|Signature)\s*=\s*([^,\s]*)\s*")
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
-SIGNATURE_MISMATCH = ("The request signature we calculated does not match the signature you provided. "
-                      "Check your AWS Secret Access Key and signing method. Consult the service "
-                      "documentation for details.")
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. Consult the service "
+    "documentation for details."
+)
 INVALID_TOKEN = "The security token included in the request is invalid."
 
 
@@ -81,15 +82,18 @@ def parse_authorization(value: str) -> Authorization:
         if not match or match[1] in parameters:
             raise InvalidSignatureException(
                 "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters, "
-                "each once, separated by commas")
+                "each once, separated by commas"
+            )
         parameters[match[1]] = match[2]
     if set(parameters) != {"Credential", "SignedHeaders", "Signature"}:
         raise InvalidSignatureException(
-            "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters")
+            "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters"
+        )
     scope = parameters["Credential"].split("/")
     if len(scope) != 5 or not all(scope):
         raise InvalidSignatureException(
-            "Credential should be scoped to <access key>/<date>/<region>/<service>/aws4_request")
+            "Credential should be scoped to <access key>/<date>/<region>/<service>/aws4_request"
+        )
     signed = tuple(parameters["SignedHeaders"].split(";"))
     if any(not h or h != h.lower() for h in signed) or list(signed) != sorted(set(signed)):
         raise InvalidSignatureException("SignedHeaders must be lower-case header names, sorted, separated by ';'")
@@ -113,15 +117,17 @@ class _ClientSigner(SigV4Auth):
         return self._body_sha256
 
 
-def verify(request: SignedRequest, lookup: Callable[[str], AccessKey | None], region: str,
-           now: Callable[[], float] = time.time) -> AccessKey:
+def verify(
+    request: SignedRequest, lookup: Callable[[str], AccessKey | None], region: str, now: Callable[[], float] = time.time
+) -> AccessKey:
     """The key that signed `request`, or the protocol error AWS would answer."""
     header = request.header("authorization")
     if not header:
         if "X-Amz-Signature" in request.query or "X-Amz-Credential" in request.query:
             raise MissingAuthenticationTokenException(
                 "Missing Authentication Token: presigned (query string) requests are not supported; "
-                "sign the Authorization header")
+                "sign the Authorization header"
+            )
         raise MissingAuthenticationTokenException("Missing Authentication Token")
     if request.header("x-amz-security-token") is not None or "X-Amz-Security-Token" in request.query:
         # Temporary credentials are STS's, not ours: this registry issues long-term keys only.
@@ -131,33 +137,41 @@ def verify(request: SignedRequest, lookup: Callable[[str], AccessKey | None], re
         raise InvalidSignatureException(f"Credential should be scoped to correct service: '{SERVICE}'.")
     if auth.region != region:
         raise InvalidSignatureException(
-            f"Credential should be scoped to a valid region, not '{auth.region[:40]}'. Use '{region}'.")
+            f"Credential should be scoped to a valid region, not '{auth.region[:40]}'. Use '{region}'."
+        )
     if auth.terminator != "aws4_request":
         raise InvalidSignatureException("Credential should be scoped with a valid terminator: 'aws4_request'.")
-    missing = [h for h in REQUIRED_SIGNED_HEADERS if h not in auth.signed_headers
-               and (h != "x-amz-target" or request.header(h) is not None)]
+    missing = [
+        h
+        for h in REQUIRED_SIGNED_HEADERS
+        if h not in auth.signed_headers and (h != "x-amz-target" or request.header(h) is not None)
+    ]
     if missing:
         raise InvalidSignatureException(f"SignedHeaders must include {', '.join(missing)}")
     amz_date = request.header("x-amz-date") or ""
     try:
-        signed_at = datetime.strptime(amz_date, TIMESTAMP).replace(tzinfo=timezone.utc).timestamp()
+        signed_at = datetime.strptime(amz_date, TIMESTAMP).replace(tzinfo=UTC).timestamp()
     except ValueError:
         raise InvalidSignatureException(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header "
-            "in ISO 8601 basic format (YYYYMMDD'T'HHMMSS'Z')") from None
+            "in ISO 8601 basic format (YYYYMMDD'T'HHMMSS'Z')"
+        ) from None
     if auth.date != amz_date[:8]:
         raise InvalidSignatureException(
             f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
-            f"'{auth.date[:16]}' != '{amz_date[:8]}', from '{amz_date}'.")
+            f"'{auth.date[:16]}' != '{amz_date[:8]}', from '{amz_date}'."
+        )
     current = now()
     if signed_at < current - MAX_SKEW_SECONDS:
         raise InvalidSignatureException(
             f"Signature expired: {amz_date} is now earlier than {_stamp(current - MAX_SKEW_SECONDS)} "
-            f"({_stamp(current)} - 5 min.)")
+            f"({_stamp(current)} - 5 min.)"
+        )
     if signed_at > current + MAX_SKEW_SECONDS:
         raise InvalidSignatureException(
             f"Signature not yet current: {amz_date} is still later than {_stamp(current + MAX_SKEW_SECONDS)} "
-            f"({_stamp(current)} + 5 min.)")
+            f"({_stamp(current)} + 5 min.)"
+        )
 
     key = lookup(auth.access_key_id)
     if key is None or not key.active or not key.secret:
@@ -186,4 +200,4 @@ def verify(request: SignedRequest, lookup: Callable[[str], AccessKey | None], re
 
 
 def _stamp(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime(TIMESTAMP)
+    return datetime.fromtimestamp(seconds, UTC).strftime(TIMESTAMP)

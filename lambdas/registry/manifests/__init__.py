@@ -8,7 +8,7 @@ in it (`children`). Adding a media type is one parser and one entry in PARSERS.
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import InvalidParameterException
 from .common import Manifest, invalid
@@ -27,7 +27,7 @@ PARSERS: dict[str, Callable[[dict, str], Manifest]] = {
     OCI_INDEX: parse_index,
 }
 
-__all__ = ["Manifest", "PARSERS", "parse"]
+__all__ = ["PARSERS", "Manifest", "parse"]
 
 
 def parse(text: str, declared_media_type: str | None) -> Manifest:
@@ -43,7 +43,8 @@ def parse(text: str, declared_media_type: str | None) -> Manifest:
     if parser is None:
         raise InvalidParameterException(
             f"Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: "
-            f"'unsupported manifest media type {media_type!r}'")
+            f"'unsupported manifest media type {media_type!r}'"
+        )
     schema_version = document.get("schemaVersion")
     if type(schema_version) is not int or schema_version != 2:  # not True, not 2.0: the integer 2
         raise invalid("schemaVersion must be 2")
@@ -57,7 +58,8 @@ def _media_type(document: dict, declared: str | None) -> str:
     if declared and field and declared != field:
         raise InvalidParameterException(
             f"Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: "
-            f"'{declared} does not match the manifest mediaType {field!r}'")
+            f"'{declared} does not match the manifest mediaType {field!r}'"
+        )
     media_type = declared or field
     if not media_type:
         raise invalid("the manifest has no mediaType and imageManifestMediaType was not given")

@@ -14,8 +14,7 @@ _MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-
 
 
 def invalid(reason: str) -> InvalidParameterException:
-    return InvalidParameterException(
-        f"Invalid parameter at 'ImageManifest' failed to satisfy constraint: '{reason}'")
+    return InvalidParameterException(f"Invalid parameter at 'ImageManifest' failed to satisfy constraint: '{reason}'")
 
 
 def is_digest(value: object) -> bool:

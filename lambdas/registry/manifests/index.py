@@ -15,8 +15,10 @@ def parse_index(document: dict, media_type: str) -> Manifest:
     for i, entry in enumerate(entries):
         platform = entry.get("platform")
         if platform is not None and not (
-                isinstance(platform, dict) and isinstance(platform.get("architecture"), str)
-                and isinstance(platform.get("os"), str)):
+            isinstance(platform, dict)
+            and isinstance(platform.get("architecture"), str)
+            and isinstance(platform.get("os"), str)
+        ):
             raise invalid(f"manifests[{i}].platform needs architecture and os strings")
     check_annotations(document)
     return Manifest(

@@ -6,8 +6,9 @@ import base64
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from .. import errors
 from ..auth.permissions import allows
@@ -29,7 +30,7 @@ class Caller:
     access_key_id: str = ""
 
     @classmethod
-    def of(cls, key: AccessKey) -> "Caller":
+    def of(cls, key: AccessKey) -> Caller:
         return cls(key.registry_id, key.principal_arn, key.grants, key.access_key_id)
 
     def may(self, operation: str, repository: str) -> bool:
@@ -55,7 +56,8 @@ def registry_of(params: dict, ctx: Context) -> str:
         resource = repository_arn(ctx.settings.region, registry_id, params.get("repositoryName") or "*")
         raise errors.AccessDeniedException(
             f"User: {ctx.caller.principal_arn} is not authorized to perform: ecr:{ctx.operation} "
-            f"on resource: {resource}")
+            f"on resource: {resource}"
+        )
     return registry_id
 
 
@@ -78,14 +80,15 @@ def retrying(attempt: Callable[[], T]) -> T:
         try:
             return attempt()
         except ConcurrentUpdate:
-            time.sleep(min(0.2, 0.005 * 2 ** number) * (0.5 + random.random()))
+            time.sleep(min(0.2, 0.005 * 2**number) * (0.5 + random.random()))
     raise errors.ServerException("The request kept conflicting with concurrent changes; retry it")
 
 
 def no_paging_with_ids(params: dict, ids_member: str) -> None:
     if params.get(ids_member) and ("nextToken" in params or "maxResults" in params):
         raise errors.InvalidParameterException(
-            f"Invalid parameter: nextToken and maxResults cannot be used together with {ids_member}")
+            f"Invalid parameter: nextToken and maxResults cannot be used together with {ids_member}"
+        )
 
 
 def page_size(params: dict) -> int:

@@ -11,8 +11,16 @@ from ..manifests.common import is_digest
 from ..model import Image, Repository
 from ..storage import ImageCommit, PushView, ReferencedByManifestList
 from ..storage.images import INLINE_MANIFEST_LIMIT
-from .common import (Context, decode_token, encode_token, existing_repository, no_paging_with_ids,
-                     page_size, registry_of, retrying)
+from .common import (
+    Context,
+    decode_token,
+    encode_token,
+    existing_repository,
+    no_paging_with_ids,
+    page_size,
+    registry_of,
+    retrying,
+)
 
 # The model allows 300 characters; we store at most 300 UTF-8 bytes, so that a tag is always a
 # DynamoDB sort key (1,024 bytes at most) and an image's 1,000 tags fit its 400 KB item.
@@ -37,18 +45,19 @@ def put_image(params: dict, ctx: Context) -> dict:
     if "imageDigest" in params and params["imageDigest"] != digest:
         raise errors.ImageDigestDoesNotMatchException(
             f"The provided image digest '{params['imageDigest']}' does not match the digest '{digest}' "
-            f"calculated for the image manifest")
+            f"calculated for the image manifest"
+        )
     manifest = manifests.parse(text, params.get("imageManifestMediaType"))
     tag = params.get("imageTag")
     if tag is not None and len(tag.encode("utf-8")) > MAX_TAG_BYTES:
         raise errors.InvalidParameterException(
             f"Invalid parameter at 'imageTag' failed to satisfy constraint: 'Member must have length less "
-            f"than or equal to {MAX_TAG_BYTES} bytes in UTF-8'")
+            f"than or equal to {MAX_TAG_BYTES} bytes in UTF-8'"
+        )
     stored: dict[str, str] = {}  # S3 key of a large manifest, written once across attempts
 
     def attempt() -> dict:
-        view = ctx.store.images.push_view(registry_id, name, digest, tag, manifest.blob_digests,
-                                          manifest.child_digests)
+        view = ctx.store.images.push_view(registry_id, name, digest, tag, manifest.blob_digests, manifest.child_digests)
         repo = view.repository
         if repo is None:
             raise errors.repository_not_found(registry_id, name)
@@ -57,55 +66,90 @@ def put_image(params: dict, ctx: Context) -> dict:
         if tag is not None and view.tag_digest not in (None, digest) and repo.tag_is_immutable(tag):
             raise errors.ImageTagAlreadyExistsException(
                 f"The image tag '{tag}' already exists in the '{name}' repository and cannot be "
-                f"overwritten because the tag is immutable.")
+                f"overwritten because the tag is immutable."
+            )
         image = view.image or _new_image(repo, manifest, view, digest, raw, stored, ctx)
-        ctx.store.images.commit(ImageCommit(
-            repository=repo, image=image, new=view.image is None, tag=tag, tag_was=view.tag_digest,
-            blobs_to_mark=tuple(d for d, layer in view.layers.items() if not layer.referenced)
-            if view.image is None else (),
-            children=image.children if view.image is None else (),
-        ), ctx.settings.quotas.max_images_per_repository, ctx.settings.quotas.max_tags_per_image)
+        ctx.store.images.commit(
+            ImageCommit(
+                repository=repo,
+                image=image,
+                new=view.image is None,
+                tag=tag,
+                tag_was=view.tag_digest,
+                blobs_to_mark=tuple(d for d, layer in view.layers.items() if not layer.referenced)
+                if view.image is None
+                else (),
+                children=image.children if view.image is None else (),
+            ),
+            ctx.settings.quotas.max_images_per_repository,
+            ctx.settings.quotas.max_tags_per_image,
+        )
         image_id = {"imageDigest": digest, **({"imageTag": tag} if tag is not None else {})}
-        return {"image": {"registryId": registry_id, "repositoryName": name, "imageId": image_id,
-                          "imageManifest": text, "imageManifestMediaType": manifest.media_type}}
+        return {
+            "image": {
+                "registryId": registry_id,
+                "repositoryName": name,
+                "imageId": image_id,
+                "imageManifest": text,
+                "imageManifestMediaType": manifest.media_type,
+            }
+        }
 
     return retrying(attempt)
 
 
-def _new_image(repo: Repository, manifest: manifests.Manifest, view: PushView, digest: str,
-               raw: bytes, stored: dict[str, str], ctx: Context) -> Image:
+def _new_image(
+    repo: Repository,
+    manifest: manifests.Manifest,
+    view: PushView,
+    digest: str,
+    raw: bytes,
+    stored: dict[str, str],
+    ctx: Context,
+) -> Image:
     missing = [d for d in manifest.blob_digests if d not in view.layers]
     if missing:
         raise errors.LayersNotFoundException(
             f"Layers with digests {missing} required by the manifest were not found in the repository "
-            f"with name '{repo.name}' in the registry with id '{repo.registry_id}'")
+            f"with name '{repo.name}' in the registry with id '{repo.registry_id}'"
+        )
     missing = [d for d in manifest.child_digests if d not in view.children]
     if missing:
         raise errors.ReferencedImagesNotFoundException(
             f"The manifest list references images {missing} that are not in the repository with "
-            f"name '{repo.name}' in the registry with id '{repo.registry_id}'")
+            f"name '{repo.name}' in the registry with id '{repo.registry_id}'"
+        )
     inline = len(raw) <= INLINE_MANIFEST_LIMIT
     if not inline and "key" not in stored:
         stored["key"] = ctx.store.images.store_manifest_object(repo, digest, raw)
     return Image(
-        digest=digest, media_type=manifest.media_type, size=_image_size(manifest, view),
-        pushed_at=ctx.now(), artifact_media_type=manifest.artifact_media_type,
-        subject_digest=manifest.subject_digest, manifest=raw if inline else None,
-        manifest_key=None if inline else stored["key"], children=tuple(manifest.child_digests))
+        digest=digest,
+        media_type=manifest.media_type,
+        size=_image_size(manifest, view),
+        pushed_at=ctx.now(),
+        artifact_media_type=manifest.artifact_media_type,
+        subject_digest=manifest.subject_digest,
+        manifest=raw if inline else None,
+        manifest_key=None if inline else stored["key"],
+        children=tuple(manifest.child_digests),
+    )
 
 
 def _image_size(manifest: manifests.Manifest, view: PushView) -> int:
     """Compressed layer bytes of an image; for a list, the largest image it references (as ECR)."""
     if manifest.children:
         return max((view.children[d].size for d in manifest.child_digests), default=0)
-    return sum(view.layers[layer.digest].size if layer.digest in view.layers else layer.size
-               for layer in manifest.layers)
+    return sum(
+        view.layers[layer.digest].size if layer.digest in view.layers else layer.size for layer in manifest.layers
+    )
 
 
 def _already_exists(repo: Repository, digest: str, tag: str | None) -> str:
     tagged = f" and tag '{tag}'" if tag is not None else ""
-    return (f"Image with digest '{digest}'{tagged} already exists in the repository with name "
-            f"'{repo.name}' in registry with id '{repo.registry_id}'")
+    return (
+        f"Image with digest '{digest}'{tagged} already exists in the repository with name "
+        f"'{repo.name}' in registry with id '{repo.registry_id}'"
+    )
 
 
 # --- image identifiers ---------------------------------------------------------------------------
@@ -118,9 +162,15 @@ def _failure(image_id: dict, code: str, reason: str) -> dict:
 def _invalid_id(image_id: dict) -> dict | None:
     """The failure entry of an image id that names nothing, or None when it is well-formed."""
     if "imageDigest" not in image_id and "imageTag" not in image_id:
-        return _failure(image_id, "MissingDigestAndTag", "Invalid request parameters: image digest and tag cannot both be null")
+        return _failure(
+            image_id, "MissingDigestAndTag", "Invalid request parameters: image digest and tag cannot both be null"
+        )
     if "imageDigest" in image_id and not is_digest(image_id["imageDigest"]):
-        return _failure(image_id, "InvalidImageDigest", "Invalid request parameters: image digest should satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'")
+        return _failure(
+            image_id,
+            "InvalidImageDigest",
+            "Invalid request parameters: image digest should satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'",
+        )
     return None
 
 
@@ -129,10 +179,22 @@ def _resolve(repo: Repository, image_ids: list[dict], ctx: Context, with_manifes
     tags = ctx.store.images.resolve_tags(repo, [i["imageTag"] for i in image_ids if "imageTag" in i])
     digests = [i.get("imageDigest") or tags.get(i["imageTag"]) for i in image_ids]
     images = ctx.store.images.get(repo, [d for d in digests if d], with_manifest=with_manifest)
-    for image_id, digest in zip(image_ids, digests):
-        if "imageTag" in image_id and "imageDigest" in image_id and tags.get(image_id["imageTag"]) not in (None, image_id["imageDigest"]):
-            yield image_id, None, _failure(image_id, "ImageTagDoesNotMatchDigest", "Invalid request parameters: given tag does not match the image digest")
-        elif "imageTag" in image_id and image_id["imageTag"] not in tags or digest not in images:
+    for image_id, digest in zip(image_ids, digests, strict=False):
+        if (
+            "imageTag" in image_id
+            and "imageDigest" in image_id
+            and tags.get(image_id["imageTag"]) not in (None, image_id["imageDigest"])
+        ):
+            yield (
+                image_id,
+                None,
+                _failure(
+                    image_id,
+                    "ImageTagDoesNotMatchDigest",
+                    "Invalid request parameters: given tag does not match the image digest",
+                ),
+            )
+        elif ("imageTag" in image_id and image_id["imageTag"] not in tags) or digest not in images:
             yield image_id, None, _failure(image_id, "ImageNotFound", "Requested image not found")
         else:
             yield image_id, images[digest], None
@@ -157,10 +219,18 @@ def batch_get_image(params: dict, ctx: Context) -> dict:
             failures.append(failure)
             continue
         if accepted and image.media_type not in accepted:
-            failures.append(_failure(image_id, "ImageNotFound",
-                                     f"Requested image not found in an accepted media type (it is {image.media_type})"))
+            failures.append(
+                _failure(
+                    image_id,
+                    "ImageNotFound",
+                    f"Requested image not found in an accepted media type (it is {image.media_type})",
+                )
+            )
             continue
-        returned_id = {"imageDigest": image.digest, **({"imageTag": image_id["imageTag"]} if "imageTag" in image_id else {})}
+        returned_id = {
+            "imageDigest": image.digest,
+            **({"imageTag": image_id["imageTag"]} if "imageTag" in image_id else {}),
+        }
         key = (returned_id["imageDigest"], returned_id.get("imageTag"))
         if key in seen:
             continue
@@ -173,9 +243,17 @@ def batch_get_image(params: dict, ctx: Context) -> dict:
         size += len(manifest)
         if size > RESPONSE_BUDGET:
             raise errors.LimitExceededException(
-                "The requested manifests exceed the response size limit of this registry; request fewer images")
-        images.append({"registryId": repo.registry_id, "repositoryName": repo.name, "imageId": returned_id,
-                       "imageManifest": manifest, "imageManifestMediaType": image.media_type})
+                "The requested manifests exceed the response size limit of this registry; request fewer images"
+            )
+        images.append(
+            {
+                "registryId": repo.registry_id,
+                "repositoryName": repo.name,
+                "imageId": returned_id,
+                "imageManifest": manifest,
+                "imageManifestMediaType": image.media_type,
+            }
+        )
     return {"images": images, "failures": failures}
 
 
@@ -186,9 +264,13 @@ TAG_FILTERS = {"TAGGED": "attribute_exists(tags)", "UNTAGGED": "attribute_not_ex
 
 def _detail(repo: Repository, image: Image) -> dict:
     detail = {
-        "registryId": repo.registry_id, "repositoryName": repo.name, "imageDigest": image.digest,
-        "imageSizeInBytes": image.size, "imagePushedAt": image.pushed_at,
-        "imageManifestMediaType": image.media_type, "imageStatus": "ACTIVE",
+        "registryId": repo.registry_id,
+        "repositoryName": repo.name,
+        "imageDigest": image.digest,
+        "imageSizeInBytes": image.size,
+        "imagePushedAt": image.pushed_at,
+        "imageManifestMediaType": image.media_type,
+        "imageStatus": "ACTIVE",
     }
     if image.tags:
         detail["imageTags"] = sorted(image.tags)
@@ -219,7 +301,8 @@ def describe_images(params: dict, ctx: Context) -> dict:
             if failure:
                 raise errors.ImageNotFoundException(
                     f"The image with imageId {json.dumps(image_id, sort_keys=True)} does not exist within the "
-                    f"repository with name '{repo.name}' in the registry with id '{repo.registry_id}'")
+                    f"repository with name '{repo.name}' in the registry with id '{repo.registry_id}'"
+                )
             if image.digest not in seen:
                 seen.add(image.digest)
                 details.append(_detail(repo, image))
@@ -228,8 +311,9 @@ def describe_images(params: dict, ctx: Context) -> dict:
     limit, page = page_size(params), []
     if not active:
         return {"imageDetails": []}
-    for image in ctx.store.images.iterate(repo, start=position["after"] if position else None,
-                                          filter_expression=tag_filter):
+    for image in ctx.store.images.iterate(
+        repo, start=position["after"] if position else None, filter_expression=tag_filter
+    ):
         if len(page) == limit:
             return {"imageDetails": page, "nextToken": encode_token({"after": page[-1]["imageDigest"]})}
         page.append(_detail(repo, image))
@@ -247,7 +331,8 @@ def list_images(params: dict, ctx: Context) -> dict:
     start, skip = (position["at"], position["skip"]) if position else (None, 0)
     for image in ctx.store.images.iterate(repo, start=start, inclusive=True, filter_expression=tag_filter):
         entries = [{"imageDigest": image.digest, "imageTag": t} for t in sorted(image.tags)] or [
-            {"imageDigest": image.digest}]
+            {"imageDigest": image.digest}
+        ]
         if image.digest == start:
             entries, offset = entries[skip:], skip
         else:
@@ -276,7 +361,7 @@ def batch_delete_image(params: dict, ctx: Context) -> dict:
 
 
 def _delete_one(repo: Repository, image_id: dict, deleted: list[dict], ctx: Context) -> dict | None:
-    (_, image, failure), = _resolve(repo, [image_id], ctx)
+    ((_, image, failure),) = _resolve(repo, [image_id], ctx)
     if failure:
         return failure
     tag = image_id.get("imageTag")
@@ -286,9 +371,14 @@ def _delete_one(repo: Repository, image_id: dict, deleted: list[dict], ctx: Cont
             deleted.append({"imageDigest": image.digest, "imageTag": tag})
         else:  # by digest, or by the image's last tag: the image goes with all its tags
             ctx.store.images.delete(repo, image)
-            deleted.extend([{"imageDigest": image.digest, "imageTag": t} for t in sorted(image.tags)]
-                           or [{"imageDigest": image.digest}])
+            deleted.extend(
+                [{"imageDigest": image.digest, "imageTag": t} for t in sorted(image.tags)]
+                or [{"imageDigest": image.digest}]
+            )
     except ReferencedByManifestList:
-        return _failure(image_id, "ImageReferencedByManifestList",
-                        "Requested image is referenced by a manifest list or image index in the repository")
+        return _failure(
+            image_id,
+            "ImageReferencedByManifestList",
+            "Requested image is referenced by a manifest list or image index in the repository",
+        )
     return None

@@ -12,8 +12,8 @@ import re
 
 from .. import errors
 from ..model import Repository, Upload
-from ..storage import PartOutOfOrder, UploadGone
 from ..service_model import ecr_model
+from ..storage import PartOutOfOrder, UploadGone
 from .common import Context, existing_repository, registry_of, retrying
 
 
@@ -46,7 +46,8 @@ def _upload_not_found(params: dict, registry_id: str, ctx: Context) -> errors.Ec
         return errors.repository_not_found(registry_id, params["repositoryName"])
     return errors.UploadNotFoundException(
         f"The upload with id '{params['uploadId']}' does not exist in the repository with name "
-        f"'{params['repositoryName']}' in the registry with id '{registry_id}'")
+        f"'{params['repositoryName']}' in the registry with id '{registry_id}'"
+    )
 
 
 def upload_layer_part(params: dict, ctx: Context) -> dict:
@@ -57,15 +58,22 @@ def upload_layer_part(params: dict, ctx: Context) -> dict:
 
     def refuse(reason: str, last_valid: int) -> errors.InvalidLayerPartException:
         return errors.InvalidLayerPartException(
-            reason, registry_id=registry_id, repository_name=params["repositoryName"],
-            upload_id=upload.upload_id, last_valid_byte_received=last_valid)
+            reason,
+            registry_id=registry_id,
+            repository_name=params["repositoryName"],
+            upload_id=upload.upload_id,
+            last_valid_byte_received=last_valid,
+        )
 
     if first != upload.last_byte + 1:
-        raise refuse(f"The part's first byte {first} does not follow the last byte received "
-                     f"{upload.last_byte}", upload.last_byte)
+        raise refuse(
+            f"The part's first byte {first} does not follow the last byte received {upload.last_byte}", upload.last_byte
+        )
     if not part or last - first + 1 != len(part):
-        raise refuse(f"The part carries {len(part)} bytes but its range {first}-{last} needs "
-                     f"{last - first + 1}", upload.last_byte)
+        raise refuse(
+            f"The part carries {len(part)} bytes but its range {first}-{last} needs {last - first + 1}",
+            upload.last_byte,
+        )
     max_parts = ctx.settings.quotas.max_layer_parts
     if upload.part_count >= max_parts:
         raise errors.LimitExceededException(f"The upload has reached the limit of {max_parts} layer parts")
@@ -77,8 +85,12 @@ def upload_layer_part(params: dict, ctx: Context) -> dict:
         raise refuse("The part does not follow the last byte received", lost.last_valid_byte) from None
     except UploadGone:
         raise _upload_not_found(params, registry_id, ctx) from None
-    return {"registryId": registry_id, "repositoryName": params["repositoryName"],
-            "uploadId": upload.upload_id, "lastByteReceived": last_byte}
+    return {
+        "registryId": registry_id,
+        "repositoryName": params["repositoryName"],
+        "uploadId": upload.upload_id,
+        "lastByteReceived": last_byte,
+    }
 
 
 def complete_layer_upload(params: dict, ctx: Context) -> dict:
@@ -94,24 +106,32 @@ def complete_layer_upload(params: dict, ctx: Context) -> dict:
             raise _upload_not_found(params, repo.registry_id, ctx)
         if upload.last_byte < 0:
             raise errors.EmptyUploadException(
-                f"The upload with id '{upload.upload_id}' does not contain any layer parts")
+                f"The upload with id '{upload.upload_id}' does not contain any layer parts"
+            )
         digest = "sha256:" + _hasher(upload.hash_state).finalize()
         wrong = [d for d in requested if d != digest]
         if wrong:
             raise errors.InvalidLayerException(
-                f"The layer digest {wrong[0]} does not match the digest {digest} of the uploaded bytes")
+                f"The layer digest {wrong[0]} does not match the digest {digest} of the uploaded bytes"
+            )
         if ctx.store.layers.get(repo, [digest]):
             raise errors.LayerAlreadyExistsException(_exists(repo, digest))
         layer = ctx.store.layers.complete(repo, upload, digest, ctx.now())
-        return {"registryId": repo.registry_id, "repositoryName": repo.name,
-                "uploadId": upload.upload_id, "layerDigest": layer.digest}
+        return {
+            "registryId": repo.registry_id,
+            "repositoryName": repo.name,
+            "uploadId": upload.upload_id,
+            "layerDigest": layer.digest,
+        }
 
     return retrying(attempt)
 
 
 def _exists(repo: Repository, digest: str) -> str:
-    return (f"The layer with digest '{digest}' already exists in the repository with name "
-            f"'{repo.name}' in registry with id '{repo.registry_id}'")
+    return (
+        f"The layer with digest '{digest}' already exists in the repository with name "
+        f"'{repo.name}' in registry with id '{repo.registry_id}'"
+    )
 
 
 def _layer_digest_pattern() -> re.Pattern:
@@ -127,14 +147,19 @@ def batch_check_layer_availability(params: dict, ctx: Context) -> dict:
     layers, failures = [], []
     for digest in requested:
         if digest not in valid:
-            failures.append({"layerDigest": digest, "failureCode": "InvalidLayerDigest",
-                             "failureReason": "Invalid layer digest"})
+            failures.append(
+                {"layerDigest": digest, "failureCode": "InvalidLayerDigest", "failureReason": "Invalid layer digest"}
+            )
         elif digest not in found:
-            failures.append({"layerDigest": digest, "failureCode": "MissingLayerDigest",
-                             "failureReason": "Requested layer not found"})
+            failures.append(
+                {
+                    "layerDigest": digest,
+                    "failureCode": "MissingLayerDigest",
+                    "failureReason": "Requested layer not found",
+                }
+            )
         else:
-            layers.append({"layerDigest": digest, "layerAvailability": "AVAILABLE",
-                           "layerSize": found[digest].size})
+            layers.append({"layerDigest": digest, "layerAvailability": "AVAILABLE", "layerSize": found[digest].size})
     return {"layers": layers, "failures": failures}
 
 
@@ -145,9 +170,11 @@ def get_download_url_for_layer(params: dict, ctx: Context) -> dict:
     if layer is None:
         raise errors.LayersNotFoundException(
             f"The layer with digest {digest} does not exist within the repository with name "
-            f"'{repo.name}' in the registry with id '{repo.registry_id}'")
+            f"'{repo.name}' in the registry with id '{repo.registry_id}'"
+        )
     if not layer.referenced:
         raise errors.LayerInaccessibleException(
             "The specified layer is not available because it is not associated with an image. "
-            "Unassociated image layers may be cleaned up at any time.")
+            "Unassociated image layers may be cleaned up at any time."
+        )
     return {"downloadUrl": ctx.store.layers.download_url(layer), "layerDigest": digest}

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from .. import errors
 from ..model import WITH_EXCLUSION, Encryption, Repository
-from .common import (Context, decode_token, encode_token, existing_repository, no_paging_with_ids,
-                     page_size, registry_of, repository_arn, retrying)
+from .common import (
+    Context,
+    decode_token,
+    encode_token,
+    existing_repository,
+    no_paging_with_ids,
+    page_size,
+    registry_of,
+    repository_arn,
+    retrying,
+)
 
 MAX_RESOURCE_TAGS = 50  # ECR's documented limits on repository resource tags
 MAX_TAG_KEY, MAX_TAG_VALUE = 128, 256
@@ -39,11 +48,12 @@ def _exclusion_filters(mutability: str, raw: list[dict] | None) -> tuple[str, ..
     filters = tuple(dict.fromkeys(f["filter"] for f in raw or ()))
     if mutability in WITH_EXCLUSION and not filters:
         raise errors.InvalidParameterException(
-            f"Invalid parameter: imageTagMutabilityExclusionFilters are required with {mutability}")
+            f"Invalid parameter: imageTagMutabilityExclusionFilters are required with {mutability}"
+        )
     if mutability not in WITH_EXCLUSION and filters:
         raise errors.InvalidParameterException(
-            f"Invalid parameter: imageTagMutabilityExclusionFilters can only be used with "
-            f"{' or '.join(WITH_EXCLUSION)}")
+            f"Invalid parameter: imageTagMutabilityExclusionFilters can only be used with {' or '.join(WITH_EXCLUSION)}"
+        )
     return filters
 
 
@@ -56,7 +66,8 @@ def _resource_tags(raw: list[dict] | None) -> tuple[tuple[str, str], ...]:
         if not 1 <= len(key) <= MAX_TAG_KEY or len(value) > MAX_TAG_VALUE or key.lower().startswith("aws:"):
             raise errors.InvalidTagParameterException(
                 f"Invalid tag {key!r}: keys are 1-{MAX_TAG_KEY} characters and may not start with 'aws:', "
-                f"values at most {MAX_TAG_VALUE} characters")
+                f"values at most {MAX_TAG_VALUE} characters"
+            )
     if len(set(keys)) != len(keys):
         raise errors.InvalidTagParameterException("Tag keys must be unique")
     return tuple(tags)
@@ -69,7 +80,8 @@ def _encryption(raw: dict | None, ctx: Context) -> Encryption:
     if kind == "AES256":
         if key:
             raise errors.InvalidParameterException(
-                "Invalid parameter: kmsKey can only be given with the KMS or KMS_DSSE encryption type")
+                "Invalid parameter: kmsKey can only be given with the KMS or KMS_DSSE encryption type"
+            )
         return Encryption()
     return Encryption(kind, ctx.store.repositories.resolve_kms_key(key) if key else None)
 

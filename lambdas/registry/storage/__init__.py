@@ -14,8 +14,15 @@ from .keys import KeyStore
 from .layers import LayerStore, PartOutOfOrder, UploadGone
 from .repositories import RepositoryStore
 
-__all__ = ["RegistryStore", "ConcurrentUpdate", "ImageCommit", "PushView", "ReferencedByManifestList",
-           "PartOutOfOrder", "UploadGone"]
+__all__ = [
+    "ConcurrentUpdate",
+    "ImageCommit",
+    "PartOutOfOrder",
+    "PushView",
+    "ReferencedByManifestList",
+    "RegistryStore",
+    "UploadGone",
+]
 
 
 class RegistryStore:
@@ -25,8 +32,9 @@ class RegistryStore:
         self.repositories = RepositoryStore(self.backend)
         self.images = ImageStore(self.backend, self.repositories)
         self.layers = LayerStore(self.backend, self.repositories)
-        self.keys = KeyStore(self.backend.dynamodb, lambda: self.backend.kms, settings.tables["keys"],
-                             settings.keys_kms_key)
+        self.keys = KeyStore(
+            self.backend.dynamodb, lambda: self.backend.kms, settings.tables["keys"], settings.keys_kms_key
+        )
 
     def clients(self) -> list:
         """The boto3 clients in use, e.g. for the local runner's fault injection hooks."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import botocore.session
 from botocore.config import Config
@@ -61,13 +62,18 @@ class Backend:
         # botocore's session, not boto3's: the function uses clients only, and boto3 adds ~50 ms
         # of imports (its resource layer, S3's transfer manager) to every cold start.
         session = session or botocore.session.get_session()
-        retries = Config(retries={"mode": "standard", "max_attempts": 4},
-                         connect_timeout=2, read_timeout=20, tcp_keepalive=True,
-                         max_pool_connections=32)
+        retries = Config(
+            retries={"mode": "standard", "max_attempts": 4},
+            connect_timeout=2,
+            read_timeout=20,
+            tcp_keepalive=True,
+            max_pool_connections=32,
+        )
         # DynamoDB checks every request itself; botocore's client-side copy of those checks costs
         # ~0.35 ms of CPU per call (~9% of a warm PutImage's handler CPU), for requests we build.
-        self.dynamodb = session.create_client("dynamodb", region_name=settings.region,
-                                              config=retries.merge(Config(parameter_validation=False)))
+        self.dynamodb = session.create_client(
+            "dynamodb", region_name=settings.region, config=retries.merge(Config(parameter_validation=False))
+        )
         self._retries = retries
         self._session = session
         self._s3 = None
@@ -80,8 +86,9 @@ class Backend:
         if self._s3 is None:
             custom_endpoint = bool(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
             # Local stand-ins answer only path-style requests; real S3 prefers virtual-hosted.
-            s3_config = self._retries.merge(Config(signature_version="s3v4", s3={
-                "addressing_style": "path" if custom_endpoint else "virtual"}))
+            s3_config = self._retries.merge(
+                Config(signature_version="s3v4", s3={"addressing_style": "path" if custom_endpoint else "virtual"})
+            )
             self._s3 = self._session.create_client("s3", region_name=self.settings.region, config=s3_config)
         return self._s3
 
@@ -108,12 +115,17 @@ class Backend:
 
     # --- DynamoDB ---------------------------------------------------------------------------
 
-    def get(self, logical: str, partition: str, sort: str | None = None,
-            projection: str | None = None, names: dict | None = None) -> dict | None:
+    def get(
+        self,
+        logical: str,
+        partition: str,
+        sort: str | None = None,
+        projection: str | None = None,
+        names: dict | None = None,
+    ) -> dict | None:
         if not storable(self.key(logical, partition, sort)):
             return None
-        request = {"TableName": self.table(logical), "Key": self.key(logical, partition, sort),
-                   "ConsistentRead": True}
+        request = {"TableName": self.table(logical), "Key": self.key(logical, partition, sort), "ConsistentRead": True}
         if projection:
             request["ProjectionExpression"] = projection
         if names:
@@ -132,9 +144,10 @@ class Backend:
             chunk, pending = pending[:BATCH_GET_LIMIT], pending[BATCH_GET_LIMIT:]
             request_items: dict[str, dict] = {}
             for logical, key in chunk:
-                entry = request_items.setdefault(self.table(logical), {
-                    "Keys": [], "ConsistentRead": True,
-                    **{k: v for k, v in requests[logical].items() if k != "Keys"}})
+                entry = request_items.setdefault(
+                    self.table(logical),
+                    {"Keys": [], "ConsistentRead": True, **{k: v for k, v in requests[logical].items() if k != "Keys"}},
+                )
                 entry["Keys"].append(key)
             for attempt in range(10):
                 response = self.dynamodb.batch_get_item(RequestItems=request_items)
@@ -148,10 +161,19 @@ class Backend:
                 raise ServerException("DynamoDB kept keys unprocessed; retry the request")
         return found
 
-    def query(self, logical: str, partition: str, *, start: str | None = None,
-              exclusive: bool = True, limit: int | None = None, projection: str | None = None,
-              names: dict | None = None, filter_expression: str | None = None,
-              filter_values: dict | None = None) -> Iterator[dict]:
+    def query(
+        self,
+        logical: str,
+        partition: str,
+        *,
+        start: str | None = None,
+        exclusive: bool = True,
+        limit: int | None = None,
+        projection: str | None = None,
+        names: dict | None = None,
+        filter_expression: str | None = None,
+        filter_values: dict | None = None,
+    ) -> Iterator[dict]:
         """Items of one partition in sort-key order, from `start` (exclusive or inclusive)."""
         spec = TABLES[logical]
         names = {"#pk": spec.partition_key, **(names or {})}
@@ -161,9 +183,13 @@ class Backend:
             names["#sk"] = spec.sort_key
             condition += " AND #sk > :start" if exclusive else " AND #sk >= :start"
             values[":start"] = {"S": start}
-        request = {"TableName": self.table(logical), "KeyConditionExpression": condition,
-                   "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
-                   "ConsistentRead": True}
+        request = {
+            "TableName": self.table(logical),
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+        }
         if projection:
             request["ProjectionExpression"] = projection
         if filter_expression:
@@ -194,13 +220,17 @@ class Backend:
         try:
             # The token makes botocore's own retries of this very call idempotent (10 minutes).
             self.dynamodb.transact_write_items(
-                TransactItems=[a.request for a in actions], ClientRequestToken=str(uuid.uuid4()))
+                TransactItems=[a.request for a in actions], ClientRequestToken=str(uuid.uuid4())
+            )
         except ClientError as error:
             code = error.response["Error"]["Code"]
             if code == "TransactionCanceledException":
                 reasons = error.response.get("CancellationReasons") or []
-                failed = [(a.name, r.get("Code"), codec.plain(r.get("Item")))
-                          for a, r in zip(actions, reasons) if r.get("Code") not in (None, "None")]
+                failed = [
+                    (a.name, r.get("Code"), codec.plain(r.get("Item")))
+                    for a, r in zip(actions, reasons, strict=False)
+                    if r.get("Code") not in (None, "None")
+                ]
                 if not failed:  # no per-action reason: treat like a conflict
                     failed = [("", "TransactionConflict", None)]
                 raise Cancelled(failed) from None
@@ -212,7 +242,7 @@ class Backend:
         table = self.table(logical)
         keys = list(keys)
         for start in range(0, len(keys), BATCH_WRITE_LIMIT):
-            request = {table: [{"DeleteRequest": {"Key": k}} for k in keys[start:start + BATCH_WRITE_LIMIT]]}
+            request = {table: [{"DeleteRequest": {"Key": k}} for k in keys[start : start + BATCH_WRITE_LIMIT]]}
             for attempt in range(10):
                 response = self.dynamodb.batch_write_item(RequestItems=request)
                 request = response.get("UnprocessedItems") or {}
@@ -227,7 +257,7 @@ class Backend:
         try:
             return getattr(self.s3, method)(Bucket=self.settings.bucket, **kwargs)
         except ClientError as error:
-            raise kms_error(error) or error
+            raise (kms_error(error) or error) from None
 
 
 # DynamoDB's key size limits (UTF-8 bytes). A key beyond them names no item; asking for it is a
@@ -238,7 +268,7 @@ MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES = 2048, 1024
 def storable(key: dict) -> bool:
     sizes = [len(v["S"].encode("utf-8")) for v in key.values() if isinstance(v.get("S"), str)]
     limits = [MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES]
-    return all(size <= limit for size, limit in zip(sizes, limits))
+    return all(size <= limit for size, limit in zip(sizes, limits, strict=False))
 
 
 def kms_error(error: ClientError) -> KmsException | None:
@@ -256,11 +286,15 @@ def kms_error(error: ClientError) -> KmsException | None:
 def sse_arguments(encryption) -> dict:
     """Server-side encryption arguments of S3 writes for a repository's encryption setting."""
     if encryption.type == "KMS":
-        return {"ServerSideEncryption": "aws:kms",
-                **({"SSEKMSKeyId": encryption.kms_key} if encryption.kms_key else {})}
+        return {
+            "ServerSideEncryption": "aws:kms",
+            **({"SSEKMSKeyId": encryption.kms_key} if encryption.kms_key else {}),
+        }
     if encryption.type == "KMS_DSSE":
-        return {"ServerSideEncryption": "aws:kms:dsse",
-                **({"SSEKMSKeyId": encryption.kms_key} if encryption.kms_key else {})}
+        return {
+            "ServerSideEncryption": "aws:kms:dsse",
+            **({"SSEKMSKeyId": encryption.kms_key} if encryption.kms_key else {}),
+        }
     return {"ServerSideEncryption": "AES256"}
 
 
@@ -268,4 +302,4 @@ def _backoff(attempt: int) -> None:
     import random
     import time
 
-    time.sleep(min(0.5, 0.01 * (2 ** attempt)) * random.random())
+    time.sleep(min(0.5, 0.01 * (2**attempt)) * random.random())

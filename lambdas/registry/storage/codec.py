@@ -26,7 +26,7 @@ def encode(value: Any) -> dict:
 
 
 def decode(value: dict) -> Any:
-    (kind, raw), = value.items()
+    ((kind, raw),) = value.items()
     if kind == "S" or kind == "BOOL":
         return raw
     if kind == "N":

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from botocore.exceptions import ClientError
 
@@ -57,9 +57,15 @@ def _grants_from_item(raw: list | None) -> tuple[Grant, ...]:
 
 
 def key_from_item(item: dict, secret: str | None = None) -> AccessKey:
-    return AccessKey(access_key_id=item["access_key_id"], registry_id=item["registry_id"], name=item["name"],
-                     grants=_grants_from_item(item.get("grants")), created_at=item.get("created_at", 0),
-                     active=item.get("status") == ACTIVE, secret=secret)
+    return AccessKey(
+        access_key_id=item["access_key_id"],
+        registry_id=item["registry_id"],
+        name=item["name"],
+        grants=_grants_from_item(item.get("grants")),
+        created_at=item.get("created_at", 0),
+        active=item.get("status") == ACTIVE,
+        secret=secret,
+    )
 
 
 def _context(registry_id: str, access_key_id: str) -> dict[str, str]:
@@ -78,12 +84,17 @@ class KeyStore:
         """The active key with its secret in clear, or None (unknown, revoked, or not ours)."""
         if not ACCESS_KEY_ID.fullmatch(access_key_id):
             return None
-        item = codec.plain(self.dynamodb.get_item(
-            TableName=self.table, Key={"access_key_id": {"S": access_key_id}}, ConsistentRead=True).get("Item"))
+        item = codec.plain(
+            self.dynamodb.get_item(
+                TableName=self.table, Key={"access_key_id": {"S": access_key_id}}, ConsistentRead=True
+            ).get("Item")
+        )
         if not item or item.get("status") != ACTIVE or not item.get("secret_ciphertext"):
             return None
-        request = {"CiphertextBlob": item["secret_ciphertext"],
-                   "EncryptionContext": _context(item["registry_id"], access_key_id)}
+        request = {
+            "CiphertextBlob": item["secret_ciphertext"],
+            "EncryptionContext": _context(item["registry_id"], access_key_id),
+        }
         if self.kms_key:
             request["KeyId"] = self.kms_key
         try:
@@ -96,8 +107,15 @@ class KeyStore:
 
     # --- the operator's writes (registryctl) ------------------------------------------------------
 
-    def create(self, registry_id: str, name: str, grants: tuple[Grant, ...], now: float,
-               access_key_id: str | None = None, secret: str | None = None) -> AccessKey:
+    def create(
+        self,
+        registry_id: str,
+        name: str,
+        grants: tuple[Grant, ...],
+        now: float,
+        access_key_id: str | None = None,
+        secret: str | None = None,
+    ) -> AccessKey:
         """Issue a key; returns it with its secret (shown once). An id/secret may be given (seeding)."""
         if not REGISTRY_ID.fullmatch(registry_id):
             raise KeyStoreError(f"a registry id has 12 digits, not {registry_id!r}")
@@ -111,24 +129,35 @@ class KeyStore:
         if not ACCESS_KEY_ID.fullmatch(access_key_id):
             raise KeyStoreError("an access key id has 1-128 letters and digits")
         secret = secret or new_secret()
-        ciphertext = self._kms().encrypt(KeyId=self.kms_key, Plaintext=secret.encode("utf-8"),
-                                         EncryptionContext=_context(registry_id, access_key_id))["CiphertextBlob"]
+        ciphertext = self._kms().encrypt(
+            KeyId=self.kms_key, Plaintext=secret.encode("utf-8"), EncryptionContext=_context(registry_id, access_key_id)
+        )["CiphertextBlob"]
         try:
             self.dynamodb.put_item(
                 TableName=self.table,
-                Item=codec.item(access_key_id=access_key_id, registry_id=registry_id, name=name,
-                                grants=_grants_to_item(grants), status=ACTIVE, created_at=now,
-                                secret_ciphertext=ciphertext),
-                ConditionExpression="attribute_not_exists(access_key_id)")
+                Item=codec.item(
+                    access_key_id=access_key_id,
+                    registry_id=registry_id,
+                    name=name,
+                    grants=_grants_to_item(grants),
+                    status=ACTIVE,
+                    created_at=now,
+                    secret_ciphertext=ciphertext,
+                ),
+                ConditionExpression="attribute_not_exists(access_key_id)",
+            )
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
             raise KeyStoreError(f"the access key id {access_key_id} exists already") from None
         return AccessKey(access_key_id, registry_id, name, grants, now, True, secret)
 
     def list(self, registry_id: str | None = None) -> Iterator[AccessKey]:
         """Every key (without secrets), optionally of one registry. A scan: the table is small."""
-        request = {"TableName": self.table, "ConsistentRead": True,
-                   "ProjectionExpression": "access_key_id, registry_id, #n, grants, #s, created_at",
-                   "ExpressionAttributeNames": {"#n": "name", "#s": "status"}}
+        request = {
+            "TableName": self.table,
+            "ConsistentRead": True,
+            "ProjectionExpression": "access_key_id, registry_id, #n, grants, #s, created_at",
+            "ExpressionAttributeNames": {"#n": "name", "#s": "status"},
+        }
         if registry_id:
             request.update(FilterExpression="registry_id = :r", ExpressionAttributeValues=codec.values(r=registry_id))
         while True:
@@ -143,10 +172,12 @@ class KeyStore:
         """Revoke for good: the secret's ciphertext is deleted, the item stays as a record."""
         try:
             self.dynamodb.update_item(
-                TableName=self.table, Key={"access_key_id": {"S": access_key_id}},
+                TableName=self.table,
+                Key={"access_key_id": {"S": access_key_id}},
                 UpdateExpression="SET #s = :revoked, revoked_at = :now REMOVE secret_ciphertext",
                 ConditionExpression="attribute_exists(access_key_id)",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=codec.values(revoked=REVOKED, now=now))
+                ExpressionAttributeValues=codec.values(revoked=REVOKED, now=now),
+            )
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
             raise KeyStoreError(f"no access key {access_key_id}") from None

@@ -33,19 +33,27 @@ S3_MIN_PART = 5 * 1024 * 1024
 
 
 def layer_from_item(item: dict) -> Layer:
-    return Layer(digest=item["digest"], size=item["size"], blob_key=item["blob_key"],
-                 referenced=item.get("referenced", False))
+    return Layer(
+        digest=item["digest"], size=item["size"], blob_key=item["blob_key"], referenced=item.get("referenced", False)
+    )
 
 
 def upload_from_item(item: dict) -> Upload:
     return Upload(
-        upload_id=item["upload_id"], repository_key=item["repository"],
+        upload_id=item["upload_id"],
+        repository_key=item["repository"],
         encryption=Encryption(item.get("encryption_type", "AES256"), item.get("kms_key")),
-        last_byte=item["last_byte"], part_count=item["part_count"], hash_state=item.get("hash_state"),
-        tail_key=item.get("tail_key"), tail_size=item.get("tail_size", 0),
-        multipart_id=item.get("multipart_id"), blob_key=item["blob_key"],
+        last_byte=item["last_byte"],
+        part_count=item["part_count"],
+        hash_state=item.get("hash_state"),
+        tail_key=item.get("tail_key"),
+        tail_size=item.get("tail_size", 0),
+        multipart_id=item.get("multipart_id"),
+        blob_key=item["blob_key"],
         s3_parts=tuple((p["n"], p["etag"]) for p in item.get("s3_parts") or ()),
-        completed_digest=item.get("completed_digest"), expires_at=item.get("expires_at"))
+        completed_digest=item.get("completed_digest"),
+        expires_at=item.get("expires_at"),
+    )
 
 
 class LayerStore:
@@ -63,12 +71,16 @@ class LayerStore:
 
     def download_url(self, layer: Layer) -> str:
         return self.backend.s3.generate_presigned_url(
-            "get_object", Params={"Bucket": self.backend.settings.bucket, "Key": layer.blob_key},
-            ExpiresIn=self.backend.settings.download_url_seconds)
+            "get_object",
+            Params={"Bucket": self.backend.settings.bucket, "Key": layer.blob_key},
+            ExpiresIn=self.backend.settings.download_url_seconds,
+        )
 
     def purge(self, repo: Repository) -> None:
-        keys = [self.backend.key("layers", repo.key, i["digest"])
-                for i in self.backend.query("layers", repo.key, projection="digest")]
+        keys = [
+            self.backend.key("layers", repo.key, i["digest"])
+            for i in self.backend.query("layers", repo.key, projection="digest")
+        ]
         self.backend.batch_delete("layers", keys)
 
     # --- uploads ----------------------------------------------------------------------------------
@@ -79,12 +91,21 @@ class LayerStore:
             self.backend.dynamodb.put_item(
                 TableName=self.backend.table("uploads"),
                 Item=codec.item(
-                    upload_id=upload_id, repository=repo.key, encryption_type=repo.encryption.type,
-                    kms_key=repo.encryption.kms_key, last_byte=-1, part_count=0, tail_size=0, s3_parts=[],
+                    upload_id=upload_id,
+                    repository=repo.key,
+                    encryption_type=repo.encryption.type,
+                    kms_key=repo.encryption.kms_key,
+                    last_byte=-1,
+                    part_count=0,
+                    tail_size=0,
+                    s3_parts=[],
                     blob_key=f"blobs/{repo.registry_id}/{repo.encryption.scope}/{upload_id}",
-                    created_at=now, expires_at=int(now) + self.backend.settings.upload_ttl_seconds),
+                    created_at=now,
+                    expires_at=int(now) + self.backend.settings.upload_ttl_seconds,
+                ),
                 ConditionExpression="attribute_not_exists(upload_id)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
         except self.backend.dynamodb.exceptions.ConditionalCheckFailedException as failure:
             # A fresh UUID is taken only by our own first attempt, whose response botocore lost
             # before retrying: the upload is there, as we wrote it.
@@ -107,35 +128,48 @@ class LayerStore:
             body = self._read_tail(upload) + part
             if multipart_id is None:
                 multipart_id = self.backend.s3_call(
-                    "create_multipart_upload", Key=upload.blob_key,
-                    ContentType="application/octet-stream", **sse_arguments(upload.encryption))["UploadId"]
+                    "create_multipart_upload",
+                    Key=upload.blob_key,
+                    ContentType="application/octet-stream",
+                    **sse_arguments(upload.encryption),
+                )["UploadId"]
                 created_multipart = True
             number = len(parts) + 1
-            etag = self.backend.s3_call("upload_part", Key=upload.blob_key, UploadId=multipart_id,
-                                        PartNumber=number, Body=body)["ETag"]
+            etag = self.backend.s3_call(
+                "upload_part", Key=upload.blob_key, UploadId=multipart_id, PartNumber=number, Body=body
+            )["ETag"]
             parts.append((number, etag))
         else:
             # A fresh key per state: a racing request can never overwrite the tail we recorded.
             tail_key = f"uploads/{upload.upload_id}/{upload.last_byte + 1 - upload.tail_size}-{uuid.uuid4().hex}"
-            self.backend.s3_call("put_object", Key=tail_key, Body=self._read_tail(upload) + part,
-                                 **sse_arguments(upload.encryption))
+            self.backend.s3_call(
+                "put_object", Key=tail_key, Body=self._read_tail(upload) + part, **sse_arguments(upload.encryption)
+            )
             tail_size = pending
         last_byte = upload.last_byte + len(part)
         try:
             self.backend.dynamodb.update_item(
-                TableName=self.backend.table("uploads"), Key=self.backend.key("uploads", upload.upload_id),
+                TableName=self.backend.table("uploads"),
+                Key=self.backend.key("uploads", upload.upload_id),
                 UpdateExpression="SET last_byte = :last, hash_state = :state, tail_size = :tail_size, "
-                                 "s3_parts = :parts, part_count = part_count + :one"
-                                 + (", multipart_id = :mp" if multipart_id else "")
-                                 + (", tail_key = :tail_key" if tail_key else " REMOVE tail_key"),
+                "s3_parts = :parts, part_count = part_count + :one"
+                + (", multipart_id = :mp" if multipart_id else "")
+                + (", tail_key = :tail_key" if tail_key else " REMOVE tail_key"),
                 ConditionExpression="last_byte = :expected AND part_count < :max "
-                                    "AND attribute_not_exists(completed_digest)",
+                "AND attribute_not_exists(completed_digest)",
                 ExpressionAttributeValues=codec.values(
-                    last=last_byte, state=hash_state, tail_size=tail_size, one=1,
-                    parts=[{"n": n, "etag": e} for n, e in parts], expected=upload.last_byte,
-                    max=max_parts, **({"mp": multipart_id} if multipart_id else {}),
-                    **({"tail_key": tail_key} if tail_key else {})),
-                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                    last=last_byte,
+                    state=hash_state,
+                    tail_size=tail_size,
+                    one=1,
+                    parts=[{"n": n, "etag": e} for n, e in parts],
+                    expected=upload.last_byte,
+                    max=max_parts,
+                    **({"mp": multipart_id} if multipart_id else {}),
+                    **({"tail_key": tail_key} if tail_key else {}),
+                ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
         except self.backend.dynamodb.exceptions.ConditionalCheckFailedException as failure:
             old = codec.plain(failure.response.get("Item"))
             if not _is_our_update(old, last_byte, tail_key, multipart_id, parts):
@@ -178,24 +212,47 @@ class LayerStore:
             blob_key = self._register_blob(scope, digest, upload.blob_key, size, now)
         layer = Layer(digest=digest, size=size, blob_key=blob_key)
         try:
-            self.backend.transact([
-                Action("layer", {"Put": {
-                    "TableName": self.backend.table("layers"),
-                    "Item": codec.item(repository=repo.key, digest=digest, size=size, blob_key=blob_key,
-                                       created_at=now),
-                    "ConditionExpression": "attribute_not_exists(digest)"}}),
-                Action("upload", {"Update": {
-                    "TableName": self.backend.table("uploads"),
-                    "Key": self.backend.key("uploads", upload.upload_id),
-                    "UpdateExpression": "SET completed_digest = :d REMOVE hash_state",
-                    "ConditionExpression": "last_byte = :last AND attribute_not_exists(completed_digest)",
-                    "ExpressionAttributeValues": codec.values(d=digest, last=upload.last_byte)}}),
-                Action("repository", self.repositories.live_condition(repo)),
-                Action("blob", {"Update": {
-                    "TableName": self.backend.table("blobs"), "Key": self.backend.key("blobs", scope, digest),
-                    "UpdateExpression": "SET used_at = :now", "ConditionExpression": "blob_key = :key",
-                    "ExpressionAttributeValues": codec.values(now=now, key=blob_key)}}),
-            ])
+            self.backend.transact(
+                [
+                    Action(
+                        "layer",
+                        {
+                            "Put": {
+                                "TableName": self.backend.table("layers"),
+                                "Item": codec.item(
+                                    repository=repo.key, digest=digest, size=size, blob_key=blob_key, created_at=now
+                                ),
+                                "ConditionExpression": "attribute_not_exists(digest)",
+                            }
+                        },
+                    ),
+                    Action(
+                        "upload",
+                        {
+                            "Update": {
+                                "TableName": self.backend.table("uploads"),
+                                "Key": self.backend.key("uploads", upload.upload_id),
+                                "UpdateExpression": "SET completed_digest = :d REMOVE hash_state",
+                                "ConditionExpression": "last_byte = :last AND attribute_not_exists(completed_digest)",
+                                "ExpressionAttributeValues": codec.values(d=digest, last=upload.last_byte),
+                            }
+                        },
+                    ),
+                    Action("repository", self.repositories.live_condition(repo)),
+                    Action(
+                        "blob",
+                        {
+                            "Update": {
+                                "TableName": self.backend.table("blobs"),
+                                "Key": self.backend.key("blobs", scope, digest),
+                                "UpdateExpression": "SET used_at = :now",
+                                "ConditionExpression": "blob_key = :key",
+                                "ExpressionAttributeValues": codec.values(now=now, key=blob_key),
+                            }
+                        },
+                    ),
+                ]
+            )
         except Cancelled as cancelled:
             if cancelled.conflict:
                 raise ConcurrentUpdate() from None
@@ -203,7 +260,8 @@ class LayerStore:
                 raise errors.LayerAlreadyExistsException(_already_exists(repo, digest)) from None
             if cancelled.reason("upload"):
                 raise errors.UploadNotFoundException(
-                    f"Upload with id '{upload.upload_id}' was not found or is already complete") from None
+                    f"Upload with id '{upload.upload_id}' was not found or is already complete"
+                ) from None
             raise ConcurrentUpdate() from None  # the repository or the blob entry changed: read again
         if blob_key != upload.blob_key:
             # Only now: had the transaction failed, the retry might have needed our own bytes.
@@ -217,10 +275,12 @@ class LayerStore:
         """Close an upload whose layer already exists: mark it completed, drop its bytes."""
         try:
             self.backend.dynamodb.update_item(
-                TableName=self.backend.table("uploads"), Key=self.backend.key("uploads", upload.upload_id),
+                TableName=self.backend.table("uploads"),
+                Key=self.backend.key("uploads", upload.upload_id),
                 UpdateExpression="SET completed_digest = :d REMOVE hash_state",
                 ConditionExpression="attribute_not_exists(completed_digest)",
-                ExpressionAttributeValues=codec.values(d=digest or "abandoned"))
+                ExpressionAttributeValues=codec.values(d=digest or "abandoned"),
+            )
         except self.backend.dynamodb.exceptions.ConditionalCheckFailedException:
             return
         self._discard(upload.tail_key, upload.multipart_id, upload.blob_key)
@@ -228,25 +288,37 @@ class LayerStore:
     def _finish_object(self, upload: Upload) -> None:
         """Turn the staged parts into the blob object at upload.blob_key."""
         if upload.multipart_id is None:  # smaller than one S3 part: the tail is the whole blob
-            self.backend.s3_call("copy_object", Key=upload.blob_key,
-                                 CopySource={"Bucket": self.backend.settings.bucket, "Key": upload.tail_key},
-                                 **sse_arguments(upload.encryption))
+            self.backend.s3_call(
+                "copy_object",
+                Key=upload.blob_key,
+                CopySource={"Bucket": self.backend.settings.bucket, "Key": upload.tail_key},
+                **sse_arguments(upload.encryption),
+            )
             return
         parts = [{"PartNumber": n, "ETag": e} for n, e in upload.s3_parts]
         try:
             if upload.tail_key:  # the last part may be smaller than 5 MiB; copied inside S3
                 number = len(parts) + 1
                 copied = self.backend.s3_call(
-                    "upload_part_copy", Key=upload.blob_key, UploadId=upload.multipart_id, PartNumber=number,
-                    CopySource={"Bucket": self.backend.settings.bucket, "Key": upload.tail_key})
+                    "upload_part_copy",
+                    Key=upload.blob_key,
+                    UploadId=upload.multipart_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": self.backend.settings.bucket, "Key": upload.tail_key},
+                )
                 parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
-            self.backend.s3_call("complete_multipart_upload", Key=upload.blob_key,
-                                 UploadId=upload.multipart_id, MultipartUpload={"Parts": parts})
+            self.backend.s3_call(
+                "complete_multipart_upload",
+                Key=upload.blob_key,
+                UploadId=upload.multipart_id,
+                MultipartUpload={"Parts": parts},
+            )
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code")
             if code in ("InvalidPart", "InvalidPartOrder"):  # a part was overwritten by a racing request
                 raise errors.InvalidLayerException(
-                    "The uploaded parts changed while the upload was in progress; upload the layer again") from None
+                    "The uploaded parts changed while the upload was in progress; upload the layer again"
+                ) from None
             # An earlier attempt may have completed the multipart upload (its response was lost, or
             # it stopped before registering the object): S3 answers NoSuchUpload (moto: a 500).
             # Then the object is there with every byte: its key belongs to this upload alone.
@@ -265,7 +337,8 @@ class LayerStore:
             self.backend.dynamodb.put_item(
                 TableName=self.backend.table("blobs"),
                 Item=codec.item(scope=scope, digest=digest, blob_key=blob_key, size=size, used_at=now),
-                ConditionExpression="attribute_not_exists(digest)")
+                ConditionExpression="attribute_not_exists(digest)",
+            )
             return blob_key
         except self.backend.dynamodb.exceptions.ConditionalCheckFailedException:
             winner = self.backend.get("blobs", scope, digest)
@@ -283,25 +356,31 @@ class LayerStore:
 
 
 def _already_exists(repo: Repository, digest: str) -> str:
-    return (f"The layer with digest '{digest}' already exists in the repository with name "
-            f"'{repo.name}' in registry with id '{repo.registry_id}'")
+    return (
+        f"The layer with digest '{digest}' already exists in the repository with name "
+        f"'{repo.name}' in registry with id '{repo.registry_id}'"
+    )
 
 
-def _is_our_update(old: dict | None, last_byte: int, tail_key: str | None, multipart_id: str | None,
-                   parts: list[tuple[int, str]]) -> bool:
+def _is_our_update(
+    old: dict | None, last_byte: int, tail_key: str | None, multipart_id: str | None, parts: list[tuple[int, str]]
+) -> bool:
     """Whether the upload item is exactly what our update_item wrote (the tail key is unique to
     this request; an S3 part's ETag is the MD5 of its bytes)."""
-    return (old is not None and old.get("last_byte") == last_byte and old.get("tail_key") == tail_key
-            and old.get("multipart_id") == multipart_id
-            and [(p["n"], p["etag"]) for p in old.get("s3_parts") or ()] == list(parts))
+    return (
+        old is not None
+        and old.get("last_byte") == last_byte
+        and old.get("tail_key") == tail_key
+        and old.get("multipart_id") == multipart_id
+        and [(p["n"], p["etag"]) for p in old.get("s3_parts") or ()] == list(parts)
+    )
 
 
 def _refused_part(old: dict | None, max_parts: int) -> Exception:
     if old is None or old.get("completed_digest"):
         return UploadGone()
     if old.get("part_count", 0) >= max_parts:
-        return errors.LimitExceededException(
-            f"The upload has reached the limit of {max_parts} layer parts")
+        return errors.LimitExceededException(f"The upload has reached the limit of {max_parts} layer parts")
     return PartOutOfOrder(old["last_byte"])
 
 

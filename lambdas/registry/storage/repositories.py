@@ -10,7 +10,7 @@ Conditions that guard them:
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from botocore.exceptions import ClientError
 
@@ -26,24 +26,34 @@ NAMES = {"#name": "name"}
 
 def _to_item(repo: Repository) -> dict:
     return codec.item(
-        registry_id=repo.registry_id, name=repo.name, created_at=repo.created_at,
-        tag_mutability=repo.tag_mutability, exclusion_filters=list(repo.exclusion_filters),
-        encryption_type=repo.encryption.type, kms_key=repo.encryption.kms_key,
+        registry_id=repo.registry_id,
+        name=repo.name,
+        created_at=repo.created_at,
+        tag_mutability=repo.tag_mutability,
+        exclusion_filters=list(repo.exclusion_filters),
+        encryption_type=repo.encryption.type,
+        kms_key=repo.encryption.kms_key,
         scan_on_push=repo.scan_on_push,
         resource_tags=[{"Key": k, "Value": v} for k, v in repo.resource_tags],
-        image_count=repo.image_count, config_version=repo.config_version)
+        image_count=repo.image_count,
+        config_version=repo.config_version,
+    )
 
 
 def repository_from_item(item: dict) -> Repository:
     return Repository(
-        registry_id=item["registry_id"], name=item["name"], created_at=item["created_at"],
+        registry_id=item["registry_id"],
+        name=item["name"],
+        created_at=item["created_at"],
         tag_mutability=item.get("tag_mutability", "MUTABLE"),
         exclusion_filters=tuple(item.get("exclusion_filters") or ()),
         encryption=Encryption(item.get("encryption_type", "AES256"), item.get("kms_key")),
         scan_on_push=item.get("scan_on_push", False),
         resource_tags=tuple((t["Key"], t["Value"]) for t in item.get("resource_tags") or ()),
-        image_count=item.get("image_count", 0), config_version=item.get("config_version", 0),
-        deleting="deleting" in item)
+        image_count=item.get("image_count", 0),
+        config_version=item.get("config_version", 0),
+        deleting="deleting" in item,
+    )
 
 
 class RepositoryStore:
@@ -78,16 +88,30 @@ class RepositoryStore:
     def create(self, repo: Repository, max_repositories: int) -> None:
         table = self.backend.table("repositories")
         actions = [
-            Action("repository", {"Put": {
-                "TableName": table, "Item": _to_item(repo),
-                "ConditionExpression": "attribute_not_exists(#name)",
-                "ExpressionAttributeNames": NAMES}}),
-            Action("counter", {"Update": {
-                "TableName": table, "Key": self.key(repo.registry_id, REGISTRY_ITEM),
-                "UpdateExpression": "ADD repository_count :one",
-                "ConditionExpression": "attribute_not_exists(repository_count) OR repository_count < :max",
-                "ExpressionAttributeValues": codec.values(one=1, max=max_repositories),
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}),
+            Action(
+                "repository",
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": _to_item(repo),
+                        "ConditionExpression": "attribute_not_exists(#name)",
+                        "ExpressionAttributeNames": NAMES,
+                    }
+                },
+            ),
+            Action(
+                "counter",
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": self.key(repo.registry_id, REGISTRY_ITEM),
+                        "UpdateExpression": "ADD repository_count :one",
+                        "ConditionExpression": "attribute_not_exists(repository_count) OR repository_count < :max",
+                        "ExpressionAttributeValues": codec.values(one=1, max=max_repositories),
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+            ),
         ]
         try:
             self.backend.transact(actions)
@@ -95,11 +119,13 @@ class RepositoryStore:
             if cancelled.reason("repository"):
                 raise errors.RepositoryAlreadyExistsException(
                     f"The repository with name '{repo.name}' already exists in the registry "
-                    f"with id '{repo.registry_id}'") from None
+                    f"with id '{repo.registry_id}'"
+                ) from None
             if cancelled.reason("counter") and not cancelled.conflict:
                 raise errors.LimitExceededException(
                     f"The number of repositories in registry '{repo.registry_id}' would exceed "
-                    f"the limit of {max_repositories}") from None
+                    f"the limit of {max_repositories}"
+                ) from None
             raise ConcurrentUpdate() from None
 
     def resolve_kms_key(self, key: str) -> str:
@@ -110,17 +136,21 @@ class RepositoryStore:
             code = error.response["Error"]["Code"]
             raise errors.KmsException(f"The KMS key '{key}' cannot be used: {code}", kms_error=code) from None
         if metadata.get("KeyState", "Enabled") != "Enabled":
-            raise errors.KmsException(f"The KMS key '{key}' is {metadata['KeyState']}",
-                                      kms_error="KMSInvalidStateException")
+            raise errors.KmsException(
+                f"The KMS key '{key}' is {metadata['KeyState']}", kms_error="KMSInvalidStateException"
+            )
         return metadata["Arn"]
 
     def set_tag_mutability(self, repo: Repository, mutability: str, filters: tuple[str, ...]) -> None:
         try:
             self.backend.dynamodb.update_item(
-                TableName=self.backend.table("repositories"), Key=self.key(repo.registry_id, repo.name),
+                TableName=self.backend.table("repositories"),
+                Key=self.key(repo.registry_id, repo.name),
                 UpdateExpression="SET tag_mutability = :m, exclusion_filters = :f ADD config_version :one",
-                ConditionExpression=LIVE, ExpressionAttributeNames=NAMES,
-                ExpressionAttributeValues=codec.values(m=mutability, f=list(filters), one=1))
+                ConditionExpression=LIVE,
+                ExpressionAttributeNames=NAMES,
+                ExpressionAttributeValues=codec.values(m=mutability, f=list(filters), one=1),
+            )
         except self.backend.dynamodb.exceptions.ConditionalCheckFailedException:
             raise errors.repository_not_found(repo.registry_id, repo.name) from None
 
@@ -147,17 +177,21 @@ class RepositoryStore:
             values["zero"] = 0
         try:
             self.backend.dynamodb.update_item(
-                TableName=self.backend.table("repositories"), Key=self.key(repo.registry_id, repo.name),
+                TableName=self.backend.table("repositories"),
+                Key=self.key(repo.registry_id, repo.name),
                 UpdateExpression="SET deleting = if_not_exists(deleting, :now) ADD config_version :one",
-                ConditionExpression=condition, ExpressionAttributeNames=NAMES,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=NAMES,
                 ExpressionAttributeValues=codec.values(**values),
-                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
         except self.backend.dynamodb.exceptions.ConditionalCheckFailedException as failure:
             if "Item" not in failure.response:
                 raise errors.repository_not_found(repo.registry_id, repo.name) from None
             raise errors.RepositoryNotEmptyException(
                 f"The repository with name '{repo.name}' in registry with id '{repo.registry_id}' "
-                f"cannot be deleted because it still contains images") from None
+                f"cannot be deleted because it still contains images"
+            ) from None
 
     def finish_deletion(self, repo: Repository) -> None:
         table = self.backend.table("repositories")
@@ -167,12 +201,28 @@ class RepositoryStore:
             raise errors.repository_not_found(repo.registry_id, repo.name) from None
 
     def _delete_with_counter(self, repo: Repository, table: str) -> None:
-        self.backend.transact([
-            Action("repository", {"Delete": {
-                "TableName": table, "Key": self.key(repo.registry_id, repo.name),
-                "ConditionExpression": "attribute_exists(deleting)"}}),
-            Action("counter", {"Update": {
-                "TableName": table, "Key": self.key(repo.registry_id, REGISTRY_ITEM),
-                "UpdateExpression": "ADD repository_count :minus",
-                "ExpressionAttributeValues": codec.values(minus=-1)}}),
-        ])
+        self.backend.transact(
+            [
+                Action(
+                    "repository",
+                    {
+                        "Delete": {
+                            "TableName": table,
+                            "Key": self.key(repo.registry_id, repo.name),
+                            "ConditionExpression": "attribute_exists(deleting)",
+                        }
+                    },
+                ),
+                Action(
+                    "counter",
+                    {
+                        "Update": {
+                            "TableName": table,
+                            "Key": self.key(repo.registry_id, REGISTRY_ITEM),
+                            "UpdateExpression": "ADD repository_count :minus",
+                            "ExpressionAttributeValues": codec.values(minus=-1),
+                        }
+                    },
+                ),
+            ]
+        )
