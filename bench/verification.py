@@ -93,7 +93,7 @@ def main() -> None:
         )
         event = signed_event(client, "describe_repositories")
         request = wire.http_request(event)
-        store, keys = handler.store(), handler.keys()
+        store, keys = handler.store(), handler.access_keys()
         region = store.settings.region
         calls = []
         auth.authenticate(request, keys, region)  # creates the KMS client too
@@ -117,20 +117,21 @@ def main() -> None:
             invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:measure"
 
         # the two round trips of a cold verification, one by one
-        key_store = store.keys
-        item = key_store.dynamodb.get_item(
-            TableName=key_store.table, Key={"access_key_id": {"S": "test"}}, ConsistentRead=True
-        )["Item"]
+        backend, kms_key = store.backend, store.access_keys.kms_key
+        table = backend.table("keys")
+        item = backend.dynamodb.get_item(TableName=table, Key={"access_key_id": {"S": "test"}}, ConsistentRead=True)[
+            "Item"
+        ]
         get_item = timed(
-            lambda: key_store.dynamodb.get_item(
-                TableName=key_store.table, Key={"access_key_id": {"S": "test"}}, ConsistentRead=True
+            lambda: backend.dynamodb.get_item(
+                TableName=table, Key={"access_key_id": {"S": "test"}}, ConsistentRead=True
             ),
             cold_iterations,
         )
         decrypt = timed(
-            lambda: key_store._kms().decrypt(
+            lambda: backend.kms.decrypt(
                 CiphertextBlob=item["secret_ciphertext"]["B"],
-                KeyId=key_store.kms_key,
+                KeyId=kms_key,
                 EncryptionContext={"registry_id": item["registry_id"]["S"], "access_key_id": "test"},
             ),
             cold_iterations,

@@ -15,7 +15,16 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from registry.config import BUCKET_ENV, KEY_CACHE_SECONDS_ENV, KEYS_KMS_KEY_ENV, QUOTA_ENV, REGISTRY_ID_ENV, TABLE_ENV
+from registry.config import (
+    ACCESS_KEY_CACHE_SECONDS_ENV,
+    ACCESS_KEYS_KMS_KEY_ENV,
+    BUCKET_ENV,
+    METRICS_NAMESPACE,
+    QUOTA_ENV,
+    SERVICE_NAME,
+    TABLE_ENV,
+)
+from registry.storage import access_keys, schema
 
 from .bundling import BOTOCORE_SERVICES, PLATFORMS, BundleSpec, bytecode_compiler, lambda_code, python_version_of
 from .config import RegistryProps
@@ -26,11 +35,9 @@ from .storage import RegistryStorage
 # bytecode every cold start compiles every module (/var/task is read-only): about twice as slow.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 HANDLER = "registry.handler.lambda_handler"
-SERVICE_NAME = "ecr-registry"  # Powertools service (logs, metrics dimension, traces)
-METRICS_NAMESPACE = "ServerlessEcrRegistry"
 
 # The function's S3 keys (lambdas/registry/storage): it may touch nothing else in its bucket.
-OBJECT_PREFIXES = ("blobs/", "manifests/", "uploads/")
+OBJECT_PREFIXES = schema.OBJECT_PREFIXES
 
 READ_WRITE = (
     # TransactWriteItems is no IAM action: each of its Put/Update/Delete/ConditionCheck is
@@ -60,7 +67,7 @@ TABLE_ACCESS: dict[str, str] = {
 }
 # The encryption context under which registryctl encrypts a key's secret and the function decrypts
 # it (lambdas/registry/storage/keys.py): the function's kms:Decrypt requires exactly these keys.
-SECRET_CONTEXT_KEYS = ("access_key_id", "registry_id")
+SECRET_CONTEXT_KEYS = access_keys.SECRET_CONTEXT_KEYS
 OBJECT_ACTIONS = [
     # GetObject also authorizes HeadObject and presigned GETs (signed with the function's role);
     # PutObject authorizes CreateMultipartUpload, UploadPart, CompleteMultipartUpload and the write
@@ -108,11 +115,10 @@ class RegistryApi(Construct):
 
         quotas = props.quota_values()
         environment = {
-            REGISTRY_ID_ENV: Aws.ACCOUNT_ID,
             BUCKET_ENV: storage.bucket.bucket_name,
             **{TABLE_ENV[logical]: table.table_name for logical, table in storage.tables.items()},
-            KEYS_KMS_KEY_ENV: storage.keys_key.key_arn,
-            KEY_CACHE_SECONDS_ENV: str(props.key_cache_seconds),
+            ACCESS_KEYS_KMS_KEY_ENV: storage.keys_key.key_arn,
+            ACCESS_KEY_CACHE_SECONDS_ENV: str(props.key_cache_seconds),
             **{env: str(getattr(quotas, name)) for name, env in QUOTA_ENV.items()},
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,

@@ -8,7 +8,9 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from .api import METRICS_NAMESPACE, SERVICE_NAME, RegistryApi
+from registry.config import METRICS_NAMESPACE, SERVICE_NAME
+
+from .api import RegistryApi
 from .config import RegistryProps
 from .sweep import SCHEDULE, RegistrySweep
 

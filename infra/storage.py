@@ -15,11 +15,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from registry.storage.schema import TABLES
+from registry.storage.schema import STAGED_PARTS_PREFIX, TABLES
 
 from .config import RegistryProps
 
-STAGED_PARTS_PREFIX = "uploads/"  # parts of layer uploads in progress (see storage/layers.py)
 STAGED_PARTS_DAYS = 7  # same as the uploads table's TTL (Settings.upload_ttl_seconds)
 INCOMPLETE_MULTIPART_DAYS = 7
 ACCESS_LOG_DAYS = 90

@@ -14,7 +14,7 @@ No retries either: a failed run is finished by the next one, an hour later.
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, Aws, Duration, RemovalPolicy
+from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -22,22 +22,22 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from registry.config import BUCKET_ENV, REGISTRY_ID_ENV, TABLE_ENV
-from registry.sweep import BLOB_PREFIX, GRACE_ENV, STAGED_PREFIX
+from registry.config import BUCKET_ENV, SWEEP_SERVICE_NAME, TABLE_ENV
+from registry.storage.schema import BLOBS_PREFIX, STAGED_PARTS_PREFIX
+from registry.sweep import GRACE_ENV
 
 from .api import TABLE_ACCESS, RegistryApi, log_retention
 from .bundling import lambda_code
 from .config import RegistryProps
 from .storage import RegistryStorage
 
-HANDLER = "registry.sweep.lambda_handler"
+HANDLER = "registry.sweep.handler.lambda_handler"
 SCHEDULE = Duration.hours(1)
 TIMEOUT = Duration.minutes(15)  # the run stops itself 30 s before; the next run carries on
 MEMORY_MB = 1024  # it holds the blobs table's entries while it judges them
-SERVICE_NAME = "ecr-registry-sweep"
 # Below this the sweep could judge work a request is still doing (see the sweep's module docstring).
 SAFE_GRACE_SECONDS = 3600
-SWEPT_PREFIXES = (STAGED_PREFIX, BLOB_PREFIX)
+SWEPT_PREFIXES = (STAGED_PARTS_PREFIX, BLOBS_PREFIX)
 TABLE_ACTIONS = (
     # Scan: every phase judges whole tables. Query + BatchWriteItem: purging a half-deleted
     # repository's images, tags and layers. UpdateItem: stamping old items, and the repository
@@ -116,7 +116,6 @@ class RegistrySweep(Construct):
             log_group=self.log_group,
             retry_attempts=0,
             environment={
-                REGISTRY_ID_ENV: Aws.ACCOUNT_ID,
                 BUCKET_ENV: bucket.bucket_name,
                 **{
                     TABLE_ENV[logical]: table.table_name
@@ -124,7 +123,7 @@ class RegistrySweep(Construct):
                     if TABLE_ACCESS[logical] == "ReadWrite"
                 },
                 GRACE_ENV: str(props.sweep_grace_seconds),
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_SERVICE_NAME": SWEEP_SERVICE_NAME,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )

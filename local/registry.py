@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 
 import boto3
 
-from registry.config import BUCKET_ENV, KEYS_KMS_KEY_ENV, REGISTRY_ID_ENV, TABLE_ENV
-from registry.model import Grant
-from registry.storage.keys import KeyStore
+from registry.config import ACCESS_KEYS_KMS_KEY_ENV, BUCKET_ENV, METRICS_NAMESPACE, SERVICE_NAME, TABLE_ENV, Settings
+from registry.records import Grant
+from registry.storage.access_keys import AccessKeyStore
+from registry.storage.backend import Backend
 from registry.storage.schema import TABLES, create_table_request
 
 from .gateway import Gateway
@@ -32,7 +33,7 @@ class Backends:
     moto: Service
     tables: dict[str, str] = field(default_factory=lambda: {n: f"registry-{n}" for n in TABLES})
     bucket: str = "registry-layers"
-    keys_kms_key: str | None = None  # the moto KMS key that encrypts access key secrets
+    access_keys_kms_key: str | None = None  # the moto KMS key that encrypts access key secrets
 
     @classmethod
     def start(cls) -> Backends:
@@ -57,10 +58,10 @@ class Backends:
         for logical, physical in self.tables.items():
             dynamodb.create_table(**create_table_request(logical, physical))
         self.client("s3").create_bucket(Bucket=self.bucket)
-        self.keys_kms_key = self.client("kms").create_key(Description="registry access key secrets (local)")[
+        self.access_keys_kms_key = self.client("kms").create_key(Description="registry access key secrets (local)")[
             "KeyMetadata"
         ]["Arn"]
-        self.key_store().create(
+        self.access_key_store().create(
             REGISTRY_ID,
             DEFAULT_KEY["name"],
             (Grant(("admin",), ("*",)),),
@@ -69,10 +70,10 @@ class Backends:
             secret=DEFAULT_KEY["secret"],
         )
 
-    def key_store(self) -> KeyStore:
-        """The keys table and KMS key, as `registryctl` sees them (operator credentials)."""
-        kms = self.client("kms")
-        return KeyStore(self.client("dynamodb"), lambda: kms, self.tables["keys"], self.keys_kms_key)
+    def access_key_store(self) -> AccessKeyStore:
+        """The access keys table and KMS key, as `registryctl` sees them (operator credentials)."""
+        backend = Backend(Settings(region=REGION, tables=self.tables), self.client)
+        return AccessKeyStore(backend, self.access_keys_kms_key)
 
     def registryctl_environment(self) -> dict[str, str]:
         """What `python -m registryctl` needs to manage the local stack's keys."""
@@ -82,7 +83,7 @@ class Backends:
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint,
             "AWS_ENDPOINT_URL_KMS": self.moto.endpoint,
             TABLE_ENV["keys"]: self.tables["keys"],
-            KEYS_KMS_KEY_ENV: self.keys_kms_key,
+            ACCESS_KEYS_KMS_KEY_ENV: self.access_keys_kms_key,
         }
 
     def environment(self) -> dict[str, str]:
@@ -94,11 +95,11 @@ class Backends:
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint,
             "AWS_ENDPOINT_URL_S3": self.moto.endpoint,
             "AWS_ENDPOINT_URL_KMS": self.moto.endpoint,
-            REGISTRY_ID_ENV: REGISTRY_ID,
             BUCKET_ENV: self.bucket,
-            KEYS_KMS_KEY_ENV: self.keys_kms_key,
+            ACCESS_KEYS_KMS_KEY_ENV: self.access_keys_kms_key,
             "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_NAMESPACE": "ServerlessEcrRegistry",
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
         env.update({TABLE_ENV[logical]: physical for logical, physical in self.tables.items()})
         return env
@@ -125,7 +126,7 @@ class LocalRegistry:
             {
                 k: v
                 for k, v in os.environ.items()
-                if k.startswith("REGISTRY_") and k not in ("REGISTRY_PORT", KEYS_KMS_KEY_ENV)
+                if k.startswith("REGISTRY_") and k not in ("REGISTRY_PORT", ACCESS_KEYS_KMS_KEY_ENV)
             }
         )
         environment.update(overrides or {})

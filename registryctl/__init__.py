@@ -11,6 +11,6 @@ deployed stack's outputs, or its function's environment). `--endpoint-url` or bo
 AWS_ENDPOINT_URL_DYNAMODB/AWS_ENDPOINT_URL_KMS point it at emulators or the local stack.
 """
 
-from .keys import KeyTarget, connect
+from .connection import KeyTarget, connect
 
 __all__ = ["KeyTarget", "connect"]

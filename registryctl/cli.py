@@ -12,9 +12,9 @@ import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from registry.auth.permissions import ROLES, parse_grant
-from registry.storage.keys import KeyStoreError
+from registry.storage.access_keys import AccessKeyError
 
-from .keys import connect
+from .connection import connect
 
 GRANT_HELP = (
     f"<actions>[:<repository patterns>], repeatable. Actions: a role ({', '.join(ROLES)}) or "
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             f"key cache time (REGISTRY_KEY_CACHE_SECONDS, default 60 s)."
         )
         return 0
-    except (KeyStoreError, ValueError) as error:
+    except (AccessKeyError, ValueError) as error:
         print(f"registryctl: {error}", file=sys.stderr)
         return 2
     except (ClientError, BotoCoreError) as error:

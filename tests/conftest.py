@@ -59,22 +59,24 @@ def backends():
 
 
 @pytest.fixture
-def key_store(backends):
+def access_key_store(backends):
     """The local stack's keys table and KMS key, with the operator's (the stand-ins') credentials."""
-    return backends.key_store()
+    return backends.access_key_store()
 
 
 @pytest.fixture
-def issue_key(key_store, request):
+def issue_key(access_key_store, request):
     """issue_key(registry_id, (actions, patterns), ...) -> AccessKey with its secret, issued
     straight into the keys table as `python -m registryctl keys create` does."""
     import time
 
-    from registry.model import Grant
+    from registry.records import Grant
 
     def issue(registry_id: str, *grants, name: str | None = None):
         name = name or re.sub(r"[^\w+=,.@-]", "-", request.node.name)[:64]
-        return key_store.create(registry_id, name, tuple(Grant(tuple(a), tuple(p)) for a, p in grants), time.time())
+        return access_key_store.create(
+            registry_id, name, tuple(Grant(tuple(a), tuple(p)) for a, p in grants), time.time()
+        )
 
     return issue
 

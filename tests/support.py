@@ -51,6 +51,11 @@ def upload_blob(ecr, repo: str, data: bytes, part_size: int | None = None) -> st
     return digest
 
 
+def upload_image_blobs(ecr, repo: str, config: bytes, layers: list[bytes]) -> list[str]:
+    """Upload an image's config and layers, as a client does before PutImage; their digests."""
+    return [upload_blob(ecr, repo, blob) for blob in (config, *layers)]
+
+
 @dataclass
 class Pushed:
     manifest: str
@@ -85,8 +90,7 @@ def push_image(
     ecr, repo: str, tag: str | None = None, layers: int = 1, oci: bool = False, layer_size: int = 64
 ) -> Pushed:
     config, blobs = new_blobs(layers, layer_size)
-    for blob in (config, *blobs):
-        upload_blob(ecr, repo, blob)
+    upload_image_blobs(ecr, repo, config, blobs)
     manifest = image_manifest(config, blobs, oci=oci)
     kwargs = {"imageTag": tag} if tag is not None else {}
     result = ecr.put_image(repositoryName=repo, imageManifest=manifest, **kwargs)

@@ -7,11 +7,16 @@ the local runner (which sets them for its workers) and this package: same names 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 MiB = 1024 * 1024
 
-REGISTRY_ID_ENV = "REGISTRY_ID"
+# Powertools reads these names from the environment (POWERTOOLS_SERVICE_NAME,
+# POWERTOOLS_METRICS_NAMESPACE); the stack and the local runner set them from here.
+SERVICE_NAME = "ecr-registry"
+SWEEP_SERVICE_NAME = "ecr-registry-sweep"
+METRICS_NAMESPACE = "ServerlessEcrRegistry"
+
 BUCKET_ENV = "REGISTRY_BUCKET"
 # logical table name -> environment variable carrying the physical name
 TABLE_ENV = {
@@ -25,9 +30,9 @@ TABLE_ENV = {
 }
 # The KMS key that encrypts the secrets of access keys (registryctl encrypts with it; the function
 # only decrypts, and names it so that a ciphertext under any other key is refused).
-KEYS_KMS_KEY_ENV = "REGISTRY_KEYS_KMS_KEY"
+ACCESS_KEYS_KMS_KEY_ENV = "REGISTRY_KEYS_KMS_KEY"
 # How long a warm function trusts a key it has read: the bound on how late a revocation takes effect.
-KEY_CACHE_SECONDS_ENV = "REGISTRY_KEY_CACHE_SECONDS"
+ACCESS_KEY_CACHE_SECONDS_ENV = "REGISTRY_KEY_CACHE_SECONDS"
 DEFAULT_KEY_CACHE_SECONDS = 60.0
 MAX_KEY_CACHE_SECONDS = 900.0
 
@@ -62,31 +67,29 @@ QUOTA_ENV = {
 @dataclass(frozen=True)
 class Settings:
     region: str
-    default_registry_id: str  # the registry `make run` seeds a key for; callers get theirs from their key
-    tables: dict[str, str]
-    bucket: str
-    quotas: Quotas
+    tables: dict[str, str] = field(default_factory=dict)  # logical name (storage/schema.py) -> physical
+    bucket: str = ""
+    quotas: Quotas = field(default_factory=Quotas)
     # The part size we ask clients for. A part travels base64 in JSON (4/3 bigger) and a Lambda
     # request is at most 6 MB, so ECR's own 5-10 MiB parts cannot reach us; 4 MiB leaves headroom.
     part_size: int = 4 * MiB
     download_url_seconds: int = 3600
     upload_ttl_seconds: int = 7 * 24 * 3600
-    keys_kms_key: str | None = None
-    key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
+    access_keys_kms_key: str | None = None
+    access_key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
 
     @classmethod
     def from_environment(cls) -> Settings:
         env = os.environ
         return cls(
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            default_registry_id=env.get(REGISTRY_ID_ENV, "000000000000"),
             tables={name: env.get(var, f"registry-{name}") for name, var in TABLE_ENV.items()},
             bucket=env.get(BUCKET_ENV, "registry-layers"),
             quotas=Quotas.from_environment(),
             part_size=int(env.get("REGISTRY_PART_SIZE") or 4 * MiB),
             download_url_seconds=int(env.get("REGISTRY_DOWNLOAD_URL_SECONDS") or 3600),
-            keys_kms_key=env.get(KEYS_KMS_KEY_ENV) or None,
-            key_cache_seconds=_key_cache_seconds(env.get(KEY_CACHE_SECONDS_ENV)),
+            access_keys_kms_key=env.get(ACCESS_KEYS_KMS_KEY_ENV) or None,
+            access_key_cache_seconds=_key_cache_seconds(env.get(ACCESS_KEY_CACHE_SECONDS_ENV)),
         )
 
 
@@ -95,5 +98,5 @@ def _key_cache_seconds(raw: str | None) -> float:
         return DEFAULT_KEY_CACHE_SECONDS
     seconds = float(raw)
     if not 0 <= seconds <= MAX_KEY_CACHE_SECONDS:
-        raise ValueError(f"{KEY_CACHE_SECONDS_ENV} must be between 0 and {MAX_KEY_CACHE_SECONDS:.0f}, not {raw}")
+        raise ValueError(f"{ACCESS_KEY_CACHE_SECONDS_ENV} must be between 0 and {MAX_KEY_CACHE_SECONDS:.0f}, not {raw}")
     return seconds

@@ -4,9 +4,14 @@ Every error a caller can see is an `EcrError`. The class name is the wire `__typ
 modeled errors it must be the exact shape name in botocore's ECR model (a unit test checks this);
 extra members of the shape (`kmsError`, `lastValidByteReceived`, ...) travel in `members`.
 `wire.error_response` is the only place that turns these into HTTP.
+
+The functions at the end make the errors more than one operation raises, in ECR's wording: the
+operations call them when storage reports what happened to the data (`storage.errors`).
 """
 
 from __future__ import annotations
+
+from .records import Quota
 
 
 class EcrError(Exception):
@@ -153,7 +158,49 @@ class EmptyUploadException(EcrError):
     pass
 
 
+# --- ECR's wording of the errors several operations raise ---------------------------------------
+
+
 def repository_not_found(registry_id: str, name: str) -> RepositoryNotFoundException:
     return RepositoryNotFoundException(
         f"The repository with name '{name}' does not exist in the registry with id '{registry_id}'"
     )
+
+
+def repository_already_exists(registry_id: str, name: str) -> RepositoryAlreadyExistsException:
+    return RepositoryAlreadyExistsException(
+        f"The repository with name '{name}' already exists in the registry with id '{registry_id}'"
+    )
+
+
+def layer_already_exists(registry_id: str, name: str, digest: str) -> LayerAlreadyExistsException:
+    return LayerAlreadyExistsException(
+        f"The layer with digest '{digest}' already exists in the repository with name "
+        f"'{name}' in registry with id '{registry_id}'"
+    )
+
+
+def upload_not_found(registry_id: str, name: str, upload_id: str) -> UploadNotFoundException:
+    return UploadNotFoundException(
+        f"The upload with id '{upload_id}' does not exist in the repository with name "
+        f"'{name}' in the registry with id '{registry_id}'"
+    )
+
+
+def kms_error(code: str, message: str) -> KmsException:
+    return KmsException(message, kms_error=code)
+
+
+def limit_exceeded(
+    quota: Quota, limit: int, *, registry_id: str, name: str, digest: str = ""
+) -> LimitExceededException:
+    messages = {
+        Quota.REPOSITORIES: f"The number of repositories in registry '{registry_id}' would exceed the limit of {limit}",
+        Quota.IMAGES: f"The number of images in the repository with name '{name}' would exceed "
+        f"the limit of {limit} images per repository",
+        Quota.TAGS_PER_IMAGE: f"Adding a tag to the image with digest '{digest}' exceeds the maximum allowed number "
+        f"of tags per image which is '{limit}'",
+        Quota.LAYER_PARTS: f"The upload has reached the limit of {limit} layer parts",
+        Quota.LIST_CHILDREN: f"A manifest list may reference at most {limit} distinct images in this registry",
+    }
+    return LimitExceededException(messages[quota])

@@ -15,21 +15,24 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from . import auth, wire
-from .config import Settings
+from . import auth, operations, wire
+from .config import METRICS_NAMESPACE, SERVICE_NAME, Settings
 from .errors import EcrError, ServerException, UnknownOperationException
 from .operations import OPERATIONS, Caller, Context
 from .storage import RegistryStore
 
-SERVICE = "ecr-registry"
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace="ServerlessEcrRegistry", service=SERVICE)
+# Powertools takes its names from the environment the stack sets; these defaults serve a handler
+# run without it (in-process benchmarks and tests).
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE)
+logger = Logger()
+metrics = Metrics()
 # The X-Ray SDK costs ~0.35 s of import at every cold start: load it only when traces are sent.
 TRACING = os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true")
 if TRACING:
     from aws_lambda_powertools import Tracer
 
-    tracer = Tracer(service=SERVICE)
+    tracer = Tracer()
     traced = tracer.capture_lambda_handler(capture_response=False)
 else:
     tracer = None
@@ -39,7 +42,7 @@ else:
 
 
 _store: RegistryStore | None = None
-_keys: auth.KeyCache | None = None
+_access_keys: auth.AccessKeyCache | None = None
 
 
 def store() -> RegistryStore:
@@ -51,14 +54,14 @@ def store() -> RegistryStore:
     return _store
 
 
-def keys() -> auth.KeyCache:
-    """Verified keys, kept in memory for REGISTRY_KEY_CACHE_SECONDS: a warm function verifies a
-    known key with no network round trip."""
-    global _keys
-    if _keys is None:
+def access_keys() -> auth.AccessKeyCache:
+    """Verified access keys, kept in memory for REGISTRY_KEY_CACHE_SECONDS: a warm function
+    verifies a known key with no network round trip."""
+    global _access_keys
+    if _access_keys is None:
         registry = store()
-        _keys = auth.KeyCache(registry.keys.get, registry.settings.key_cache_seconds)
-    return _keys
+        _access_keys = auth.AccessKeyCache(registry.access_keys.get, registry.settings.access_key_cache_seconds)
+    return _access_keys
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
@@ -71,18 +74,18 @@ def lambda_handler(event: dict, context) -> dict:
     key_id = None
     try:
         registry = store()
-        caller = Caller.of(auth.authenticate(request, keys(), registry.settings.region))
+        caller = Caller.of(auth.authenticate(request, access_keys(), registry.settings.region))
         key_id = caller.access_key_id
         operation = wire.operation_name(request)
-        run = OPERATIONS.get(operation)
-        if run is None:
+        operation_function = OPERATIONS.get(operation)
+        if operation_function is None:
             raise UnknownOperationException(f"Operation {operation} is not supported by this registry")
         params = wire.read_params(request, operation)
         auth.authorize(caller, operation, params, registry.settings.region)
         ctx = Context(operation=operation, caller=caller, store=registry, settings=registry.settings)
         if tracer is not None:
             tracer.put_annotation("operation", operation)
-        response = wire.ok_response(run(params, ctx), request.request_id)
+        response = wire.ok_response(operations.run(operation_function, params, ctx), request.request_id)
         outcome = "OK"
     except EcrError as error:
         response, outcome = wire.error_response(error, request.request_id), error.code
@@ -101,6 +104,7 @@ def lambda_handler(event: dict, context) -> dict:
             "ms": elapsed_ms,
             "status": response["statusCode"],
             "access_key_id": key_id,
+            "source_ip": request.source_ip,
         },
     )
     metrics.add_metric(

@@ -28,7 +28,6 @@ class HttpRequest:
     request_id: str
     stage: str | None = None
     source_ip: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     header_values: dict[str, list[str]] = field(default_factory=dict)  # every value of each header
     signed_paths: tuple[str, ...] = ("/",)  # the path the client requested (and signed): candidates
 

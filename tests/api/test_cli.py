@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import image_manifest, new_blobs, sha256, upload_blob
+from support import image_manifest, new_blobs, sha256, upload_image_blobs
 
 AWS = str(Path(sys.executable).parent / "aws")
 
@@ -42,8 +42,7 @@ def test_push_and_pull_with_the_aws_cli(registry, ecr, tmp_path):
     ]
     assert created["repositoryName"] == repo and created["imageTagMutability"] == "IMMUTABLE"
     config, blobs = new_blobs(2)
-    for blob in (config, *blobs):
-        upload_blob(ecr, repo, blob)
+    upload_image_blobs(ecr, repo, config, blobs)
     manifest = image_manifest(config, blobs)
     path = tmp_path / "manifest.json"
     path.write_bytes(manifest.encode())

@@ -12,7 +12,17 @@ import os
 
 import pytest
 from botocore.exceptions import ClientError
-from support import NO_RETRIES, error_code, image_manifest, new_blobs, push_image, snapshot, unique_name, upload_blob
+from support import (
+    NO_RETRIES,
+    error_code,
+    image_manifest,
+    new_blobs,
+    push_image,
+    snapshot,
+    unique_name,
+    upload_blob,
+    upload_image_blobs,
+)
 
 pytestmark = pytest.mark.local_only
 MiB = 1024 * 1024
@@ -129,8 +139,7 @@ def test_kms_key_disabled_while_pushing(faults, kms_key):
     )
     assert upload["lastByteReceived"] == 2
     config, blobs = new_blobs(1)
-    for blob in (config, *blobs):
-        upload_blob(ecr, repo, blob)
+    upload_image_blobs(ecr, repo, config, blobs)
     document = json.loads(image_manifest(config, blobs))
     document["annotations"] = {"filler": "y" * 100_000}
     before = snapshot(ecr, repo)
@@ -148,8 +157,7 @@ def test_storage_fault_is_a_server_exception_with_nothing_partial(faults):
     ecr.create_repository(repositoryName=repo)
     old = push_image(ecr, repo, tag="latest")
     config, blobs = new_blobs(1)
-    for blob in (config, *blobs):
-        upload_blob(ecr, repo, blob)
+    upload_image_blobs(ecr, repo, config, blobs)
     manifest = image_manifest(config, blobs)
     before = snapshot(ecr, repo)
     faults.set(
@@ -177,8 +185,7 @@ def test_lost_response_then_retry_sees_image_already_exists(faults):
     repo = unique_name("lost")
     ecr.create_repository(repositoryName=repo)
     config, blobs = new_blobs(1)
-    for blob in (config, *blobs):
-        upload_blob(ecr, repo, blob)
+    upload_image_blobs(ecr, repo, config, blobs)
     manifest = image_manifest(config, blobs)
     faults.set(
         {

@@ -18,6 +18,7 @@ from support import (
     snapshot,
     tags_of,
     upload_blob,
+    upload_image_blobs,
 )
 
 
@@ -34,8 +35,7 @@ def refused(ecr, repo, code, **kwargs):
 
 def uploaded_manifest(ecr, repo, layers=1, oci=False, **extra) -> str:
     config, blobs = new_blobs(layers)
-    for blob in (config, *blobs):
-        upload_blob(ecr, repo, blob)
+    upload_image_blobs(ecr, repo, config, blobs)
     return image_manifest(config, blobs, oci=oci, **extra)
 
 
@@ -45,8 +45,7 @@ def uploaded_manifest(ecr, repo, layers=1, oci=False, **extra) -> str:
 def test_digest_is_sha256_of_the_manifest_bytes_as_sent(ecr, repo):
     # Odd whitespace, key order and non-ASCII text must all survive: nothing is re-serialized.
     config, blobs = new_blobs(1)
-    for blob in (config, *blobs):
-        upload_blob(ecr, repo, blob)
+    upload_image_blobs(ecr, repo, config, blobs)
     document = json.loads(image_manifest(config, blobs))
     document["annotations"] = {"org.example.note": "caf\u00e9 \u2603 \U0001f433"}
     manifest = "{\n  " + json.dumps(document, ensure_ascii=False, indent=7)[1:]
@@ -231,19 +230,16 @@ def test_layers_must_be_in_this_repository(ecr, repo):
     other = repo + "-other"
     ecr.create_repository(repositoryName=other)
     config, blobs = new_blobs(1)
-    for blob in (config, *blobs):
-        upload_blob(ecr, other, blob)
+    upload_image_blobs(ecr, other, config, blobs)
     refused(ecr, repo, "LayersNotFoundException", imageManifest=image_manifest(config, blobs), imageTag="v1")
     # Uploaded here as well, the same bytes are accepted (stored once, available in both).
-    for blob in (config, *blobs):
-        upload_blob(ecr, repo, blob)
+    upload_image_blobs(ecr, repo, config, blobs)
     ecr.put_image(repositoryName=repo, imageManifest=image_manifest(config, blobs), imageTag="v1")
 
 
 def test_foreign_layers_need_no_upload(ecr, repo):
     config, blobs = new_blobs(1)
-    for blob in (config, *blobs):
-        upload_blob(ecr, repo, blob)
+    upload_image_blobs(ecr, repo, config, blobs)
     foreign = [
         {
             "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",

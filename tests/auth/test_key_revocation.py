@@ -26,7 +26,7 @@ def outcome(ecr) -> str:
         return error.response["Error"]["Code"]
 
 
-def test_revoked_key_stops_working_within_the_cache_bound(start_registry, issue_key, key_store):
+def test_revoked_key_stops_working_within_the_cache_bound(start_registry, issue_key, access_key_store):
     registry = start_registry(REGISTRY_KEY_CACHE_SECONDS=str(CACHE_SECONDS))
     key = issue_key(new_registry_id(), (("pull",), ("*",)))
     # Warm every worker's cache with the key: concurrent calls spread over the pool.
@@ -34,7 +34,7 @@ def test_revoked_key_stops_working_within_the_cache_bound(start_registry, issue_
         assert set(pool.map(lambda _: outcome(client_of(registry.endpoint, key)), range(WORKERS * 4))) == {"OK"}
     ecr = client_of(registry.endpoint, key)
 
-    key_store.revoke(key.access_key_id, time.time())
+    access_key_store.revoke(key.access_key_id, time.time())
     revoked_at = time.monotonic()
     deadline = revoked_at + CACHE_SECONDS + MARGIN_SECONDS
     first_refusal = None
@@ -53,12 +53,12 @@ def test_revoked_key_stops_working_within_the_cache_bound(start_registry, issue_
     assert set(outcomes) == {"UnrecognizedClientException"}
 
 
-def test_within_the_bound_a_warm_worker_does_not_read_the_key_again(start_registry, issue_key, key_store):
+def test_within_the_bound_a_warm_worker_does_not_read_the_key_again(start_registry, issue_key, access_key_store):
     """The other side of the bound: with the default cache a revocation is not seen at once
     (the warm path makes no DynamoDB/KMS call), which is why the bound is documented."""
     registry = start_registry(REGISTRY_KEY_CACHE_SECONDS="600")
     key = issue_key(new_registry_id(), (("pull",), ("*",)))
     ecr = client_of(registry.endpoint, key)
     assert outcome(ecr) == "OK"
-    key_store.revoke(key.access_key_id, time.time())
+    access_key_store.revoke(key.access_key_id, time.time())
     assert outcome(ecr) == "OK"  # sequential calls reuse the warmest worker: it trusts its cached key

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry.storage.keys import KeyStoreError
-from registryctl.keys import KeyTarget, resolve
+from registry.storage.access_keys import AccessKeyError
+from registryctl.connection import KeyTarget, resolve
 
 
 class Fake:
@@ -56,7 +56,7 @@ def test_stack_function_environment():
 
 
 def test_nothing_to_go_by():
-    with pytest.raises(KeyStoreError, match="--table"):
+    with pytest.raises(AccessKeyError, match="--table"):
         resolve(table=None, kms_key=None, stack=None, client=Fake({}))
-    with pytest.raises(KeyStoreError, match="REGISTRY_KEYS_TABLE"):
+    with pytest.raises(AccessKeyError, match="REGISTRY_KEYS_TABLE"):
         resolve(table=None, kms_key=None, stack="S", client=Fake({"FunctionName": "fn"}, {}))

@@ -16,7 +16,7 @@ from botocore.credentials import Credentials
 
 from registry import auth, wire
 from registry.auth import permissions
-from registry.auth.keys import KeyCache
+from registry.auth.access_key_cache import AccessKeyCache
 from registry.auth.sigv4 import verify
 from registry.config import Settings
 from registry.errors import (
@@ -25,9 +25,10 @@ from registry.errors import (
     MissingAuthenticationTokenException,
     UnrecognizedClientException,
 )
-from registry.model import AccessKey, Grant
 from registry.operations.common import Caller
-from registry.storage.keys import KeyStore
+from registry.records import AccessKey, Grant
+from registry.storage.access_keys import AccessKeyStore
+from registry.storage.backend import Backend
 
 REGION = "us-east-1"
 KEY = AccessKey("AKIDTESTKEY", "111111111111", "ci", (Grant(("push",), ("team/*",)),), 0.0, True, "s3cr3t")
@@ -246,7 +247,7 @@ class Clock:
 
 def test_cache_serves_a_key_for_ttl_seconds_then_reads_it_again():
     reads, clock = [], Clock()
-    cache = KeyCache(lambda k: reads.append(k) or KEY, ttl=60, clock=clock)
+    cache = AccessKeyCache(lambda k: reads.append(k) or KEY, ttl=60, clock=clock)
     assert cache.get("AKIDTESTKEY") is KEY and cache.get("AKIDTESTKEY") is KEY
     clock.now += 59.9
     assert cache.get("AKIDTESTKEY") is KEY
@@ -258,7 +259,7 @@ def test_cache_serves_a_key_for_ttl_seconds_then_reads_it_again():
 
 def test_cache_remembers_unknown_keys_and_is_bounded():
     reads, clock = [], Clock()
-    cache = KeyCache(lambda k: reads.append(k) or None, ttl=60, max_entries=3, clock=clock)
+    cache = AccessKeyCache(lambda k: reads.append(k) or None, ttl=60, max_entries=3, clock=clock)
     for name in ("a", "a", "b", "c", "d", "a"):
         assert cache.get(name) is None
     assert reads == ["a", "b", "c", "d", "a"]  # "a" was the least recently used when "d" came
@@ -266,7 +267,7 @@ def test_cache_remembers_unknown_keys_and_is_bounded():
 
 def test_no_cache_with_ttl_zero_and_failures_are_not_cached():
     reads = []
-    cache = KeyCache(lambda k: reads.append(k) or KEY, ttl=0)
+    cache = AccessKeyCache(lambda k: reads.append(k) or KEY, ttl=0)
     cache.get("x"), cache.get("x")
     assert reads == ["x", "x"]
     calls = []
@@ -277,7 +278,7 @@ def test_no_cache_with_ttl_zero_and_failures_are_not_cached():
             raise RuntimeError("throttled")
         return KEY
 
-    cache = KeyCache(flaky, ttl=60)
+    cache = AccessKeyCache(flaky, ttl=60)
     with pytest.raises(RuntimeError):
         cache.get("x")
     assert cache.get("x") is KEY and cache.get("x") is KEY and len(calls) == 2
@@ -314,7 +315,8 @@ def test_a_warm_function_verifies_with_no_aws_call():
         "secret_ciphertext": {"B": b"ciphertext"},
     }
     dynamodb, kms = CountingDynamoDB(item), CountingKms()
-    cache = KeyCache(KeyStore(dynamodb, lambda: kms, "keys", None).get, ttl=60)
+    backend = Backend(Settings(region=REGION, tables={"keys": "keys"}), {"dynamodb": dynamodb, "kms": kms}.__getitem__)
+    cache = AccessKeyCache(AccessKeyStore(backend, None).get, ttl=60)
     for _ in range(3):
         request = wire.http_request(signed_event("https://registry.example.com"))
         assert auth.authenticate(request, cache, REGION).registry_id == "111111111111"
@@ -413,7 +415,7 @@ def test_key_cache_seconds(monkeypatch, raw, seconds):
         monkeypatch.delenv("REGISTRY_KEY_CACHE_SECONDS", raising=False)
     else:
         monkeypatch.setenv("REGISTRY_KEY_CACHE_SECONDS", raw)
-    assert Settings.from_environment().key_cache_seconds == seconds
+    assert Settings.from_environment().access_key_cache_seconds == seconds
 
 
 @pytest.mark.parametrize("raw", ["-1", "901", "soon"])

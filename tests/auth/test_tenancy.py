@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from auth_support import client_of, new_registry_id, repository_names
 from botocore.exceptions import ClientError
-from support import image_manifest, new_blobs, push_image, sha256, snapshot, upload_blob
+from support import image_manifest, new_blobs, push_image, sha256, snapshot, upload_image_blobs
 
 pytestmark = pytest.mark.local_only  # keys are issued into the local stack's keys table
 
@@ -67,8 +67,7 @@ def test_layers_of_one_registry_are_not_available_in_another(two_tenants):
     for client in (ecr_a, ecr_b):
         client.create_repository(repositoryName="app")
     config, blobs = new_blobs(1)
-    for blob in (config, *blobs):
-        upload_blob(ecr_a, "app", blob)
+    upload_image_blobs(ecr_a, "app", config, blobs)
     manifest = image_manifest(config, blobs)
     ecr_a.put_image(repositoryName="app", imageTag="v1", imageManifest=manifest)
     digests = [sha256(x) for x in (config, *blobs)]

@@ -32,6 +32,7 @@ from ministack_harness import (
     wheel_platform,
 )
 
+pytestmark = pytest.mark.e2e
 WORKDIR = ROOT / "cdk.out.e2e"
 STACK = "ServerlessEcrRegistry"
 SUITES = ("tests/api", "tests/auth")
@@ -166,7 +167,7 @@ def test_function_runs_the_deployed_configuration(deployment, emulator):
     assert function["Handler"] == "registry.handler.lambda_handler"
     variables = function["Environment"]["Variables"]
     assert variables["REGISTRY_BUCKET"] == outputs["BucketName"]
-    assert variables["REGISTRY_ID"] == ACCOUNT
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "ecr-registry"
     tables = set(emulator.boto3_client("dynamodb").list_tables()["TableNames"])
     assert {v for k, v in variables.items() if k.endswith("_TABLE")} <= tables
     # What registryctl --stack reads is what the function uses.
@@ -174,7 +175,7 @@ def test_function_runs_the_deployed_configuration(deployment, emulator):
     assert variables["REGISTRY_KEYS_KMS_KEY"] == outputs["KeysKmsKeyArn"]
     assert variables["REGISTRY_KEY_CACHE_SECONDS"] == "60"
     sweep = emulator.boto3_client("lambda").get_function_configuration(FunctionName=outputs["SweepFunctionName"])
-    assert sweep["Handler"] == "registry.sweep.lambda_handler" and sweep["Timeout"] == 900
+    assert sweep["Handler"] == "registry.sweep.handler.lambda_handler" and sweep["Timeout"] == 900
     assert sweep["Environment"]["Variables"]["REGISTRY_SWEEP_GRACE_SECONDS"] == "0"
     key = emulator.boto3_client("kms").describe_key(KeyId=outputs["KeysKmsKeyArn"])["KeyMetadata"]
     assert key["KeyState"] == "Enabled" and key["Description"] == "Encrypts the secrets of the registry's access keys"

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from aws_cdk.assertions import Match
 from stack_synth import API_HANDLER, SWEEP_HANDLER, function_by_handler, role_policy_statements
 
 from registry.config import (
+    ACCESS_KEY_CACHE_SECONDS_ENV,
+    ACCESS_KEYS_KMS_KEY_ENV,
     BUCKET_ENV,
-    KEY_CACHE_SECONDS_ENV,
-    KEYS_KMS_KEY_ENV,
     QUOTA_ENV,
-    REGISTRY_ID_ENV,
+    SERVICE_NAME,
     TABLE_ENV,
     Quotas,
 )
@@ -195,9 +198,8 @@ def test_function_environment_names_every_table_bucket_registry_and_quota(templa
         assert env[variable] == {"Ref": logical_id_of_table(template, logical)}
     assert set(TABLE_ENV) == set(TABLES), "every table of the schema has its environment variable"
     assert env[BUCKET_ENV] == {"Ref": blob_bucket(template)[0]}
-    assert env[REGISTRY_ID_ENV] == {"Ref": "AWS::AccountId"}
-    assert env[KEYS_KMS_KEY_ENV] == {"Fn::GetAtt": [keys_key(template)[0], "Arn"]}
-    assert env[KEY_CACHE_SECONDS_ENV] == "60"
+    assert env[ACCESS_KEYS_KMS_KEY_ENV] == {"Fn::GetAtt": [keys_key(template)[0], "Arn"]}
+    assert env[ACCESS_KEY_CACHE_SECONDS_ENV] == "60"
     defaults = Quotas()
     for field, variable in QUOTA_ENV.items():
         assert env[variable] == str(getattr(defaults, field))
@@ -206,12 +208,15 @@ def test_function_environment_names_every_table_bucket_registry_and_quota(templa
 
 
 def test_powertools_names_match_the_handler(template):
-    """The dashboard reads the handler's metrics: same namespace and service on both sides."""
-    from infra.api import METRICS_NAMESPACE, SERVICE_NAME
-    from registry import handler
-
-    assert handler.SERVICE == SERVICE_NAME
-    assert handler.metrics.namespace == METRICS_NAMESPACE
+    """The dashboard reads the handler's metrics: the handler takes its service and namespace from
+    the environment the stack sets (nothing hard-coded on either side)."""
+    env = function(template)["Properties"]["Environment"]["Variables"]
+    probe = "from registry import handler; print(handler.logger.service, handler.metrics.namespace)"
+    names = {k: env[k] for k in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE")}
+    printed = subprocess.run(
+        [sys.executable, "-c", probe], env={**os.environ, **names}, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert printed == [names["POWERTOOLS_SERVICE_NAME"], names["POWERTOOLS_METRICS_NAMESPACE"]]
 
 
 def test_quotas_and_throttling_come_from_context(variant):
@@ -238,10 +243,10 @@ def test_quotas_and_throttling_come_from_context(variant):
 
 def test_key_cache_seconds_come_from_context(variant):
     env = function(variant({"registry:keyCacheSeconds": "15"}).template)["Properties"]["Environment"]["Variables"]
-    assert env[KEY_CACHE_SECONDS_ENV] == "15"
+    assert env[ACCESS_KEY_CACHE_SECONDS_ENV] == "15"
     from registry.config import _key_cache_seconds
 
-    assert _key_cache_seconds(env[KEY_CACHE_SECONDS_ENV]) == 15, "the function accepts what the stack sets"
+    assert _key_cache_seconds(env[ACCESS_KEY_CACHE_SECONDS_ENV]) == 15, "the function accepts what the stack sets"
     with pytest.raises(Exception, match="keyCacheSeconds"):
         variant({"registry:keyCacheSeconds": "901"})
 
@@ -413,6 +418,7 @@ class _OneItemTable:
 
     def put_item(self, TableName, Item, ConditionExpression):
         self.item = Item
+        return {}
 
     def get_item(self, TableName, Key, ConsistentRead):
         return {"Item": self.item}
@@ -421,11 +427,15 @@ class _OneItemTable:
 def test_the_decrypt_condition_matches_the_context_the_code_uses():
     """registryctl's encrypt and the function's decrypt send exactly the keys the policy requires."""
     from infra.api import SECRET_CONTEXT_KEYS
-    from registry.model import Grant
-    from registry.storage.keys import KeyStore
+    from registry.config import Settings
+    from registry.records import Grant
+    from registry.storage.access_keys import AccessKeyStore
+    from registry.storage.backend import Backend
 
     kms = _RecordingKms()
-    store = KeyStore(_OneItemTable(), lambda: kms, "keys", "arn:aws:kms:us-east-1:111122223333:key/k")
+    clients = {"dynamodb": _OneItemTable(), "kms": kms}
+    backend = Backend(Settings(region="us-east-1", tables={"keys": "keys"}), clients.__getitem__)
+    store = AccessKeyStore(backend, "arn:aws:kms:us-east-1:111122223333:key/k")
     store.create("111122223333", "ci", (Grant(("pull",), ("*",)),), 0.0, access_key_id="AKIDX", secret="s")
     assert store.get("AKIDX").secret == "s"
     assert [sorted(c) for c in kms.contexts] == [sorted(SECRET_CONTEXT_KEYS)] * 2
@@ -563,7 +573,7 @@ def test_outputs_endpoint_and_copy_paste_command(template):
 
 
 def test_outputs_name_the_keys_table_and_key_for_registryctl(template):
-    from registryctl.keys import KMS_KEY_OUTPUT, TABLE_OUTPUT
+    from registryctl.connection import KMS_KEY_OUTPUT, TABLE_OUTPUT
 
     outputs = template.find_outputs("*")
     assert outputs[TABLE_OUTPUT]["Value"] == {"Ref": logical_id_of_table(template, "keys")}
@@ -581,7 +591,5 @@ def test_no_custom_resources_nor_docker(template, synthesized):
 def test_template_matches_object_like(template):
     template.has_resource_properties(
         "AWS::Lambda::Function",
-        Match.object_like(
-            {"Environment": {"Variables": Match.object_like({REGISTRY_ID_ENV: {"Ref": "AWS::AccountId"}})}}
-        ),
+        Match.object_like({"Environment": {"Variables": Match.object_like({"POWERTOOLS_SERVICE_NAME": SERVICE_NAME})}}),
     )

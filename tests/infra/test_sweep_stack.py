@@ -7,7 +7,7 @@ import json
 import pytest
 from stack_synth import SWEEP_HANDLER, function_by_handler, role_policy_statements
 
-from registry.config import BUCKET_ENV, KEYS_KMS_KEY_ENV, REGISTRY_ID_ENV, TABLE_ENV
+from registry.config import ACCESS_KEYS_KMS_KEY_ENV, BUCKET_ENV, TABLE_ENV
 from registry.storage.schema import TABLES
 from registry.sweep import DEFAULT_GRACE_SECONDS, GRACE_ENV
 
@@ -66,8 +66,7 @@ def test_function_timeout_memory_and_no_reserved_concurrency(template):
 def test_environment_names_the_data_tables_bucket_and_grace_but_no_keys(template):
     env = sweep(template)[1]["Properties"]["Environment"]["Variables"]
     assert {logical for logical, variable in TABLE_ENV.items() if variable in env} == set(DATA_TABLES)
-    assert KEYS_KMS_KEY_ENV not in env and TABLE_ENV["keys"] not in env
-    assert env[REGISTRY_ID_ENV] == {"Ref": "AWS::AccountId"}
+    assert ACCESS_KEYS_KMS_KEY_ENV not in env and TABLE_ENV["keys"] not in env
     assert "Ref" in env[BUCKET_ENV]
     assert env[GRACE_ENV] == str(DEFAULT_GRACE_SECONDS) == "86400"
 

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from registry import manifests
-from registry.model import Encryption
+from registry.records import Encryption
 from registry.storage import codec
 from registry.storage.schema import REGISTRY_ITEM
 

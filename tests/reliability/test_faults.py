@@ -32,7 +32,7 @@ import pytest
 from botocore.exceptions import ClientError
 from harness import IsolatedRegistry
 from invariants import ObjectReader, assert_invariants
-from support import image_manifest, new_blobs, sha256, upload_blob
+from support import image_manifest, new_blobs, sha256, upload_blob, upload_image_blobs
 
 pytestmark = pytest.mark.local_only
 MiB = 1024 * 1024
@@ -234,8 +234,7 @@ def prepare_put(ecr, repo):
         "imageId"
     ]["imageDigest"]
     config, layers = new_blobs(1)
-    for blob in (config, *layers):
-        upload_blob(ecr, repo, blob)
+    upload_image_blobs(ecr, repo, config, layers)
     document = json.loads(image_manifest(config, layers))
     document["annotations"] = {"filler": "z" * (70 * 1024)}
     return {"repo": repo, "manifest": json.dumps(document), "old": old}

@@ -33,7 +33,7 @@ from harness import IsolatedRegistry
 from invariants import ObjectReader, assert_invariants, garbage
 from support import OCI_INDEX, image_manifest, new_blobs, sha256
 
-pytestmark = pytest.mark.local_only
+pytestmark = [pytest.mark.local_only, pytest.mark.soak]
 SECONDS = float(os.environ.get("REGISTRY_SOAK_SECONDS") or 30)
 CLIENTS = int(os.environ.get("REGISTRY_SOAK_CLIENTS") or 12)
 SWEEP_GRACE = float(os.environ.get("REGISTRY_SOAK_SWEEP_GRACE") or 20)

@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 from harness import IsolatedRegistry
 from invariants import ObjectReader, assert_invariants, garbage, read_state
-from support import image_manifest, new_blobs, push_image, sha256, upload_blob
+from support import image_manifest, new_blobs, push_image, sha256, upload_blob, upload_image_blobs
 
 pytestmark = pytest.mark.local_only
 MiB = 1024 * 1024
@@ -81,8 +81,7 @@ def test_abandoned_work_is_reclaimed_and_nothing_in_use_is(stack, make_sweeper):
     # In use: an image with its layers, in a repository that stays.
     ecr.create_repository(repositoryName="keep")
     config, layers = new_blobs(2)
-    for blob in (config, *layers):
-        upload_blob(ecr, "keep", blob)
+    upload_image_blobs(ecr, "keep", config, layers)
     kept = ecr.put_image(repositoryName="keep", imageManifest=image_manifest(config, layers), imageTag="v1")["image"][
         "imageManifest"
     ]
@@ -203,18 +202,17 @@ def test_push_racing_the_layer_sweep_keeps_its_layer(stack, make_sweeper):
     ecr = stack.ecr()
     ecr.create_repository(repositoryName="race")
     config, layers = new_blobs(1)
-    for blob in (config, *layers):
-        upload_blob(ecr, "race", blob)
+    upload_image_blobs(ecr, "race", config, layers)
     manifest = image_manifest(config, layers)
     sweeper = make_sweeper(0)
-    real_delete, pushed = sweeper._delete_item, []
+    real_delete, pushed = sweeper.store.layers.delete_never_referenced, []
 
-    def push_first(logical, key, condition, values):
-        if logical == "layers" and not pushed:
+    def push_first(layer, cutoff):
+        if not pushed:
             pushed.append(ecr.put_image(repositoryName="race", imageManifest=manifest, imageTag="v1"))
-        return real_delete(logical, key, condition, values)
+        return real_delete(layer, cutoff)
 
-    sweeper._delete_item = push_first
+    sweeper.store.layers.delete_never_referenced = push_first
     report = sweeper.run()
     assert pushed and report.get("layers_deleted", 0) == 0, report
     assert_invariants(stack.backends, stack.reader)
@@ -223,14 +221,12 @@ def test_push_racing_the_layer_sweep_keeps_its_layer(stack, make_sweeper):
     # The other order: the sweep deletes first, the push finds the layer gone (ECR's documented
     # "unassociated layers may be cleaned up at any time") and the client uploads it again.
     config, layers = new_blobs(1)
-    for blob in (config, *layers):
-        upload_blob(ecr, "race", blob)
+    upload_image_blobs(ecr, "race", config, layers)
     manifest = image_manifest(config, layers)
     assert make_sweeper(0).run()["layers_deleted"] == 2
     with pytest.raises(ecr.exceptions.LayersNotFoundException):
         ecr.put_image(repositoryName="race", imageManifest=manifest, imageTag="v2")
-    for blob in (config, *layers):
-        upload_blob(ecr, "race", blob)
+    upload_image_blobs(ecr, "race", config, layers)
     ecr.put_image(repositoryName="race", imageManifest=manifest, imageTag="v2")
     assert_invariants(stack.backends, stack.reader)
 
@@ -254,7 +250,7 @@ def test_complete_racing_the_blob_sweep_never_gets_a_deleted_object(stack, make_
 
     store = RegistryStore(Settings.from_environment())
     repo = store.repositories.get("000000000000", "second")
-    upload = store.layers.get_upload(upload_id)
+    upload = store.uploads.get(upload_id)
     real_transact, swept = store.backend.transact, []
 
     def sweep_first(actions):
@@ -273,7 +269,7 @@ def test_complete_racing_the_blob_sweep_never_gets_a_deleted_object(stack, make_
         pytest.fail("CompleteLayerUpload kept conflicting")
     assert swept[0]["blobs_deleted"] == 1, swept  # the sweep did take the blob away first
     state = assert_invariants(stack.backends, stack.reader)
-    assert layer.blob_key == upload.blob_key  # the retry used its own bytes
+    assert layer.object_key == upload.object_key  # the retry used its own bytes
     assert [(layer["repository"], layer["digest"]) for layer in state.layers] == [("000000000000/second", digest)]
 
     # The other order: the Complete stamps the blob first, the sweep (already past its scan of the
@@ -281,15 +277,15 @@ def test_complete_racing_the_blob_sweep_never_gets_a_deleted_object(stack, make_
     ecr.create_repository(repositoryName="third")
     other = upload_parts(ecr, "third", data)
     sweeper = make_sweeper(0)
-    real_delete, completed = sweeper._delete_item, []
+    real_delete, completed = sweeper.store.layers.delete_unused_blob, []
     ecr.delete_repository(repositoryName="second", force=True)
 
-    def complete_first(logical, key, condition, values):
-        if logical == "blobs" and not completed:
+    def complete_first(blob, cutoff):
+        if not completed:
             completed.append(ecr.complete_layer_upload(repositoryName="third", uploadId=other, layerDigests=[digest]))
-        return real_delete(logical, key, condition, values)
+        return real_delete(blob, cutoff)
 
-    sweeper._delete_item = complete_first
+    sweeper.store.layers.delete_unused_blob = complete_first
     report = sweeper.run()
     assert completed and report.get("blobs_deleted", 0) == 0, report
     assert_invariants(stack.backends, stack.reader)
@@ -301,10 +297,8 @@ def test_entry_points(stack, make_sweeper, monkeypatch):
     ecr.create_repository(repositoryName="cli")
     upload_blob(ecr, "cli", b"never used")
     env = {**os.environ, **stack.backends.environment(), "REGISTRY_SWEEP_GRACE_SECONDS": "0"}
-    lambdas = os.path.join(os.path.dirname(__file__), "..", "..", "lambdas")
     run = subprocess.run(
         [sys.executable, "-m", "registry.sweep", "--dry-run"],
-        cwd=lambdas,
         env=env,
         capture_output=True,
         text=True,
@@ -315,7 +309,7 @@ def test_entry_points(stack, make_sweeper, monkeypatch):
     assert report["dry_run"] and report["complete"] and report["layers_deleted"] == 1
     assert len(read_state(stack.backends).layers) == 1  # a dry run deletes nothing
 
-    from registry import sweep
+    from registry.sweep import handler
 
     class Context:
         @staticmethod
@@ -323,6 +317,6 @@ def test_entry_points(stack, make_sweeper, monkeypatch):
             return 900_000
 
     monkeypatch.setenv("REGISTRY_SWEEP_GRACE_SECONDS", "0")
-    report = sweep.lambda_handler({}, Context())
+    report = handler.lambda_handler({}, Context())
     assert report["complete"] and report["layers_deleted"] == 1 and report["blobs_deleted"] == 1
     assert read_state(stack.backends).layers == []

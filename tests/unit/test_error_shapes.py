@@ -1,4 +1,4 @@
-"""`registry.errors` against botocore's ECR model (GUIDE point 4).
+"""`registry.errors` against botocore's ECR model.
 
 1. Every modeled `EcrError` subclass is an error shape of the model, its extra members are members
    of that shape, and its HTTP status follows the shape's `fault` flag. Protocol errors
@@ -19,7 +19,10 @@ How (2) is checked, statically. The package is parsed with `ast` and a small cal
 * a function raises (or may raise) every `EcrError` subclass it mentions, in any position:
   `raise errors.X(...)`, `return errors.X(...)` from a helper, `X` imported from `..errors`.
   Mentioning is a deliberate over-approximation (an `except errors.X` counts too), and nested
-  functions and lambdas count as part of their enclosing function.
+  functions and lambdas count as part of their enclosing function;
+* storage reports what happened to the data (`storage.errors`), mentioned the same way; what
+  `operations.run` makes of those for every operation (its `except` clauses) counts as raised by
+  an operation that can reach the storage error.
 
 Calls whose receiver class is unknown (dicts, boto3 clients, untyped locals) are not followed: the
 check under-approximates there, so `test_the_call_graph_sees_through_storage` pins a few errors
@@ -40,6 +43,7 @@ import pytest
 import registry
 from registry import errors
 from registry.operations import OPERATIONS
+from registry.storage import errors as storage_errors
 
 PACKAGE_DIR = Path(registry.__file__).resolve().parent
 ERROR_CLASSES = {
@@ -49,6 +53,11 @@ ERROR_CLASSES = {
     and issubclass(cls, errors.EcrError)
     and cls is not errors.EcrError
     and cls is not errors.ProtocolError
+}
+STORAGE_ERRORS = {
+    name
+    for name, cls in vars(storage_errors).items()
+    if isinstance(cls, type) and issubclass(cls, storage_errors.StorageError)
 }
 MODELED = {name for name, cls in ERROR_CLASSES.items() if cls.modeled}
 PROTOCOL = set(ERROR_CLASSES) - MODELED
@@ -304,11 +313,12 @@ class Program:
                         env[node.targets[0].id] = found
         return env
 
-    def references(self, module: str, function, cls: ClassInfo | None) -> tuple[set, set[str]]:
-        """(functions this one references, EcrError class names it mentions)."""
+    def references(self, module: str, function, cls: ClassInfo | None, within=None) -> tuple[set, set[str], set[str]]:
+        """(functions this one references, EcrError class names and storage error names it mentions);
+        `within`: only the references inside this node of the function."""
         env = self.environment(module, function, cls)
-        edges, raised = set(), set()
-        for node in ast.walk(function):
+        edges, raised, storage = set(), set(), set()
+        for node in ast.walk(within or function):
             if not isinstance(node, (ast.Name, ast.Attribute)):
                 continue
             sym = self.resolve(module, node, env)
@@ -323,7 +333,9 @@ class Program:
                 edges.add((sym[1], sym[2]))
             elif sym[0] == "class" and sym[1] == "registry.errors" and sym[2] in ERROR_CLASSES:
                 raised.add(sym[2])
-        return edges, raised
+            elif sym[0] == "class" and sym[1] == "registry.storage.errors" and sym[2] in STORAGE_ERRORS:
+                storage.add(sym[2])
+        return edges, raised, storage
 
     def node(self, module: str, qualname: str):
         info = self.modules[module]
@@ -333,8 +345,9 @@ class Program:
             return cls.methods.get(method), cls
         return info.functions.get(qualname), None
 
-    def reachable_errors(self, module: str, qualname: str) -> tuple[set[str], set]:
-        seen, pending, raised = set(), [(module, qualname)], set()
+    def reachable_errors(self, module: str, qualname: str, start: set | None = None) -> tuple[set[str], set[str], set]:
+        """(EcrError names, storage error names, functions) reachable from a function (or from `start`)."""
+        seen, pending, raised, storage = set(), list(start if start is not None else [(module, qualname)]), set(), set()
         while pending:
             key = pending.pop()
             if key in seen:
@@ -343,10 +356,28 @@ class Program:
             function, cls = self.node(*key)
             if function is None:
                 continue
-            edges, found = self.references(key[0], function, cls)
+            edges, found, found_storage = self.references(key[0], function, cls)
             raised |= found
+            storage |= found_storage
             pending.extend(edges - seen)
-        return raised, seen
+        return raised, storage, seen
+
+    def translations(self, module: str, qualname: str) -> dict[str, set[str]]:
+        """Storage error name -> the EcrError names its `except` clause in this function can raise."""
+        function, cls = self.node(module, qualname)
+        found: dict[str, set[str]] = {}
+        for handler in ast.walk(function):
+            if not isinstance(handler, ast.ExceptHandler) or handler.type is None:
+                continue
+            caught = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            body = ast.Module(body=handler.body, type_ignores=[])
+            edges, raised, _ = self.references(module, function, cls, within=body)
+            reached, _, _ = self.reachable_errors(module, qualname, start=edges)
+            for node in caught:
+                sym = self.resolve(module, node, {})
+                if sym and sym[0] == "class" and sym[1] == "registry.storage.errors":
+                    found.setdefault(sym[2], set()).update(raised | reached)
+        return found
 
 
 @functools.cache
@@ -356,7 +387,10 @@ def _program() -> Program:
 
 def _raised_by(operation: str) -> set[str]:
     function = OPERATIONS[operation]
-    raised, _ = _program().reachable_errors(function.__module__, function.__qualname__)
+    raised, storage, _ = _program().reachable_errors(function.__module__, function.__qualname__)
+    for storage_error, translated in _program().translations("registry.operations", "run").items():
+        if storage_error in storage:
+            raised = raised | translated
     return raised
 
 
@@ -389,9 +423,16 @@ def test_the_call_graph_sees_through_storage(operation):
 
 
 def test_the_call_graph_follows_typed_attributes_into_the_backend():
-    _, seen = _program().reachable_errors("registry.operations.layers", "upload_layer_part")
+    _, storage, seen = _program().reachable_errors("registry.operations.layers", "upload_layer_part")
     assert ("registry.storage.backend", "Backend.s3_call") in seen
-    assert ("registry.storage.backend", "kms_error") in seen
+    assert ("registry.storage.backend", "encryption_key_error") in seen
+    assert "EncryptionKeyUnusable" in storage
+
+
+def test_run_translates_what_storage_reports_in_common():
+    translated = _program().translations("registry.operations", "run")
+    assert translated["EncryptionKeyUnusable"] == {"KmsException"}
+    assert translated["RepositoryGone"] == {"RepositoryNotFoundException"}
 
 
 # Known gaps, reported to the owner of operations/ and storage/ (see the report of this suite).

@@ -1,6 +1,6 @@
 """`registry.manifests.parse`: one parser per media type, and what each manifest references.
 
-What PutImage needs from a manifest (ecr-api.md 2.6-2.8): its media type (declared by
+What PutImage needs from a manifest: its media type (declared by
 `imageManifestMediaType` or the document's own `mediaType`, never contradicting), the blobs that
 must already be in the repository (config and distributable layers: a layer with `urls` lives
 elsewhere), the images a list/index references, and, for OCI 1.1, the artifact type and subject.

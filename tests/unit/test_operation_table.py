@@ -1,4 +1,4 @@
-"""`registry.operations.OPERATIONS`: the explicit operation table (GUIDE points 2 and 10)."""
+"""`registry.operations.OPERATIONS`: the explicit operation table."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def test_every_key_is_an_operation_of_the_ecr_model(ecr_model):
 
 
 def test_the_push_and_pull_operations_are_served():
-    # What `docker push`/`pull`-style clients call through the API (ecr-api.md sections 2-3).
+    # What `docker push`/`pull`-style clients call through the API.
     assert {
         "CreateRepository",
         "DescribeRepositories",

@@ -1,4 +1,4 @@
-"""`registry.config`: quotas from `REGISTRY_MAX_*`, ECR's defaults otherwise (ecr-api.md 4)."""
+"""`registry.config`: quotas from `REGISTRY_MAX_*`, ECR's defaults otherwise."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from registry.config import QUOTA_ENV, Quotas, Settings
 
-# ECR's current default quotas (service-quotas page, ecr-api.md section 4).
+# ECR's current default quotas (the Amazon ECR service quotas page).
 ECR_DEFAULTS = {
     "max_images_per_repository": 100_000,
     "max_tags_per_image": 1_000,
@@ -70,5 +70,5 @@ def test_settings_carry_the_quotas(clean_env):
 
 def test_the_part_size_fits_a_lambda_request():
     # A part travels base64-encoded in a JSON body; a Lambda request is at most 6 MB.
-    part = Settings(region="r", default_registry_id="1", tables={}, bucket="b", quotas=Quotas()).part_size
+    part = Settings(region="r", tables={}, bucket="b", quotas=Quotas()).part_size
     assert part * 4 / 3 + 1024 < 6 * 1000 * 1000

@@ -1,4 +1,4 @@
-"""`registry.model`: wildcard exclusion filters and which tags may not be moved (ecr-api.md 2.5).
+"""`registry.records`: wildcard exclusion filters and which tags may not be moved.
 
 A filter is a whole-tag match where `*` is any run of characters (also none) and every other
 character is literal; the model allows `[0-9a-zA-Z._*-]` in a filter, so `.` must not be a regex dot.
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.model import (
+from registry.records import (
     IMMUTABLE,
     IMMUTABLE_WITH_EXCLUSION,
     MUTABLE,
@@ -165,7 +165,7 @@ def test_repository_delegates_to_its_setting():
         exclusion_filters=("prod-*",),
     )
     assert repo.tag_is_immutable("prod-1") and not repo.tag_is_immutable("dev-1")
-    assert repo.key == "123456789012/ab"
+    assert repo.partition == "123456789012/ab"
 
 
 def test_the_four_settings_are_the_models_enum(ecr_model):

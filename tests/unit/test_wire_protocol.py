@@ -1,4 +1,4 @@
-"""`registry.wire`: AWS JSON 1.1 over an API Gateway REST (v1 proxy) event (ecr-api.md section 1).
+"""`registry.wire`: AWS JSON 1.1 over an API Gateway REST (v1 proxy) event.
 
 The round-trip tests at the end put a real boto3 ECR client on both sides of the module, with no
 network: a `before-send` handler turns botocore's prepared request into a proxy event, runs it

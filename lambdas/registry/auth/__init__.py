@@ -1,17 +1,18 @@
 """Who is calling, and may they: SigV4 verification of every request (`sigv4.verify`) against the
-keys the registry issued (`keys.KeyCache` over `storage.keys.KeyStore`), and per-key grants
-(`permissions.authorize`). The handler runs `authenticate` before anything else of a request.
+access keys the registry issued (`access_key_cache.AccessKeyCache` over
+`storage.access_keys.AccessKeyStore`), and per-key grants (`permissions.authorize`). The handler
+runs `authenticate` before anything else of a request.
 """
 
 from __future__ import annotations
 
-from ..model import AccessKey
-from .keys import KeyCache
+from ..records import AccessKey
+from .access_key_cache import AccessKeyCache
 from .permissions import authorize
 from .sigv4 import SignedRequest, verify
 
 
-def authenticate(request, keys: KeyCache, region: str) -> AccessKey:
+def authenticate(request, access_keys: AccessKeyCache, region: str) -> AccessKey:
     """The key that signed this wire.HttpRequest; a 403 protocol error otherwise."""
     signed = SignedRequest(
         method=request.method,
@@ -20,7 +21,7 @@ def authenticate(request, keys: KeyCache, region: str) -> AccessKey:
         headers=request.header_values,
         body=request.body,
     )
-    return verify(signed, keys.get, region)
+    return verify(signed, access_keys.get, region)
 
 
-__all__ = ["KeyCache", "authenticate", "authorize"]
+__all__ = ["AccessKeyCache", "authenticate", "authorize"]

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 
 from .. import errors
-from ..model import Grant, wildcard_matches
+from ..records import Grant, wildcard_matches
 
 PULL = (
     "BatchGetImage",

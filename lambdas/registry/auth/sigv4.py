@@ -28,7 +28,7 @@ from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
 from ..errors import InvalidSignatureException, MissingAuthenticationTokenException, UnrecognizedClientException
-from ..model import AccessKey
+from ..records import AccessKey
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "ecr"

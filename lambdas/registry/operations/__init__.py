@@ -1,13 +1,17 @@
-"""The operations we serve, keyed by the ECR model's operation names (a test checks the keys)."""
+"""The operations we serve, keyed by the ECR model's operation names (a test checks the keys), and
+`run`: the one place where what storage reports in common to every operation becomes an ECR error."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from .. import errors
+from ..storage import BackendBusy, EncryptionKeyUnusable, RepositoryGone
 from . import images, layers, repositories
 from .common import Caller, Context
 
-Operation = Callable[[dict, Context], dict]
+Operation = Callable[[dict[str, Any], Context], dict[str, Any]]
 
 OPERATIONS: dict[str, Operation] = {
     "CreateRepository": repositories.create_repository,
@@ -26,4 +30,16 @@ OPERATIONS: dict[str, Operation] = {
     "BatchDeleteImage": images.batch_delete_image,
 }
 
-__all__ = ["OPERATIONS", "Caller", "Context", "Operation"]
+
+def run(operation: Operation, params: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    try:
+        return operation(params, ctx)
+    except RepositoryGone as gone:  # deleted (or being deleted) between our reads and our write
+        raise errors.repository_not_found(gone.registry_id, gone.name) from None
+    except EncryptionKeyUnusable as refused:
+        raise errors.kms_error(refused.code, refused.message) from None
+    except BackendBusy:
+        raise errors.ServerException("The registry is busy; retry the request") from None
+
+
+__all__ = ["OPERATIONS", "Caller", "Context", "Operation", "run"]

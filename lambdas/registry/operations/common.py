@@ -1,4 +1,4 @@
-"""What every operation shares: the request context, registry scoping, retries and page tokens."""
+"""What every operation shares: the request context, retries and page tokens."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from .. import errors
 from ..auth.permissions import allows
 from ..config import Settings
-from ..model import AccessKey, Grant, Repository
+from ..records import AccessKey, Grant, Repository
 from ..storage import ConcurrentUpdate, RegistryStore
 
 T = TypeVar("T")
@@ -48,17 +48,10 @@ class Context:
     def now(self) -> float:
         return round(self.clock(), 3)
 
-
-def registry_of(params: dict, ctx: Context) -> str:
-    """The registry a request addresses; a caller may address only its own."""
-    registry_id = params.get("registryId") or ctx.caller.registry_id
-    if registry_id != ctx.caller.registry_id:
-        resource = repository_arn(ctx.settings.region, registry_id, params.get("repositoryName") or "*")
-        raise errors.AccessDeniedException(
-            f"User: {ctx.caller.principal_arn} is not authorized to perform: ecr:{ctx.operation} "
-            f"on resource: {resource}"
-        )
-    return registry_id
+    @property
+    def registry_id(self) -> str:
+        """The registry the request acts in: the caller's own (authorization refused any other)."""
+        return self.caller.registry_id
 
 
 def repository_arn(region: str, registry_id: str, name: str) -> str:
@@ -66,7 +59,7 @@ def repository_arn(region: str, registry_id: str, name: str) -> str:
 
 
 def existing_repository(params: dict, ctx: Context) -> Repository:
-    registry_id = registry_of(params, ctx)
+    registry_id = ctx.registry_id
     name = params["repositoryName"]
     repo = ctx.store.repositories.get(registry_id, name)
     if repo is None:

@@ -8,9 +8,15 @@ from functools import partial
 
 from .. import errors, manifests
 from ..manifests.common import is_digest
-from ..model import Image, Repository
-from ..storage import ImageCommit, PushView, ReferencedByManifestList
-from ..storage.images import INLINE_MANIFEST_LIMIT
+from ..records import Image, Repository
+from ..storage import (
+    EncryptionKeyUnusable,
+    ImageCommit,
+    ManifestPlace,
+    PushView,
+    QuotaReached,
+    ReferencedByManifestList,
+)
 from .common import (
     Context,
     decode_token,
@@ -18,7 +24,6 @@ from .common import (
     existing_repository,
     no_paging_with_ids,
     page_size,
-    registry_of,
     retrying,
 )
 
@@ -37,7 +42,7 @@ def manifest_digest(manifest: bytes) -> str:
 
 
 def put_image(params: dict, ctx: Context) -> dict:
-    registry_id = registry_of(params, ctx)
+    registry_id = ctx.registry_id
     name = params["repositoryName"]
     text = params["imageManifest"]
     raw = text.encode("utf-8")  # the bytes as sent: hashed and stored, never re-serialized
@@ -54,7 +59,7 @@ def put_image(params: dict, ctx: Context) -> dict:
             f"Invalid parameter at 'imageTag' failed to satisfy constraint: 'Member must have length less "
             f"than or equal to {MAX_TAG_BYTES} bytes in UTF-8'"
         )
-    stored: dict[str, str] = {}  # S3 key of a large manifest, written once across attempts
+    placed: list[ManifestPlace] = []  # where the manifest went (written to S3 once across attempts)
 
     def attempt() -> dict:
         view = ctx.store.images.push_view(registry_id, name, digest, tag, manifest.blob_digests, manifest.child_digests)
@@ -68,22 +73,25 @@ def put_image(params: dict, ctx: Context) -> dict:
                 f"The image tag '{tag}' already exists in the '{name}' repository and cannot be "
                 f"overwritten because the tag is immutable."
             )
-        image = view.image or _new_image(repo, manifest, view, digest, raw, stored, ctx)
-        ctx.store.images.commit(
-            ImageCommit(
-                repository=repo,
-                image=image,
-                new=view.image is None,
-                tag=tag,
-                tag_was=view.tag_digest,
-                blobs_to_mark=tuple(d for d, layer in view.layers.items() if not layer.referenced)
-                if view.image is None
-                else (),
-                children=image.children if view.image is None else (),
-            ),
-            ctx.settings.quotas.max_images_per_repository,
-            ctx.settings.quotas.max_tags_per_image,
+        image = view.image or _new_image(repo, manifest, view, digest, raw, placed, ctx)
+        commit = ImageCommit(
+            repository=repo,
+            image=image,
+            new=view.image is None,
+            tag=tag,
+            tag_was=view.tag_digest,
+            blobs_to_mark=tuple(d for d, layer in view.layers.items() if not layer.referenced)
+            if view.image is None
+            else (),
+            children=image.children if view.image is None else (),
         )
+        quotas = ctx.settings.quotas
+        try:
+            ctx.store.images.commit(commit, quotas.max_images_per_repository, quotas.max_tags_per_image)
+        except QuotaReached as reached:
+            raise errors.limit_exceeded(
+                reached.quota, reached.limit, registry_id=registry_id, name=name, digest=digest
+            ) from None
         image_id = {"imageDigest": digest, **({"imageTag": tag} if tag is not None else {})}
         return {
             "image": {
@@ -104,7 +112,7 @@ def _new_image(
     view: PushView,
     digest: str,
     raw: bytes,
-    stored: dict[str, str],
+    placed: list[ManifestPlace],
     ctx: Context,
 ) -> Image:
     missing = [d for d in manifest.blob_digests if d not in view.layers]
@@ -119,9 +127,8 @@ def _new_image(
             f"The manifest list references images {missing} that are not in the repository with "
             f"name '{repo.name}' in the registry with id '{repo.registry_id}'"
         )
-    inline = len(raw) <= INLINE_MANIFEST_LIMIT
-    if not inline and "key" not in stored:
-        stored["key"] = ctx.store.images.store_manifest_object(repo, digest, raw)
+    if not placed:
+        placed.append(ctx.store.images.place_manifest(repo, digest, raw))
     return Image(
         digest=digest,
         media_type=manifest.media_type,
@@ -129,8 +136,8 @@ def _new_image(
         pushed_at=ctx.now(),
         artifact_media_type=manifest.artifact_media_type,
         subject_digest=manifest.subject_digest,
-        manifest=raw if inline else None,
-        manifest_key=None if inline else stored["key"],
+        manifest=placed[0].inline,
+        manifest_object_key=placed[0].object_key,
         children=tuple(manifest.child_digests),
     )
 
@@ -237,7 +244,7 @@ def batch_get_image(params: dict, ctx: Context) -> dict:
         seen.add(key)
         try:
             manifest = ctx.store.images.manifest_bytes(image).decode("utf-8")
-        except errors.KmsException as error:  # BatchGetImage reports KMS trouble per image
+        except EncryptionKeyUnusable as error:  # BatchGetImage reports KMS trouble per image
             failures.append(_failure(image_id, "KmsError", error.message))
             continue
         size += len(manifest)
@@ -259,8 +266,6 @@ def batch_get_image(params: dict, ctx: Context) -> dict:
 
 # --- DescribeImages / ListImages ------------------------------------------------------------------
 
-TAG_FILTERS = {"TAGGED": "attribute_exists(tags)", "UNTAGGED": "attribute_not_exists(tags)", "ANY": None}
-
 
 def _detail(repo: Repository, image: Image) -> dict:
     detail = {
@@ -281,17 +286,17 @@ def _detail(repo: Repository, image: Image) -> dict:
     return detail
 
 
-def _filters(params: dict) -> tuple[str | None, bool]:
-    """(DynamoDB filter for tagStatus, whether the imageStatus filter can match anything)."""
+def _filters(params: dict) -> tuple[str, bool]:
+    """(the tagStatus filter, whether the imageStatus filter can match anything)."""
     chosen = params.get("filter") or {}
     # Nothing here is ever archived: every image is ACTIVE.
-    return TAG_FILTERS[chosen.get("tagStatus", "ANY")], chosen.get("imageStatus", "ACTIVE") in ("ACTIVE", "ANY")
+    return chosen.get("tagStatus", "ANY"), chosen.get("imageStatus", "ACTIVE") in ("ACTIVE", "ANY")
 
 
 def describe_images(params: dict, ctx: Context) -> dict:
     repo = existing_repository(params, ctx)
     no_paging_with_ids(params, "imageIds")
-    tag_filter, active = _filters(params)
+    tag_status, active = _filters(params)
     if params.get("imageIds"):
         details, seen = [], set()
         for image_id in params["imageIds"]:
@@ -311,9 +316,7 @@ def describe_images(params: dict, ctx: Context) -> dict:
     limit, page = page_size(params), []
     if not active:
         return {"imageDetails": []}
-    for image in ctx.store.images.iterate(
-        repo, start=position["after"] if position else None, filter_expression=tag_filter
-    ):
+    for image in ctx.store.images.iterate(repo, start=position["after"] if position else None, tag_status=tag_status):
         if len(page) == limit:
             return {"imageDetails": page, "nextToken": encode_token({"after": page[-1]["imageDigest"]})}
         page.append(_detail(repo, image))
@@ -323,13 +326,13 @@ def describe_images(params: dict, ctx: Context) -> dict:
 def list_images(params: dict, ctx: Context) -> dict:
     """One entry per (digest, tag) pair; an untagged image is one entry with its digest only."""
     repo = existing_repository(params, ctx)
-    tag_filter, active = _filters(params)
+    tag_status, active = _filters(params)
     position = decode_token(params, ("at", "skip"))
     limit, page = page_size(params), []
     if not active:
         return {"imageIds": []}
     start, skip = (position["at"], position["skip"]) if position else (None, 0)
-    for image in ctx.store.images.iterate(repo, start=start, inclusive=True, filter_expression=tag_filter):
+    for image in ctx.store.images.iterate(repo, start=start, inclusive=True, tag_status=tag_status):
         entries = [{"imageDigest": image.digest, "imageTag": t} for t in sorted(image.tags)] or [
             {"imageDigest": image.digest}
         ]

@@ -9,15 +9,16 @@ size, and never holds a layer in memory.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from .. import errors
-from ..model import Repository, Upload
+from ..records import Quota, Upload, repository_partition
 from ..service_model import ecr_model
-from ..storage import PartOutOfOrder, UploadGone
-from .common import Context, existing_repository, registry_of, retrying
+from ..storage import LayerExists, PartOutOfOrder, PartsChanged, QuotaReached, UploadGone
+from .common import Context, existing_repository, retrying
 
 
-def _hasher(state: bytes | None):
+def _hasher(state: bytes | None) -> Any:
     from rehashes import PySha256  # imported by the layer operations only: keeps cold start lean
 
     return PySha256.deserialize(state) if state else PySha256()
@@ -25,17 +26,17 @@ def _hasher(state: bytes | None):
 
 def initiate_layer_upload(params: dict, ctx: Context) -> dict:
     repo = existing_repository(params, ctx)
-    upload_id = ctx.store.layers.start_upload(repo, ctx.now())
+    upload_id = ctx.store.uploads.start(repo, ctx.now())
     return {"uploadId": upload_id, "partSize": ctx.settings.part_size}
 
 
 def _open_upload(params: dict, ctx: Context) -> tuple[str, Upload | None]:
-    registry_id = registry_of(params, ctx)
-    upload = ctx.store.layers.get_upload(params["uploadId"])
-    if upload is None or upload.repository_key != f"{registry_id}/{params['repositoryName']}":
+    registry_id = ctx.registry_id
+    upload = ctx.store.uploads.get(params["uploadId"])
+    if upload is None or upload.repository_partition != repository_partition(registry_id, params["repositoryName"]):
         upload = None
     elif upload.expires_at is not None and upload.expires_at <= ctx.now():
-        # Expired: DynamoDB's TTL deletes the item within days, the sweep (registry/sweep.py) and
+        # Expired: DynamoDB's TTL deletes the item within days, the sweep (docs/sweep.md) and
         # the bucket's lifecycle rules its staged bytes -- nobody may use it meanwhile.
         upload = None
     return registry_id, upload
@@ -44,10 +45,7 @@ def _open_upload(params: dict, ctx: Context) -> tuple[str, Upload | None]:
 def _upload_not_found(params: dict, registry_id: str, ctx: Context) -> errors.EcrError:
     if ctx.store.repositories.get(registry_id, params["repositoryName"]) is None:
         return errors.repository_not_found(registry_id, params["repositoryName"])
-    return errors.UploadNotFoundException(
-        f"The upload with id '{params['uploadId']}' does not exist in the repository with name "
-        f"'{params['repositoryName']}' in the registry with id '{registry_id}'"
-    )
+    return errors.upload_not_found(registry_id, params["repositoryName"], params["uploadId"])
 
 
 def upload_layer_part(params: dict, ctx: Context) -> dict:
@@ -76,15 +74,20 @@ def upload_layer_part(params: dict, ctx: Context) -> dict:
         )
     max_parts = ctx.settings.quotas.max_layer_parts
     if upload.part_count >= max_parts:
-        raise errors.LimitExceededException(f"The upload has reached the limit of {max_parts} layer parts")
+        raise errors.limit_exceeded(
+            Quota.LAYER_PARTS, max_parts, registry_id=registry_id, name=params["repositoryName"]
+        )
     hasher = _hasher(upload.hash_state)
     hasher.update(part)
     try:
-        last_byte = ctx.store.layers.append_part(upload, part, hasher.serialize(), max_parts)
+        last_byte = ctx.store.uploads.append_part(upload, part, hasher.serialize(), max_parts)
     except PartOutOfOrder as lost:  # another request for this upload landed first
         raise refuse("The part does not follow the last byte received", lost.last_valid_byte) from None
     except UploadGone:
         raise _upload_not_found(params, registry_id, ctx) from None
+    except QuotaReached as reached:
+        name = params["repositoryName"]
+        raise errors.limit_exceeded(reached.quota, reached.limit, registry_id=registry_id, name=name) from None
     return {
         "registryId": registry_id,
         "repositoryName": params["repositoryName"],
@@ -102,7 +105,7 @@ def complete_layer_upload(params: dict, ctx: Context) -> dict:
         requested = params["layerDigests"]
         if upload.completed_digest:  # a retry of a Complete whose answer was lost
             if all(d == upload.completed_digest for d in requested):
-                raise errors.LayerAlreadyExistsException(_exists(repo, upload.completed_digest))
+                raise errors.layer_already_exists(repo.registry_id, repo.name, upload.completed_digest)
             raise _upload_not_found(params, repo.registry_id, ctx)
         if upload.last_byte < 0:
             raise errors.EmptyUploadException(
@@ -115,8 +118,19 @@ def complete_layer_upload(params: dict, ctx: Context) -> dict:
                 f"The layer digest {wrong[0]} does not match the digest {digest} of the uploaded bytes"
             )
         if ctx.store.layers.get(repo, [digest]):
-            raise errors.LayerAlreadyExistsException(_exists(repo, digest))
-        layer = ctx.store.layers.complete(repo, upload, digest, ctx.now())
+            raise errors.layer_already_exists(repo.registry_id, repo.name, digest)
+        try:
+            layer = ctx.store.layers.complete(repo, upload, digest, ctx.now())
+        except LayerExists:
+            raise errors.layer_already_exists(repo.registry_id, repo.name, digest) from None
+        except UploadGone:
+            raise errors.UploadNotFoundException(
+                f"Upload with id '{upload.upload_id}' was not found or is already complete"
+            ) from None
+        except PartsChanged:
+            raise errors.InvalidLayerException(
+                "The uploaded parts changed while the upload was in progress; upload the layer again"
+            ) from None
         return {
             "registryId": repo.registry_id,
             "repositoryName": repo.name,
@@ -125,13 +139,6 @@ def complete_layer_upload(params: dict, ctx: Context) -> dict:
         }
 
     return retrying(attempt)
-
-
-def _exists(repo: Repository, digest: str) -> str:
-    return (
-        f"The layer with digest '{digest}' already exists in the repository with name "
-        f"'{repo.name}' in registry with id '{repo.registry_id}'"
-    )
 
 
 def _layer_digest_pattern() -> re.Pattern:

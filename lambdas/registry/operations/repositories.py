@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .. import errors
-from ..model import WITH_EXCLUSION, Encryption, Repository
+from ..records import WITH_EXCLUSION, Encryption, Repository
+from ..storage import QuotaReached, RepositoryExists, RepositoryNotEmpty
 from .common import (
     Context,
     decode_token,
@@ -11,7 +12,6 @@ from .common import (
     existing_repository,
     no_paging_with_ids,
     page_size,
-    registry_of,
     repository_arn,
     retrying,
 )
@@ -87,7 +87,7 @@ def _encryption(raw: dict | None, ctx: Context) -> Encryption:
 
 
 def create_repository(params: dict, ctx: Context) -> dict:
-    registry_id = registry_of(params, ctx)
+    registry_id = ctx.registry_id
     mutability = params.get("imageTagMutability", "MUTABLE")
     repo = Repository(
         registry_id=registry_id,
@@ -99,12 +99,17 @@ def create_repository(params: dict, ctx: Context) -> dict:
         scan_on_push=bool((params.get("imageScanningConfiguration") or {}).get("scanOnPush")),
         encryption=_encryption(params.get("encryptionConfiguration"), ctx),
     )
-    retrying(lambda: ctx.store.repositories.create(repo, ctx.settings.quotas.max_repositories))
+    try:
+        retrying(lambda: ctx.store.repositories.create(repo, ctx.settings.quotas.max_repositories))
+    except RepositoryExists:
+        raise errors.repository_already_exists(registry_id, repo.name) from None
+    except QuotaReached as reached:
+        raise errors.limit_exceeded(reached.quota, reached.limit, registry_id=registry_id, name=repo.name) from None
     return {"repository": repository_view(repo, ctx.settings.region)}
 
 
 def describe_repositories(params: dict, ctx: Context) -> dict:
-    registry_id = registry_of(params, ctx)
+    registry_id = ctx.registry_id
     names = params.get("repositoryNames")
     no_paging_with_ids(params, "repositoryNames")
     region = ctx.settings.region
@@ -127,14 +132,20 @@ def describe_repositories(params: dict, ctx: Context) -> dict:
 
 
 def delete_repository(params: dict, ctx: Context) -> dict:
-    registry_id = registry_of(params, ctx)
+    registry_id = ctx.registry_id
     name = params["repositoryName"]
     store = ctx.store.repositories
     repo = store.get_any(registry_id, name)
     if repo is None:
         raise errors.repository_not_found(registry_id, name)
     # A deletion that stopped half-way (a fault, a timeout) is finished by the next request.
-    store.begin_deletion(repo, force=bool(params.get("force")) or repo.deleting, now=ctx.now())
+    try:
+        store.begin_deletion(repo, force=bool(params.get("force")) or repo.deleting, now=ctx.now())
+    except RepositoryNotEmpty:
+        raise errors.RepositoryNotEmptyException(
+            f"The repository with name '{name}' in registry with id '{registry_id}' "
+            f"cannot be deleted because it still contains images"
+        ) from None
     ctx.store.images.purge(repo)
     ctx.store.layers.purge(repo)
     store.finish_deletion(repo)

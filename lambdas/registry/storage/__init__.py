@@ -1,41 +1,71 @@
-"""The only package that talks to DynamoDB and S3. Operations see domain records and ECR errors.
+"""The only package that talks to DynamoDB and S3. Operations see domain records, and what
+happened to the data as `storage.errors` (they make the ECR errors).
 
 `RegistryStore` groups one store per kind of record; all share the clients of one `Backend`.
-The key schema is in `schema.py`; the conditions that guard each item are documented at the top
-of the module that writes it.
+The key schema and the bucket's layout are in `schema.py`; the conditions that guard each item
+are documented at the top of the module that writes it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..config import Settings
-from .backend import Backend, ConcurrentUpdate
-from .images import ImageCommit, ImageStore, PushView, ReferencedByManifestList
-from .keys import KeyStore
-from .layers import LayerStore, PartOutOfOrder, UploadGone
+from .access_keys import AccessKeyStore
+from .backend import Backend, ClientFactory
+from .errors import (
+    BackendBusy,
+    ConcurrentUpdate,
+    EncryptionKeyUnusable,
+    LayerExists,
+    PartOutOfOrder,
+    PartsChanged,
+    QuotaReached,
+    ReferencedByManifestList,
+    RepositoryExists,
+    RepositoryGone,
+    RepositoryNotEmpty,
+    StorageError,
+    UploadGone,
+)
+from .images import ImageCommit, ImageStore, ManifestPlace, PushView
+from .layers import BlobEntry, LayerEntry, LayerStore
 from .repositories import RepositoryStore
+from .uploads import UploadStore
 
 __all__ = [
+    "BackendBusy",
+    "BlobEntry",
     "ConcurrentUpdate",
+    "EncryptionKeyUnusable",
     "ImageCommit",
+    "LayerEntry",
+    "LayerExists",
+    "ManifestPlace",
     "PartOutOfOrder",
+    "PartsChanged",
     "PushView",
+    "QuotaReached",
     "ReferencedByManifestList",
     "RegistryStore",
+    "RepositoryExists",
+    "RepositoryGone",
+    "RepositoryNotEmpty",
+    "StorageError",
     "UploadGone",
 ]
 
 
 class RegistryStore:
-    def __init__(self, settings: Settings, session=None):
+    def __init__(self, settings: Settings, clients: ClientFactory | None = None):
         self.settings = settings
-        self.backend = Backend(settings, session)
+        self.backend = Backend(settings, clients)
         self.repositories = RepositoryStore(self.backend)
         self.images = ImageStore(self.backend, self.repositories)
-        self.layers = LayerStore(self.backend, self.repositories)
-        self.keys = KeyStore(
-            self.backend.dynamodb, lambda: self.backend.kms, settings.tables["keys"], settings.keys_kms_key
-        )
+        self.uploads = UploadStore(self.backend)
+        self.layers = LayerStore(self.backend, self.repositories, self.uploads)
+        self.access_keys = AccessKeyStore(self.backend, settings.access_keys_kms_key)
 
-    def clients(self) -> list:
+    def clients(self) -> list[Any]:
         """The boto3 clients in use, e.g. for the local runner's fault injection hooks."""
         return self.backend.clients()

@@ -13,7 +13,7 @@ PutImage commits ONE TransactWriteItems whose conditions are the rules themselve
     blob:<d>    layers/<d>                 exists (SET referenced): the layer cannot vanish under us
     child:<d>   images/<child>             exists (ADD parent_count 1): a list's children stay put
 
-A condition that fails on a quota is the ECR error; any other failure means the state we read is
+A condition that fails on a quota is QuotaReached; any other failure means the state we read is
 gone, and the operation reads again (ConcurrentUpdate). Deletions are transactions of the same kind.
 Each image item keeps its tag set in step with the tag items, in the same transactions.
 """
@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from .. import errors
-from ..model import Image, Layer, Repository
+from ..records import Image, Layer, Quota, Repository, repository_partition
 from . import codec
-from .backend import TRANSACTION_LIMIT, Action, Backend, Cancelled, ConcurrentUpdate, sse_arguments
+from .backend import TRANSACTION_LIMIT, Action, Backend, Cancelled, Item, action, sse_arguments
+from .errors import ConcurrentUpdate, QuotaReached, ReferencedByManifestList, RepositoryGone, StorageError
 from .layers import layer_from_item
 from .repositories import RepositoryStore, repository_from_item
+from .schema import manifest_object_key
 
 # Manifests up to this size live in the image item; bigger ones in S3 (content-addressed). The
 # item must also hold up to 1,000 tags of up to 300 characters, within DynamoDB's 400 KB.
@@ -42,15 +44,16 @@ IMAGE_FIELDS = (
     "size",
     "pushed_at",
     "tags",
-    "parent_count",
     "manifest_key",
     "children",
 )
 IMAGE_PROJECTION = ", ".join(f"#{f}" for f in IMAGE_FIELDS)
 IMAGE_NAMES = {f"#{f}": f for f in IMAGE_FIELDS}
+# DescribeImages/ListImages `filter.tagStatus`, as a filter on image items
+TAG_STATUS_FILTERS = {"TAGGED": "attribute_exists(tags)", "UNTAGGED": "attribute_not_exists(tags)", "ANY": None}
 
 
-def image_from_item(item: dict) -> Image:
+def image_from_item(item: Item) -> Image:
     return Image(
         digest=item["digest"],
         media_type=item["media_type"],
@@ -59,9 +62,8 @@ def image_from_item(item: dict) -> Image:
         tags=item.get("tags", frozenset()),
         artifact_media_type=item.get("artifact_media_type"),
         subject_digest=item.get("subject_digest"),
-        parent_count=item.get("parent_count", 0),
         manifest=item.get("manifest"),
-        manifest_key=item.get("manifest_key"),
+        manifest_object_key=item.get("manifest_key"),
         children=tuple(item.get("children") or ()),
     )
 
@@ -75,6 +77,14 @@ class PushView:
     tag_digest: str | None  # the image the tag is on now
     layers: dict[str, Layer] = field(default_factory=dict)
     children: dict[str, Image] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ManifestPlace:
+    """Where a new image's manifest bytes live: in its item, or in an S3 object."""
+
+    inline: bytes | None
+    object_key: str | None
 
 
 @dataclass(frozen=True)
@@ -93,8 +103,8 @@ class ImageStore:
         self.backend = backend
         self.repositories = repositories
 
-    def _key(self, table: str, repo_key: str, sort: str) -> dict:
-        return self.backend.key(table, repo_key, sort)
+    def _key(self, logical: str, partition: str, sort: str) -> dict[str, Any]:
+        return self.backend.item_key(logical, partition, sort)
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -107,20 +117,20 @@ class ImageStore:
         blob_digests: list[str],
         child_digests: list[str],
     ) -> PushView:
-        repo_key = f"{registry_id}/{name}"
+        partition = repository_partition(registry_id, name)
         image_digests = list(dict.fromkeys([digest, *child_digests]))
-        requests = {
-            "repositories": {"Keys": [self.repositories.key(registry_id, name)]},
+        requests: dict[str, dict[str, Any]] = {
+            "repositories": {"Keys": [self.repositories.item_key(registry_id, name)]},
             "images": {
-                "Keys": [self._key("images", repo_key, d) for d in image_digests],
+                "Keys": [self._key("images", partition, d) for d in image_digests],
                 "ProjectionExpression": IMAGE_PROJECTION,
                 "ExpressionAttributeNames": IMAGE_NAMES,
             },
         }
         if tag is not None:
-            requests["tags"] = {"Keys": [self._key("tags", repo_key, tag)]}
+            requests["tags"] = {"Keys": [self._key("tags", partition, tag)]}
         if blob_digests:
-            requests["layers"] = {"Keys": [self._key("layers", repo_key, d) for d in blob_digests]}
+            requests["layers"] = {"Keys": [self._key("layers", partition, d) for d in blob_digests]}
         found = self.backend.batch_get(requests)
         repos = [repository_from_item(i) for i in found["repositories"]]
         repo = repos[0] if repos and not repos[0].deleting else None
@@ -137,7 +147,7 @@ class ImageStore:
     def get(self, repo: Repository, digests: list[str], with_manifest: bool = False) -> dict[str, Image]:
         if not digests:
             return {}
-        request = {"Keys": [self._key("images", repo.key, d) for d in dict.fromkeys(digests)]}
+        request: dict[str, Any] = {"Keys": [self._key("images", repo.partition, d) for d in dict.fromkeys(digests)]}
         if not with_manifest:
             request |= {"ProjectionExpression": IMAGE_PROJECTION, "ExpressionAttributeNames": IMAGE_NAMES}
         found = self.backend.batch_get({"images": request})["images"]
@@ -146,338 +156,254 @@ class ImageStore:
     def resolve_tags(self, repo: Repository, tags: list[str]) -> dict[str, str]:
         if not tags:
             return {}
-        keys = [self._key("tags", repo.key, t) for t in dict.fromkeys(tags)]
+        keys = [self._key("tags", repo.partition, t) for t in dict.fromkeys(tags)]
         return {i["tag"]: i["digest"] for i in self.backend.batch_get({"tags": {"Keys": keys}})["tags"]}
 
     def iterate(
-        self, repo: Repository, start: str | None = None, inclusive: bool = False, filter_expression: str | None = None
+        self, repo: Repository, start: str | None = None, inclusive: bool = False, tag_status: str = "ANY"
     ) -> Iterator[Image]:
+        """The repository's images in digest order, from `start`; `tag_status`: TAGGED, UNTAGGED or ANY."""
         for item in self.backend.query(
             "images",
-            repo.key,
+            repo.partition,
             start=start,
             exclusive=not inclusive,
             projection=IMAGE_PROJECTION,
             names=IMAGE_NAMES,
-            filter_expression=filter_expression,
+            filter_expression=TAG_STATUS_FILTERS[tag_status],
         ):
             yield image_from_item(item)
 
     def manifest_bytes(self, image: Image) -> bytes:
         if image.manifest is not None:
             return image.manifest
-        return self.backend.s3_call("get_object", Key=image.manifest_key)["Body"].read()
+        return self.backend.read_object(image.manifest_object_key or "")
 
     # --- PutImage -------------------------------------------------------------------------------
 
-    def store_manifest_object(self, repo: Repository, digest: str, manifest: bytes) -> str:
-        """Write a manifest too big for its item to S3 before the transaction (content-addressed,
-        so a retry or a concurrent push of the same bytes writes the same object)."""
-        key = f"manifests/{repo.registry_id}/{repo.encryption.scope}/{digest.replace(':', '/')}"
+    def place_manifest(self, repo: Repository, digest: str, manifest: bytes) -> ManifestPlace:
+        """Keep a new image's manifest in its item, or -- too big for the item -- write it to S3 now,
+        before the transaction (content-addressed: a retry or a concurrent push of the same bytes
+        writes the same object)."""
+        if len(manifest) <= INLINE_MANIFEST_LIMIT:
+            return ManifestPlace(inline=manifest, object_key=None)
+        object_key = manifest_object_key(repo.registry_id, repo.encryption.scope, digest)
         self.backend.s3_call(
             "put_object",
-            Key=key,
+            Key=object_key,
             Body=manifest,
             ContentType="application/octet-stream",
             **sse_arguments(repo.encryption),
         )
-        return key
+        return ManifestPlace(inline=None, object_key=object_key)
 
     def commit(self, plan: ImageCommit, max_images: int, max_tags: int) -> None:
         repo, image = plan.repository, plan.image
-        table_images, table_tags = self.backend.table("images"), self.backend.table("tags")
-        guard = self.repositories.guard(repo)
+        images, tags = self.backend.table("images"), self.backend.table("tags")
         actions: list[Action] = []
         if plan.new:
             actions.append(
-                Action(
-                    "repository",
-                    {
-                        "Update": {
-                            **guard,
-                            "UpdateExpression": "ADD image_count :one",
-                            "ConditionExpression": guard["ConditionExpression"]
-                            + " AND (attribute_not_exists(image_count) OR image_count < :max)",
-                            "ExpressionAttributeValues": {
-                                **guard["ExpressionAttributeValues"],
-                                **codec.values(one=1, max=max_images),
-                            },
-                        }
-                    },
+                self.repositories.guard(
+                    repo,
+                    update="ADD image_count :one",
+                    also="attribute_not_exists(image_count) OR image_count < :max",
+                    values=codec.values(one=1, max=max_images),
                 )
             )
-            actions.append(
-                Action(
-                    "image",
-                    {
-                        "Put": {
-                            "TableName": table_images,
-                            "Item": codec.item(
-                                repository=repo.key,
-                                digest=image.digest,
-                                media_type=image.media_type,
-                                artifact_media_type=image.artifact_media_type,
-                                subject_digest=image.subject_digest,
-                                size=image.size,
-                                pushed_at=image.pushed_at,
-                                tags={plan.tag} if plan.tag is not None else None,
-                                manifest=image.manifest,
-                                manifest_key=image.manifest_key,
-                                children=list(plan.children) or None,
-                            ),
-                            "ConditionExpression": "attribute_not_exists(digest)",
-                        }
-                    },
-                )
+            item = codec.item(
+                repository=repo.partition,
+                digest=image.digest,
+                media_type=image.media_type,
+                artifact_media_type=image.artifact_media_type,
+                subject_digest=image.subject_digest,
+                size=image.size,
+                pushed_at=image.pushed_at,
+                tags={plan.tag} if plan.tag is not None else None,
+                manifest=image.manifest,
+                manifest_key=image.manifest_object_key,
+                children=list(plan.children) or None,
             )
+            actions.append(action("image", "Put", images, item=item, condition="attribute_not_exists(digest)"))
         else:
-            actions.append(Action("repository", {"ConditionCheck": guard}))
+            actions.append(self.repositories.guard(repo))
             actions.append(
-                Action(
+                action(
                     "image",
-                    {
-                        "Update": {
-                            "TableName": table_images,
-                            "Key": self._key("images", repo.key, image.digest),
-                            "UpdateExpression": "ADD tags :tag",
-                            "ConditionExpression": "attribute_exists(digest) AND "
-                            "(attribute_not_exists(tags) OR size(tags) < :max)",
-                            "ExpressionAttributeValues": codec.values(tag={plan.tag}, max=max_tags),
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
+                    "Update",
+                    images,
+                    key=self._key("images", repo.partition, image.digest),
+                    update="ADD tags :tag",
+                    condition="attribute_exists(digest) AND (attribute_not_exists(tags) OR size(tags) < :max)",
+                    values=codec.values(tag={plan.tag}, max=max_tags),
+                    return_old=True,
                 )
             )
         if plan.tag is not None:
-            tag_put = {
-                "TableName": table_tags,
-                "Item": codec.item(
-                    repository=repo.key,
-                    tag=plan.tag,
-                    digest=image.digest,
-                    pushed_at=image.pushed_at if plan.new else None,
-                ),
-            }
+            tag_item = codec.item(
+                repository=repo.partition,
+                tag=plan.tag,
+                digest=image.digest,
+                pushed_at=image.pushed_at if plan.new else None,
+            )
             if plan.tag_was is None:
-                tag_put["ConditionExpression"] = "attribute_not_exists(tag)"
+                actions.append(action("tag", "Put", tags, item=tag_item, condition="attribute_not_exists(tag)"))
             else:
-                tag_put |= {
-                    "ConditionExpression": "digest = :was",
-                    "ExpressionAttributeValues": codec.values(was=plan.tag_was),
-                }
-            actions.append(Action("tag", {"Put": tag_put}))
+                was = codec.values(was=plan.tag_was)
+                actions.append(action("tag", "Put", tags, item=tag_item, condition="digest = :was", values=was))
             if plan.tag_was is not None and plan.tag_was != image.digest:
                 actions.append(
-                    Action(
+                    action(
                         "previous",
-                        {
-                            "Update": {
-                                "TableName": table_images,
-                                "Key": self._key("images", repo.key, plan.tag_was),
-                                "UpdateExpression": "DELETE tags :tag",
-                                "ConditionExpression": "attribute_exists(digest)",
-                                "ExpressionAttributeValues": codec.values(tag={plan.tag}),
-                            }
-                        },
+                        "Update",
+                        images,
+                        key=self._key("images", repo.partition, plan.tag_was),
+                        update="DELETE tags :tag",
+                        condition="attribute_exists(digest)",
+                        values=codec.values(tag={plan.tag}),
                     )
                 )
-        for child in plan.children:
-            actions.append(
-                Action(
-                    f"child:{child}",
-                    {
-                        "Update": {
-                            "TableName": table_images,
-                            "Key": self._key("images", repo.key, child),
-                            "UpdateExpression": "ADD parent_count :one",
-                            "ConditionExpression": "attribute_exists(digest)",
-                            "ExpressionAttributeValues": codec.values(one=1),
-                        }
-                    },
-                )
-            )
+        actions.extend(self._parent_count(repo, child, +1) for child in plan.children)
         if len(actions) > TRANSACTION_LIMIT:
             # Every child is updated in the same transaction as the list (ADD parent_count).
-            most = TRANSACTION_LIMIT - (len(actions) - len(plan.children))
-            raise errors.LimitExceededException(
-                f"A manifest list may reference at most {most} distinct images in this registry"
-            )
+            raise QuotaReached(Quota.LIST_CHILDREN, TRANSACTION_LIMIT - (len(actions) - len(plan.children)))
         marks = [self._mark_referenced(repo, d) for d in plan.blobs_to_mark]
         room = TRANSACTION_LIMIT - len(actions)
         # Marks that do not fit go first, in transactions of their own: a mark is only a flag that
         # some image uses the layer, so setting it early is harmless if the commit then fails.
         overflow, inline = marks[: max(0, len(marks) - room)], marks[max(0, len(marks) - room) :]
         for start in range(0, len(overflow), TRANSACTION_LIMIT):
-            self._run(overflow[start : start + TRANSACTION_LIMIT], repo, image, max_images, max_tags)
-        self._run(actions + inline, repo, image, max_images, max_tags)
+            self._commit(overflow[start : start + TRANSACTION_LIMIT], repo, max_images, max_tags)
+        self._commit(actions + inline, repo, max_images, max_tags)
 
     def _mark_referenced(self, repo: Repository, digest: str) -> Action:
-        return Action(
+        return action(
             f"blob:{digest}",
-            {
-                "Update": {
-                    "TableName": self.backend.table("layers"),
-                    "Key": self._key("layers", repo.key, digest),
-                    "UpdateExpression": "SET referenced = :yes",
-                    "ConditionExpression": "attribute_exists(digest)",
-                    "ExpressionAttributeValues": codec.values(yes=True),
-                }
-            },
+            "Update",
+            self.backend.table("layers"),
+            key=self._key("layers", repo.partition, digest),
+            update="SET referenced = :yes",
+            condition="attribute_exists(digest)",
+            values=codec.values(yes=True),
         )
 
-    def _run(self, actions: list[Action], repo: Repository, image: Image, max_images: int, max_tags: int) -> None:
+    def _parent_count(self, repo: Repository, child: str, change: int) -> Action:
+        return action(
+            f"child:{child}",
+            "Update",
+            self.backend.table("images"),
+            key=self._key("images", repo.partition, child),
+            update="ADD parent_count :change",
+            condition="attribute_exists(digest)",
+            values=codec.values(change=change),
+        )
+
+    def _commit(self, actions: list[Action], repo: Repository, max_images: int, max_tags: int) -> None:
         try:
             self.backend.transact(actions)
         except Cancelled as cancelled:
-            raise self._explain(cancelled, repo, image, max_images, max_tags) from None
+            raise self._explain(cancelled, repo, max_images, max_tags) from None
 
-    def _explain(
-        self, cancelled: Cancelled, repo: Repository, image: Image, max_images: int, max_tags: int
-    ) -> Exception:
+    def _explain(self, cancelled: Cancelled, repo: Repository, max_images: int, max_tags: int) -> StorageError:
         if cancelled.conflict:
             return ConcurrentUpdate()
         failed_repo = cancelled.reason("repository")
         if failed_repo:
             old = failed_repo[1]
             if not old or "deleting" in old:
-                return errors.repository_not_found(repo.registry_id, repo.name)
+                return RepositoryGone(repo.registry_id, repo.name)
             if old.get("config_version", 0) == repo.config_version and old.get("image_count", 0) >= max_images:
-                return errors.LimitExceededException(
-                    f"The number of images in the repository with name '{repo.name}' would exceed the "
-                    f"limit of {max_images} images per repository"
-                )
+                return QuotaReached(Quota.IMAGES, max_images)
             return ConcurrentUpdate()
         failed_image = cancelled.reason("image")
         if failed_image and failed_image[1] and len(failed_image[1].get("tags", ())) >= max_tags:
-            return errors.LimitExceededException(
-                f"Adding a tag to the image with digest '{image.digest}' exceeds the maximum allowed "
-                f"number of tags per image which is '{max_tags}'"
-            )
+            return QuotaReached(Quota.TAGS_PER_IMAGE, max_tags)
         return ConcurrentUpdate()
 
     # --- deletion -------------------------------------------------------------------------------
 
     def untag(self, repo: Repository, tag: str, digest: str) -> None:
         """Remove one tag from an image that keeps at least one other tag."""
-        self._run_deletion(
+        self._delete(
             [
-                Action(
-                    "tag",
-                    {
-                        "Delete": {
-                            "TableName": self.backend.table("tags"),
-                            "Key": self._key("tags", repo.key, tag),
-                            "ConditionExpression": "digest = :d",
-                            "ExpressionAttributeValues": codec.values(d=digest),
-                        }
-                    },
-                ),
-                Action(
+                self._delete_tag(repo, tag, digest, name="tag"),
+                action(
                     "image",
-                    {
-                        "Update": {
-                            "TableName": self.backend.table("images"),
-                            "Key": self._key("images", repo.key, digest),
-                            "UpdateExpression": "DELETE tags :tag",
-                            "ConditionExpression": "contains(tags, :t) AND size(tags) > :one",
-                            "ExpressionAttributeValues": codec.values(tag={tag}, t=tag, one=1),
-                        }
-                    },
+                    "Update",
+                    self.backend.table("images"),
+                    key=self._key("images", repo.partition, digest),
+                    update="DELETE tags :tag",
+                    condition="contains(tags, :t) AND size(tags) > :one",
+                    values=codec.values(tag={tag}, t=tag, one=1),
                 ),
             ]
         )
 
     def delete(self, repo: Repository, image: Image) -> None:
         """Delete an image with all its tags; refused while a manifest list references it."""
+        images = self.backend.table("images")
+        image_key = self._key("images", repo.partition, image.digest)
         tags = sorted(image.tags)
         # Keep every transaction within the action limit: strip surplus tags first, each batch
         # atomically with the image's tag set, then delete the image with the tags left.
         fixed = 2 + len(image.children)
         while len(tags) + fixed > TRANSACTION_LIMIT:
             batch, tags = tags[: TRANSACTION_LIMIT - 1], tags[TRANSACTION_LIMIT - 1 :]
-            self._run_deletion(
-                [
-                    *(self._delete_tag(repo, t, image.digest) for t in batch),
-                    Action(
-                        "image",
-                        {
-                            "Update": {
-                                "TableName": self.backend.table("images"),
-                                "Key": self._key("images", repo.key, image.digest),
-                                "UpdateExpression": "DELETE tags :batch",
-                                "ConditionExpression": "attribute_exists(digest)",
-                                "ExpressionAttributeValues": codec.values(batch=set(batch)),
-                            }
-                        },
-                    ),
-                ]
+            strip = action(
+                "image",
+                "Update",
+                images,
+                key=image_key,
+                update="DELETE tags :batch",
+                condition="attribute_exists(digest)",
+                values=codec.values(batch=set(batch)),
             )
+            self._delete([*(self._delete_tag(repo, t, image.digest) for t in batch), strip])
         condition = "attribute_exists(digest) AND (attribute_not_exists(parent_count) OR parent_count = :zero)"
-        values = {"zero": 0}
+        values: dict[str, Any] = {"zero": 0}
         if tags:
             condition += " AND tags = :tags"
             values["tags"] = set(tags)
         else:
             condition += " AND attribute_not_exists(tags)"
-        actions = [
-            *(self._delete_tag(repo, t, image.digest) for t in tags),
-            Action(
-                "image",
-                {
-                    "Delete": {
-                        "TableName": self.backend.table("images"),
-                        "Key": self._key("images", repo.key, image.digest),
-                        "ConditionExpression": condition,
-                        "ExpressionAttributeValues": codec.values(**values),
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
-                },
-            ),
-            Action(
-                "repository",
-                {
-                    "Update": {
-                        "TableName": self.backend.table("repositories"),
-                        "Key": self.repositories.key(repo.registry_id, repo.name),
-                        "UpdateExpression": "ADD image_count :minus",
-                        "ConditionExpression": "attribute_exists(#name)",
-                        "ExpressionAttributeNames": {"#name": "name"},
-                        "ExpressionAttributeValues": codec.values(minus=-1),
-                    }
-                },
-            ),
-            *(
-                Action(
-                    f"child:{c}",
-                    {
-                        "Update": {
-                            "TableName": self.backend.table("images"),
-                            "Key": self._key("images", repo.key, c),
-                            "UpdateExpression": "ADD parent_count :minus",
-                            "ConditionExpression": "attribute_exists(digest)",
-                            "ExpressionAttributeValues": codec.values(minus=-1),
-                        }
-                    },
-                )
-                for c in image.children
-            ),
-        ]
-        self._run_deletion(actions)
-
-    def _delete_tag(self, repo: Repository, tag: str, digest: str) -> Action:
-        return Action(
-            f"tag:{tag}",
-            {
-                "Delete": {
-                    "TableName": self.backend.table("tags"),
-                    "Key": self._key("tags", repo.key, tag),
-                    "ConditionExpression": "digest = :d",
-                    "ExpressionAttributeValues": codec.values(d=digest),
-                }
-            },
+        counter = action(
+            "repository",
+            "Update",
+            self.backend.table("repositories"),
+            key=self.repositories.item_key(repo.registry_id, repo.name),
+            update="ADD image_count :minus",
+            condition="attribute_exists(#name)",
+            names={"#name": "name"},
+            values=codec.values(minus=-1),
+        )
+        image_delete = action(
+            "image",
+            "Delete",
+            images,
+            key=image_key,
+            condition=condition,
+            values=codec.values(**values),
+            return_old=True,
+        )
+        self._delete(
+            [
+                *(self._delete_tag(repo, t, image.digest) for t in tags),
+                image_delete,
+                counter,
+                *(self._parent_count(repo, c, -1) for c in image.children),
+            ]
         )
 
-    def _run_deletion(self, actions: list[Action]) -> None:
+    def _delete_tag(self, repo: Repository, tag: str, digest: str, name: str | None = None) -> Action:
+        return action(
+            name or f"tag:{tag}",
+            "Delete",
+            self.backend.table("tags"),
+            key=self._key("tags", repo.partition, tag),
+            condition="digest = :d",
+            values=codec.values(d=digest),
+        )
+
+    def _delete(self, actions: list[Action]) -> None:
         try:
             self.backend.transact(actions)
         except Cancelled as cancelled:
@@ -490,11 +416,7 @@ class ImageStore:
         """Remove every image and tag item of a repository being deleted."""
         for logical, sort in (("tags", "tag"), ("images", "digest")):
             keys = [
-                self._key(logical, repo.key, item[sort])
-                for item in self.backend.query(logical, repo.key, projection="#s", names={"#s": sort})
+                self._key(logical, repo.partition, item[sort])
+                for item in self.backend.query(logical, repo.partition, projection="#s", names={"#s": sort})
             ]
             self.backend.batch_delete(logical, keys)
-
-
-class ReferencedByManifestList(Exception):
-    """The image is a child of a manifest list or index in the repository."""

@@ -11,20 +11,28 @@ Conditions that guard them:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import errors
-from ..model import Encryption, Repository
+from ..records import Encryption, Quota, Repository
 from . import codec
-from .backend import Action, Backend, Cancelled, ConcurrentUpdate
+from .backend import Action, Backend, Cancelled, ConditionFailed, Item, action
+from .errors import (
+    ConcurrentUpdate,
+    EncryptionKeyUnusable,
+    QuotaReached,
+    RepositoryExists,
+    RepositoryGone,
+    RepositoryNotEmpty,
+)
 from .schema import FIRST_REPOSITORY_NAME, REGISTRY_ITEM
 
 LIVE = "attribute_exists(#name) AND attribute_not_exists(deleting)"
 NAMES = {"#name": "name"}
 
 
-def _to_item(repo: Repository) -> dict:
+def _to_item(repo: Repository) -> dict[str, Any]:
     return codec.item(
         registry_id=repo.registry_id,
         name=repo.name,
@@ -40,7 +48,7 @@ def _to_item(repo: Repository) -> dict:
     )
 
 
-def repository_from_item(item: dict) -> Repository:
+def repository_from_item(item: Item) -> Repository:
     return Repository(
         registry_id=item["registry_id"],
         name=item["name"],
@@ -52,7 +60,7 @@ def repository_from_item(item: dict) -> Repository:
         resource_tags=tuple((t["Key"], t["Value"]) for t in item.get("resource_tags") or ()),
         image_count=item.get("image_count", 0),
         config_version=item.get("config_version", 0),
-        deleting="deleting" in item,
+        deleting_since=item.get("deleting"),
     )
 
 
@@ -60,8 +68,8 @@ class RepositoryStore:
     def __init__(self, backend: Backend):
         self.backend = backend
 
-    def key(self, registry_id: str, name: str) -> dict:
-        return self.backend.key("repositories", registry_id, name)
+    def item_key(self, registry_id: str, name: str) -> dict[str, Any]:
+        return self.backend.item_key("repositories", registry_id, name)
 
     def get(self, registry_id: str, name: str) -> Repository | None:
         """The live repository, or None (deleted, never created, or being deleted)."""
@@ -73,7 +81,7 @@ class RepositoryStore:
         return repository_from_item(item) if item else None
 
     def get_many(self, registry_id: str, names: list[str]) -> dict[str, Repository]:
-        keys = [self.key(registry_id, n) for n in dict.fromkeys(names)]
+        keys = [self.item_key(registry_id, n) for n in dict.fromkeys(names)]
         found = self.backend.batch_get({"repositories": {"Keys": keys}})["repositories"]
         repos = (repository_from_item(i) for i in found)
         return {r.name: r for r in repos if not r.deleting}
@@ -84,6 +92,12 @@ class RepositoryStore:
             repo = repository_from_item(item)
             if not repo.deleting:
                 yield repo
+
+    def deletions_begun(self) -> Iterator[Repository]:
+        """Repositories of every registry marked `deleting` (a DeleteRepository began)."""
+        for item in self.backend.scan("repositories", "attribute_exists(deleting)"):
+            if item["name"] != REGISTRY_ITEM:
+                yield repository_from_item(item)
 
     def create(self, repo: Repository, max_repositories: int) -> None:
         table = self.backend.table("repositories")
@@ -104,7 +118,7 @@ class RepositoryStore:
                 {
                     "Update": {
                         "TableName": table,
-                        "Key": self.key(repo.registry_id, REGISTRY_ITEM),
+                        "Key": self.item_key(repo.registry_id, REGISTRY_ITEM),
                         "UpdateExpression": "ADD repository_count :one",
                         "ConditionExpression": "attribute_not_exists(repository_count) OR repository_count < :max",
                         "ExpressionAttributeValues": codec.values(one=1, max=max_repositories),
@@ -117,88 +131,89 @@ class RepositoryStore:
             self.backend.transact(actions)
         except Cancelled as cancelled:
             if cancelled.reason("repository"):
-                raise errors.RepositoryAlreadyExistsException(
-                    f"The repository with name '{repo.name}' already exists in the registry "
-                    f"with id '{repo.registry_id}'"
-                ) from None
+                raise RepositoryExists() from None
             if cancelled.reason("counter") and not cancelled.conflict:
-                raise errors.LimitExceededException(
-                    f"The number of repositories in registry '{repo.registry_id}' would exceed "
-                    f"the limit of {max_repositories}"
-                ) from None
+                raise QuotaReached(Quota.REPOSITORIES, max_repositories) from None
             raise ConcurrentUpdate() from None
 
     def resolve_kms_key(self, key: str) -> str:
-        """The ARN of a usable KMS key; KmsException with KMS's own error code otherwise."""
+        """The ARN of a usable KMS key; EncryptionKeyUnusable with KMS's own error code otherwise."""
         try:
             metadata = self.backend.kms.describe_key(KeyId=key)["KeyMetadata"]
         except ClientError as error:
             code = error.response["Error"]["Code"]
-            raise errors.KmsException(f"The KMS key '{key}' cannot be used: {code}", kms_error=code) from None
+            raise EncryptionKeyUnusable(code, f"The KMS key '{key}' cannot be used: {code}") from None
         if metadata.get("KeyState", "Enabled") != "Enabled":
-            raise errors.KmsException(
-                f"The KMS key '{key}' is {metadata['KeyState']}", kms_error="KMSInvalidStateException"
-            )
-        return metadata["Arn"]
+            raise EncryptionKeyUnusable("KMSInvalidStateException", f"The KMS key '{key}' is {metadata['KeyState']}")
+        arn: str = metadata["Arn"]
+        return arn
 
     def set_tag_mutability(self, repo: Repository, mutability: str, filters: tuple[str, ...]) -> None:
         try:
-            self.backend.dynamodb.update_item(
-                TableName=self.backend.table("repositories"),
-                Key=self.key(repo.registry_id, repo.name),
+            self.backend.write(
+                "update_item",
+                "repositories",
+                Key=self.item_key(repo.registry_id, repo.name),
                 UpdateExpression="SET tag_mutability = :m, exclusion_filters = :f ADD config_version :one",
                 ConditionExpression=LIVE,
                 ExpressionAttributeNames=NAMES,
                 ExpressionAttributeValues=codec.values(m=mutability, f=list(filters), one=1),
             )
-        except self.backend.dynamodb.exceptions.ConditionalCheckFailedException:
-            raise errors.repository_not_found(repo.registry_id, repo.name) from None
+        except ConditionFailed:
+            raise RepositoryGone(repo.registry_id, repo.name) from None
 
-    def live_condition(self, repo: Repository) -> dict:
-        """The ConditionCheck a contents writer adds: the repository is as we read it."""
-        return {"ConditionCheck": self.guard(repo)}
-
-    def guard(self, repo: Repository) -> dict:
-        return {
-            "TableName": self.backend.table("repositories"),
-            "Key": self.key(repo.registry_id, repo.name),
-            "ConditionExpression": f"{LIVE} AND config_version = :version",
-            "ExpressionAttributeNames": NAMES,
-            "ExpressionAttributeValues": codec.values(version=repo.config_version),
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
+    def guard(
+        self,
+        repo: Repository,
+        *,
+        update: str | None = None,
+        also: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> Action:
+        """The action every writer of a repository's contents adds to its transaction: the repository
+        is live and configured as we read it (`also`: a further condition; `update`: a change to it)."""
+        condition = f"{LIVE} AND config_version = :version" + (f" AND ({also})" if also else "")
+        return action(
+            "repository",
+            "Update" if update else "ConditionCheck",
+            self.backend.table("repositories"),
+            key=self.item_key(repo.registry_id, repo.name),
+            update=update,
+            condition=condition,
+            values={**codec.values(version=repo.config_version), **(values or {})},
+            names=NAMES,
+            return_old=True,
+        )
 
     def begin_deletion(self, repo: Repository, force: bool, now: float) -> None:
         """Mark the repository as being deleted; from then on no writer can add to it."""
         condition = "attribute_exists(#name)"
-        values = {"now": now, "one": 1}
+        values: dict[str, Any] = {"now": now, "one": 1}
         if not force:
             condition += " AND (attribute_not_exists(image_count) OR image_count = :zero)"
             values["zero"] = 0
         try:
-            self.backend.dynamodb.update_item(
-                TableName=self.backend.table("repositories"),
-                Key=self.key(repo.registry_id, repo.name),
+            self.backend.write(
+                "update_item",
+                "repositories",
+                Key=self.item_key(repo.registry_id, repo.name),
                 UpdateExpression="SET deleting = if_not_exists(deleting, :now) ADD config_version :one",
                 ConditionExpression=condition,
                 ExpressionAttributeNames=NAMES,
                 ExpressionAttributeValues=codec.values(**values),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except self.backend.dynamodb.exceptions.ConditionalCheckFailedException as failure:
-            if "Item" not in failure.response:
-                raise errors.repository_not_found(repo.registry_id, repo.name) from None
-            raise errors.RepositoryNotEmptyException(
-                f"The repository with name '{repo.name}' in registry with id '{repo.registry_id}' "
-                f"cannot be deleted because it still contains images"
-            ) from None
+        except ConditionFailed as failure:
+            if failure.old is None:
+                raise RepositoryGone(repo.registry_id, repo.name) from None
+            raise RepositoryNotEmpty() from None
 
     def finish_deletion(self, repo: Repository) -> None:
         table = self.backend.table("repositories")
         try:
             self._delete_with_counter(repo, table)
         except Cancelled:  # a concurrent DeleteRepository finished first
-            raise errors.repository_not_found(repo.registry_id, repo.name) from None
+            raise RepositoryGone(repo.registry_id, repo.name) from None
 
     def _delete_with_counter(self, repo: Repository, table: str) -> None:
         self.backend.transact(
@@ -208,7 +223,7 @@ class RepositoryStore:
                     {
                         "Delete": {
                             "TableName": table,
-                            "Key": self.key(repo.registry_id, repo.name),
+                            "Key": self.item_key(repo.registry_id, repo.name),
                             "ConditionExpression": "attribute_exists(deleting)",
                         }
                     },
@@ -218,7 +233,7 @@ class RepositoryStore:
                     {
                         "Update": {
                             "TableName": table,
-                            "Key": self.key(repo.registry_id, REGISTRY_ITEM),
+                            "Key": self.item_key(repo.registry_id, REGISTRY_ITEM),
                             "UpdateExpression": "ADD repository_count :minus",
                             "ExpressionAttributeValues": codec.values(minus=-1),
                         }

@@ -13,6 +13,16 @@
 
 Repository names match [a-z0-9]..., so the `#registry` counter item sorts before every repository
 and a query from "0" upwards lists repositories only.
+
+The bucket's objects, by prefix (the function may touch only these; the sweep only the first two):
+
+    blobs/<registry>/<encryption scope>/<upload id>       a layer's bytes: the object (or the S3
+                                                          multipart upload) an upload writes to;
+                                                          shared by every layer of that digest
+    uploads/<upload id>/<offset>-<random>                 staged bytes of an upload, below S3's 5 MiB
+                                                          minimum part size (a fresh key per state)
+    manifests/<registry>/<encryption scope>/<alg>/<hex>   a manifest too big for its image item
+                                                          (content-addressed)
 """
 
 from __future__ import annotations
@@ -36,6 +46,33 @@ TABLES: dict[str, TableSpec] = {
     "uploads": TableSpec("upload_id", ttl_attribute="expires_at"),
     "keys": TableSpec("access_key_id"),
 }
+
+BLOBS_PREFIX = "blobs/"
+STAGED_PARTS_PREFIX = "uploads/"
+MANIFESTS_PREFIX = "manifests/"
+OBJECT_PREFIXES = (BLOBS_PREFIX, STAGED_PARTS_PREFIX, MANIFESTS_PREFIX)
+
+
+def blob_object_key(registry_id: str, encryption_scope: str, upload_id: str) -> str:
+    return f"{BLOBS_PREFIX}{registry_id}/{encryption_scope}/{upload_id}"
+
+
+def upload_of_blob_object(object_key: str) -> str:
+    """The upload that wrote a blob object (the last segment of its key)."""
+    return object_key.rsplit("/", 1)[-1]
+
+
+def staged_part_prefix(upload_id: str) -> str:
+    return f"{STAGED_PARTS_PREFIX}{upload_id}/"
+
+
+def upload_of_staged_part(object_key: str) -> str:
+    return object_key[len(STAGED_PARTS_PREFIX) :].split("/", 1)[0]
+
+
+def manifest_object_key(registry_id: str, encryption_scope: str, digest: str) -> str:
+    return f"{MANIFESTS_PREFIX}{registry_id}/{encryption_scope}/{digest.replace(':', '/')}"
+
 
 REGISTRY_ITEM = "#registry"  # sort key of the per-registry counter item in `repositories`
 FIRST_REPOSITORY_NAME = "0"  # lowest possible repository name: start of a repository listing

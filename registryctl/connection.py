@@ -1,4 +1,4 @@
-"""Where the keys live, and a KeyStore on them made with the operator's credentials."""
+"""Where the access keys live, and an AccessKeyStore on them made with the operator's credentials."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import boto3
 
-from registry.config import KEYS_KMS_KEY_ENV, TABLE_ENV
-from registry.storage.keys import KeyStore, KeyStoreError
+from registry.config import ACCESS_KEYS_KMS_KEY_ENV, TABLE_ENV, Settings
+from registry.storage.access_keys import TABLE as ACCESS_KEYS_TABLE
+from registry.storage.access_keys import AccessKeyError, AccessKeyStore
+from registry.storage.backend import Backend
 
-TABLE_ENV_NAME = TABLE_ENV["keys"]
+TABLE_ENV_NAME = TABLE_ENV[ACCESS_KEYS_TABLE]
 # Stack outputs that name them, if the stack has them; otherwise the function's environment is read.
 TABLE_OUTPUT, KMS_KEY_OUTPUT, FUNCTION_OUTPUT = "KeysTableName", "KeysKmsKeyArn", "FunctionName"
 
@@ -31,8 +33,8 @@ def connect(
     endpoint_url: str | None = None,
     verify: str | bool | None = None,
     session: boto3.session.Session | None = None,
-) -> KeyStore:
-    """A KeyStore on the registry's keys table and KMS key, with the operator's credentials.
+) -> AccessKeyStore:
+    """An AccessKeyStore on the registry's access keys table and KMS key, with the operator's credentials.
     `verify` is boto3's (a CA bundle path, or False); AWS_CA_BUNDLE works too."""
     session = session or boto3.session.Session(profile_name=profile, region_name=region)
     clients = {}
@@ -43,17 +45,18 @@ def connect(
         return clients[service]
 
     target = resolve(table=table, kms_key=kms_key, stack=stack, client=client)
-    return KeyStore(client("dynamodb"), lambda: client("kms"), target.table, target.kms_key)
+    settings = Settings(region=session.region_name or "", tables={ACCESS_KEYS_TABLE: target.table})
+    return AccessKeyStore(Backend(settings, client), target.kms_key)
 
 
 def resolve(*, table: str | None, kms_key: str | None, stack: str | None, client) -> KeyTarget:
     table = table or os.environ.get(TABLE_ENV_NAME)
-    kms_key = kms_key or os.environ.get(KEYS_KMS_KEY_ENV)
+    kms_key = kms_key or os.environ.get(ACCESS_KEYS_KMS_KEY_ENV)
     if stack and not (table and kms_key):
         found = _from_stack(stack, client)
         table, kms_key = table or found.table, kms_key or found.kms_key
     if not table:
-        raise KeyStoreError(f"which keys table? Give --table, {TABLE_ENV_NAME} or --stack <name>")
+        raise AccessKeyError(f"which keys table? Give --table, {TABLE_ENV_NAME} or --stack <name>")
     return KeyTarget(table, kms_key)
 
 
@@ -63,7 +66,7 @@ def _from_stack(stack: str, client) -> KeyTarget:
     if TABLE_OUTPUT in outputs:
         return KeyTarget(outputs[TABLE_OUTPUT], outputs.get(KMS_KEY_OUTPUT))
     if FUNCTION_OUTPUT not in outputs:
-        raise KeyStoreError(f"stack {stack} has neither a {TABLE_OUTPUT} nor a {FUNCTION_OUTPUT} output")
+        raise AccessKeyError(f"stack {stack} has neither a {TABLE_OUTPUT} nor a {FUNCTION_OUTPUT} output")
     environment = (
         client("lambda")
         .get_function_configuration(FunctionName=outputs[FUNCTION_OUTPUT])
@@ -71,5 +74,5 @@ def _from_stack(stack: str, client) -> KeyTarget:
         .get("Variables", {})
     )
     if TABLE_ENV_NAME not in environment:
-        raise KeyStoreError(f"the function of stack {stack} has no {TABLE_ENV_NAME}: is the stack up to date?")
-    return KeyTarget(environment[TABLE_ENV_NAME], environment.get(KEYS_KMS_KEY_ENV))
+        raise AccessKeyError(f"the function of stack {stack} has no {TABLE_ENV_NAME}: is the stack up to date?")
+    return KeyTarget(environment[TABLE_ENV_NAME], environment.get(ACCESS_KEYS_KMS_KEY_ENV))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import lru_cache
 
 MUTABLE = "MUTABLE"
@@ -33,6 +34,16 @@ def tag_is_immutable(mutability: str, exclusion_filters: tuple[str, ...], tag: s
     if mutability == IMMUTABLE_WITH_EXCLUSION:
         return not excluded
     return excluded  # MUTABLE_WITH_EXCLUSION: the matching tags are the locked ones
+
+
+class Quota(Enum):
+    """The limits a conditional write enforces (config.Quotas holds their values)."""
+
+    REPOSITORIES = "repositories per registry"
+    IMAGES = "images per repository"
+    TAGS_PER_IMAGE = "tags per image"
+    LAYER_PARTS = "layer parts per upload"
+    LIST_CHILDREN = "images per manifest list"  # DynamoDB's 100 actions per transaction
 
 
 @dataclass(frozen=True)
@@ -66,18 +77,22 @@ class Repository:
     resource_tags: tuple[tuple[str, str], ...] = ()
     image_count: int = 0
     config_version: int = 0
-    deleting: bool = False
+    deleting_since: float | None = None  # a DeleteRepository began then: the repository takes no writer
 
     @property
-    def key(self) -> str:
-        """Partition key of everything that lives inside this repository."""
-        return repository_key(self.registry_id, self.name)
+    def deleting(self) -> bool:
+        return self.deleting_since is not None
+
+    @property
+    def partition(self) -> str:
+        """The DynamoDB partition of everything that lives inside this repository."""
+        return repository_partition(self.registry_id, self.name)
 
     def tag_is_immutable(self, tag: str) -> bool:
         return tag_is_immutable(self.tag_mutability, self.exclusion_filters, tag)
 
 
-def repository_key(registry_id: str, name: str) -> str:
+def repository_partition(registry_id: str, name: str) -> str:
     return f"{registry_id}/{name}"
 
 
@@ -90,9 +105,8 @@ class Image:
     tags: frozenset[str] = frozenset()
     artifact_media_type: str | None = None
     subject_digest: str | None = None
-    parent_count: int = 0  # how many manifest lists / indexes in the repository reference it
     manifest: bytes | None = None  # inline manifest bytes, when small enough
-    manifest_key: str | None = None  # S3 key of the manifest bytes otherwise
+    manifest_object_key: str | None = None  # where the manifest bytes are in S3 otherwise
     children: tuple[str, ...] = ()  # images a manifest list / index references
 
 
@@ -100,22 +114,22 @@ class Image:
 class Layer:
     digest: str
     size: int
-    blob_key: str
+    object_key: str  # the S3 object holding the bytes (shared by every layer of this digest and scope)
     referenced: bool = False  # set once an image in the repository references it
 
 
 @dataclass(frozen=True)
 class Upload:
     upload_id: str
-    repository_key: str
+    repository_partition: str
     encryption: Encryption
     last_byte: int  # last byte received; -1 before the first part
     part_count: int
     hash_state: bytes | None
-    tail_key: str | None  # staged bytes not yet in an S3 multipart part
+    tail_object_key: str | None  # staged bytes not yet in an S3 multipart part
     tail_size: int
     multipart_id: str | None
-    blob_key: str
+    object_key: str  # the blob object the upload writes (an S3 multipart upload until complete)
     s3_parts: tuple[tuple[int, str], ...]  # (part number, ETag) of parts already in S3
     completed_digest: str | None = None
     expires_at: float | None = None  # epoch seconds; past it the upload is gone (DynamoDB TTL)

@@ -21,12 +21,14 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..model import AccessKey, Grant
+from ..records import AccessKey, Grant
 from . import codec
+from .backend import Backend, ConditionFailed
 
 ACTIVE, REVOKED = "Active", "Revoked"
 KEY_NAME = re.compile(r"[\w+=,.@-]{1,64}")  # IAM user names
@@ -36,7 +38,13 @@ REGISTRY_ID = re.compile(r"[0-9]{12}")
 FOREIGN_CIPHERTEXT = ("InvalidCiphertextException", "IncorrectKeyException")
 
 
-class KeyStoreError(Exception):
+TABLE = "keys"  # the logical table (schema.TABLES): its name is its deployed construct's id, so it stays
+# The encryption context of a secret's ciphertext: the function's kms:Decrypt grant requires exactly
+# these keys (infra/api.py), so a ciphertext encrypted for anything else cannot be decrypted by it.
+SECRET_CONTEXT_KEYS = ("access_key_id", "registry_id")
+
+
+class AccessKeyError(Exception):
     """A key operation the operator asked for cannot be done (registryctl prints the message)."""
 
 
@@ -48,15 +56,15 @@ def new_secret() -> str:
     return base64.b64encode(secrets.token_bytes(30)).decode()  # 40 characters, as AWS's
 
 
-def _grants_to_item(grants: tuple[Grant, ...]) -> list[dict]:
+def _grants_to_item(grants: tuple[Grant, ...]) -> list[dict[str, list[str]]]:
     return [{"actions": list(g.actions), "repositories": list(g.repositories)} for g in grants]
 
 
-def _grants_from_item(raw: list | None) -> tuple[Grant, ...]:
+def _grants_from_item(raw: list[dict[str, Any]] | None) -> tuple[Grant, ...]:
     return tuple(Grant(tuple(g.get("actions") or ()), tuple(g.get("repositories") or ())) for g in raw or ())
 
 
-def key_from_item(item: dict, secret: str | None = None) -> AccessKey:
+def key_from_item(item: dict[str, Any], secret: str | None = None) -> AccessKey:
     return AccessKey(
         access_key_id=item["access_key_id"],
         registry_id=item["registry_id"],
@@ -68,15 +76,16 @@ def key_from_item(item: dict, secret: str | None = None) -> AccessKey:
     )
 
 
-def _context(registry_id: str, access_key_id: str) -> dict[str, str]:
-    return {"registry_id": registry_id, "access_key_id": access_key_id}
+def secret_context(registry_id: str, access_key_id: str) -> dict[str, str]:
+    return {"access_key_id": access_key_id, "registry_id": registry_id}  # SECRET_CONTEXT_KEYS
 
 
-class KeyStore:
-    """`kms` is a callable so that the function creates its KMS client only at its first key lookup."""
+class AccessKeyStore:
+    """The keys table and the KMS key of the secrets. `kms_key`: the key registryctl encrypts with
+    and the function names when decrypting (a ciphertext under any other key is refused)."""
 
-    def __init__(self, dynamodb, kms: Callable[[], object], table: str, kms_key: str | None):
-        self.dynamodb, self._kms, self.table, self.kms_key = dynamodb, kms, table, kms_key
+    def __init__(self, backend: Backend, kms_key: str | None):
+        self.backend, self.kms_key = backend, kms_key
 
     # --- the verifier's read ----------------------------------------------------------------------
 
@@ -84,21 +93,17 @@ class KeyStore:
         """The active key with its secret in clear, or None (unknown, revoked, or not ours)."""
         if not ACCESS_KEY_ID.fullmatch(access_key_id):
             return None
-        item = codec.plain(
-            self.dynamodb.get_item(
-                TableName=self.table, Key={"access_key_id": {"S": access_key_id}}, ConsistentRead=True
-            ).get("Item")
-        )
+        item = self.backend.get(TABLE, access_key_id)
         if not item or item.get("status") != ACTIVE or not item.get("secret_ciphertext"):
             return None
         request = {
             "CiphertextBlob": item["secret_ciphertext"],
-            "EncryptionContext": _context(item["registry_id"], access_key_id),
+            "EncryptionContext": secret_context(item["registry_id"], access_key_id),
         }
         if self.kms_key:
             request["KeyId"] = self.kms_key
         try:
-            plaintext = self._kms().decrypt(**request)["Plaintext"]
+            plaintext = self.backend.kms.decrypt(**request)["Plaintext"]
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in FOREIGN_CIPHERTEXT:
                 return None
@@ -118,66 +123,59 @@ class KeyStore:
     ) -> AccessKey:
         """Issue a key; returns it with its secret (shown once). An id/secret may be given (seeding)."""
         if not REGISTRY_ID.fullmatch(registry_id):
-            raise KeyStoreError(f"a registry id has 12 digits, not {registry_id!r}")
+            raise AccessKeyError(f"a registry id has 12 digits, not {registry_id!r}")
         if not KEY_NAME.fullmatch(name):
-            raise KeyStoreError(f"a key name has 1-64 characters of [A-Za-z0-9_+=,.@-], not {name!r}")
+            raise AccessKeyError(f"a key name has 1-64 characters of [A-Za-z0-9_+=,.@-], not {name!r}")
         if not grants:
-            raise KeyStoreError("a key needs at least one grant")
+            raise AccessKeyError("a key needs at least one grant")
         if not self.kms_key:
-            raise KeyStoreError("no KMS key to encrypt the secret with (--kms-key or REGISTRY_KEYS_KMS_KEY)")
+            raise AccessKeyError("no KMS key to encrypt the secret with (--kms-key or REGISTRY_KEYS_KMS_KEY)")
         access_key_id = access_key_id or new_access_key_id()
         if not ACCESS_KEY_ID.fullmatch(access_key_id):
-            raise KeyStoreError("an access key id has 1-128 letters and digits")
+            raise AccessKeyError("an access key id has 1-128 letters and digits")
         secret = secret or new_secret()
-        ciphertext = self._kms().encrypt(
-            KeyId=self.kms_key, Plaintext=secret.encode("utf-8"), EncryptionContext=_context(registry_id, access_key_id)
+        ciphertext = self.backend.kms.encrypt(
+            KeyId=self.kms_key,
+            Plaintext=secret.encode("utf-8"),
+            EncryptionContext=secret_context(registry_id, access_key_id),
         )["CiphertextBlob"]
+        item = codec.item(
+            access_key_id=access_key_id,
+            registry_id=registry_id,
+            name=name,
+            grants=_grants_to_item(grants),
+            status=ACTIVE,
+            created_at=now,
+            secret_ciphertext=ciphertext,
+        )
         try:
-            self.dynamodb.put_item(
-                TableName=self.table,
-                Item=codec.item(
-                    access_key_id=access_key_id,
-                    registry_id=registry_id,
-                    name=name,
-                    grants=_grants_to_item(grants),
-                    status=ACTIVE,
-                    created_at=now,
-                    secret_ciphertext=ciphertext,
-                ),
-                ConditionExpression="attribute_not_exists(access_key_id)",
-            )
-        except self.dynamodb.exceptions.ConditionalCheckFailedException:
-            raise KeyStoreError(f"the access key id {access_key_id} exists already") from None
+            self.backend.write("put_item", TABLE, Item=item, ConditionExpression="attribute_not_exists(access_key_id)")
+        except ConditionFailed:
+            raise AccessKeyError(f"the access key id {access_key_id} exists already") from None
         return AccessKey(access_key_id, registry_id, name, grants, now, True, secret)
 
     def list(self, registry_id: str | None = None) -> Iterator[AccessKey]:
         """Every key (without secrets), optionally of one registry. A scan: the table is small."""
-        request = {
-            "TableName": self.table,
-            "ConsistentRead": True,
-            "ProjectionExpression": "access_key_id, registry_id, #n, grants, #s, created_at",
-            "ExpressionAttributeNames": {"#n": "name", "#s": "status"},
-        }
-        if registry_id:
-            request.update(FilterExpression="registry_id = :r", ExpressionAttributeValues=codec.values(r=registry_id))
-        while True:
-            response = self.dynamodb.scan(**request)
-            for raw in response.get("Items", []):
-                yield key_from_item(codec.plain(raw))
-            if not response.get("LastEvaluatedKey"):
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in self.backend.scan(
+            TABLE,
+            filter_expression="registry_id = :r" if registry_id else None,
+            values=codec.values(r=registry_id) if registry_id else None,
+            projection="access_key_id, registry_id, #n, grants, #s, created_at",
+            names={"#n": "name", "#s": "status"},
+        ):
+            yield key_from_item(item)
 
     def revoke(self, access_key_id: str, now: float) -> None:
         """Revoke for good: the secret's ciphertext is deleted, the item stays as a record."""
         try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"access_key_id": {"S": access_key_id}},
+            self.backend.write(
+                "update_item",
+                TABLE,
+                Key=self.backend.item_key(TABLE, access_key_id),
                 UpdateExpression="SET #s = :revoked, revoked_at = :now REMOVE secret_ciphertext",
                 ConditionExpression="attribute_exists(access_key_id)",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=codec.values(revoked=REVOKED, now=now),
             )
-        except self.dynamodb.exceptions.ConditionalCheckFailedException:
-            raise KeyStoreError(f"no access key {access_key_id}") from None
+        except ConditionFailed:
+            raise AccessKeyError(f"no access key {access_key_id}") from None

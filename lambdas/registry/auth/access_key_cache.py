@@ -13,12 +13,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from ..model import AccessKey
+from ..records import AccessKey
 
 MAX_ENTRIES = 1024
 
 
-class KeyCache:
+class AccessKeyCache:
     def __init__(
         self,
         load: Callable[[str], AccessKey | None],
@@ -28,16 +28,13 @@ class KeyCache:
     ):
         self._load, self.ttl, self.max_entries, self._clock = load, ttl, max_entries, clock
         self._entries: OrderedDict[str, tuple[float, AccessKey | None]] = OrderedDict()
-        self.hits = self.misses = 0
 
     def get(self, access_key_id: str) -> AccessKey | None:
         now = self._clock()
         entry = self._entries.get(access_key_id)
         if entry is not None and entry[0] > now:
             self._entries.move_to_end(access_key_id)
-            self.hits += 1
             return entry[1]
-        self.misses += 1
         key = self._load(access_key_id)  # may raise: nothing is cached then
         if self.ttl > 0:
             self._entries[access_key_id] = (now + self.ttl, key)

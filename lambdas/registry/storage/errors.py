@@ -1,0 +1,78 @@
+"""What happened to the data: the exceptions the stores raise.
+
+They say what a conditional write or a read found, in the data's terms; the operations turn each
+into the ECR error a caller sees, with ECR's wording (`registry.errors`). Nothing here is an API
+error, and no store raises one.
+"""
+
+from __future__ import annotations
+
+from ..records import Quota
+
+
+class StorageError(Exception):
+    """Base of what the stores raise about the data (not faults of the backend itself)."""
+
+
+class ConcurrentUpdate(StorageError):
+    """What we read changed before our conditional write landed: read again and decide again."""
+
+
+class RepositoryGone(StorageError):
+    """The repository does not exist, or is being deleted (it accepts no writer)."""
+
+    def __init__(self, registry_id: str, name: str):
+        super().__init__(registry_id, name)
+        self.registry_id, self.name = registry_id, name
+
+
+class RepositoryExists(StorageError):
+    """CreateRepository found the name taken."""
+
+
+class RepositoryNotEmpty(StorageError):
+    """A deletion without force found images in the repository."""
+
+
+class QuotaReached(StorageError):
+    """A counter condition failed: the write would pass `limit` of `quota`."""
+
+    def __init__(self, quota: Quota, limit: int):
+        super().__init__(quota, limit)
+        self.quota, self.limit = quota, limit
+
+
+class ReferencedByManifestList(StorageError):
+    """The image is a child of a manifest list or index in the repository."""
+
+
+class LayerExists(StorageError):
+    """The repository has a layer of this digest already."""
+
+
+class UploadGone(StorageError):
+    """The upload no longer accepts parts: completed, expired or never there."""
+
+
+class PartOutOfOrder(StorageError):
+    """Another request for this upload landed first: the part no longer follows the last byte."""
+
+    def __init__(self, last_valid_byte: int):
+        super().__init__(last_valid_byte)
+        self.last_valid_byte = last_valid_byte
+
+
+class PartsChanged(StorageError):
+    """An S3 part of the upload was overwritten by a racing request: the bytes are not what we hashed."""
+
+
+class EncryptionKeyUnusable(StorageError):
+    """KMS refused the repository's key (disabled, unknown, not ours to use)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(code, message)
+        self.code, self.message = code, message
+
+
+class BackendBusy(StorageError):
+    """DynamoDB kept part of a request unprocessed (throttling) past our retries."""

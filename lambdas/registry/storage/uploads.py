@@ -1,0 +1,223 @@
+"""Layer uploads in progress: the `uploads` table and the bytes staged for them in S3.
+
+Bytes flow: UploadLayerPart stages a part as a small "tail" object until at least S3's minimum
+part size (5 MiB) is pending, then sends tail + part as one part of an S3 multipart upload whose
+key is the blob's final home. The upload item records every S3 part's ETag, so
+CompleteMultipartUpload fails if any part was overwritten by a racing request: the object is
+exactly the bytes we hashed.
+
+    item          condition (why)
+    uploads/<id>  created: attribute_not_exists (a fresh UUID)
+                  a part: last_byte = the byte we read, part_count < quota, not completed:
+                  parts are contiguous and a racing duplicate part loses
+                  completed: in the transaction that creates the layer (layers.py)
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+from ..records import Encryption, Quota, Repository, Upload
+from . import codec
+from .backend import Backend, ConditionFailed, Item, sse_arguments
+from .errors import PartOutOfOrder, QuotaReached, UploadGone
+from .schema import (
+    BLOBS_PREFIX,
+    STAGED_PARTS_PREFIX,
+    blob_object_key,
+    staged_part_prefix,
+)
+
+S3_MIN_PART = 5 * 1024 * 1024
+
+
+def upload_from_item(item: Item) -> Upload:
+    return Upload(
+        upload_id=item["upload_id"],
+        repository_partition=item["repository"],
+        encryption=Encryption(item.get("encryption_type", "AES256"), item.get("kms_key")),
+        last_byte=item["last_byte"],
+        part_count=item["part_count"],
+        hash_state=item.get("hash_state"),
+        tail_object_key=item.get("tail_key"),
+        tail_size=item.get("tail_size", 0),
+        multipart_id=item.get("multipart_id"),
+        object_key=item["blob_key"],
+        s3_parts=tuple((p["n"], p["etag"]) for p in item.get("s3_parts") or ()),
+        completed_digest=item.get("completed_digest"),
+        expires_at=item.get("expires_at"),
+    )
+
+
+class UploadStore:
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    def start(self, repo: Repository, now: float) -> str:
+        upload_id = str(uuid.uuid4())
+        item = codec.item(
+            upload_id=upload_id,
+            repository=repo.partition,
+            encryption_type=repo.encryption.type,
+            kms_key=repo.encryption.kms_key,
+            last_byte=-1,
+            part_count=0,
+            tail_size=0,
+            s3_parts=[],
+            blob_key=blob_object_key(repo.registry_id, repo.encryption.scope, upload_id),
+            created_at=now,
+            expires_at=int(now) + self.backend.settings.upload_ttl_seconds,
+        )
+        try:
+            self.backend.write(
+                "put_item",
+                "uploads",
+                Item=item,
+                ConditionExpression="attribute_not_exists(upload_id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as failure:
+            # A fresh UUID is taken only by our own first attempt, whose response botocore lost
+            # before retrying: the upload is there, as we wrote it.
+            old = failure.old or {}
+            if old.get("repository") != repo.partition or old.get("created_at") != now:
+                raise
+        return upload_id
+
+    def get(self, upload_id: str) -> Upload | None:
+        item = self.backend.get("uploads", upload_id)
+        return upload_from_item(item) if item else None
+
+    def append_part(self, upload: Upload, part: bytes, hash_state: bytes, max_parts: int) -> int:
+        """Stage `part` right after the upload's last byte; returns the new last byte."""
+        pending = upload.tail_size + len(part)
+        multipart_id, parts = upload.multipart_id, list(upload.s3_parts)
+        created_multipart = False
+        tail_key, tail_size = None, 0
+        if pending >= S3_MIN_PART:
+            body = self.read_tail(upload) + part
+            if multipart_id is None:
+                multipart_id = self.backend.s3_call(
+                    "create_multipart_upload",
+                    Key=upload.object_key,
+                    ContentType="application/octet-stream",
+                    **sse_arguments(upload.encryption),
+                )["UploadId"]
+                created_multipart = True
+            number = len(parts) + 1
+            etag = self.backend.s3_call(
+                "upload_part", Key=upload.object_key, UploadId=multipart_id, PartNumber=number, Body=body
+            )["ETag"]
+            parts.append((number, etag))
+        else:
+            # A fresh key per state: a racing request can never overwrite the tail we recorded.
+            offset = upload.last_byte + 1 - upload.tail_size
+            tail_key = f"{staged_part_prefix(upload.upload_id)}{offset}-{uuid.uuid4().hex}"
+            self.backend.s3_call(
+                "put_object", Key=tail_key, Body=self.read_tail(upload) + part, **sse_arguments(upload.encryption)
+            )
+            tail_size = pending
+        last_byte = upload.last_byte + len(part)
+        try:
+            self.backend.write(
+                "update_item",
+                "uploads",
+                Key=self.backend.item_key("uploads", upload.upload_id),
+                UpdateExpression="SET last_byte = :last, hash_state = :state, tail_size = :tail_size, "
+                "s3_parts = :parts, part_count = part_count + :one"
+                + (", multipart_id = :mp" if multipart_id else "")
+                + (", tail_key = :tail_key" if tail_key else " REMOVE tail_key"),
+                ConditionExpression="last_byte = :expected AND part_count < :max "
+                "AND attribute_not_exists(completed_digest)",
+                ExpressionAttributeValues=codec.values(
+                    last=last_byte,
+                    state=hash_state,
+                    tail_size=tail_size,
+                    one=1,
+                    parts=[{"n": n, "etag": e} for n, e in parts],
+                    expected=upload.last_byte,
+                    max=max_parts,
+                    **({"mp": multipart_id} if multipart_id else {}),
+                    **({"tail_key": tail_key} if tail_key else {}),
+                ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as failure:
+            if not _is_our_update(failure.old, last_byte, tail_key, multipart_id, parts):
+                self.discard(tail_key, multipart_id if created_multipart else None, upload.object_key)
+                raise _refused_part(failure.old, max_parts) from None
+            # Our own update landed and botocore, having lost its response, sent it again: the
+            # part is in. (Discarding here would delete the tail the upload now records.)
+        self.discard(upload.tail_object_key, None, None)
+        return last_byte
+
+    def read_tail(self, upload: Upload) -> bytes:
+        return self.backend.read_object(upload.tail_object_key) if upload.tail_object_key else b""
+
+    def discard(self, tail_key: str | None, multipart_id: str | None, object_key: str | None) -> None:
+        """Best effort: what is left behind expires by the bucket's lifecycle rules (and the sweep)."""
+        try:
+            if tail_key:
+                self.backend.delete_object(tail_key)
+            if multipart_id and object_key:
+                self.backend.abort_multipart(object_key, multipart_id)
+        except Exception:  # noqa: BLE001 - cleanup must never hide the real outcome
+            pass
+
+    # --- for the sweep ----------------------------------------------------------------------------
+
+    def expired(self, cutoff: float) -> Iterator[Upload]:
+        """Uploads of every registry whose expiry is before `cutoff`."""
+        for item in self.backend.scan("uploads", "expires_at < :cutoff", codec.values(cutoff=cutoff)):
+            yield upload_from_item(item)
+
+    def delete_expired(self, upload_id: str, cutoff: float) -> bool:
+        """Delete the upload's item if it still expires before `cutoff`; False if it changed."""
+        try:
+            self.backend.write(
+                "delete_item",
+                "uploads",
+                Key=self.backend.item_key("uploads", upload_id),
+                ConditionExpression="expires_at < :cutoff",
+                ExpressionAttributeValues=codec.values(cutoff=cutoff),
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def staged_parts(self, upload_id: str | None = None) -> Iterator[tuple[str, float]]:
+        """(object key, last modified) of staged tails: of one upload, or of all."""
+        return self.backend.objects(staged_part_prefix(upload_id) if upload_id else STAGED_PARTS_PREFIX)
+
+    def multipart_uploads(self) -> Iterator[tuple[str, str, float]]:
+        """(object key, multipart id, initiated) of the S3 multipart uploads that become blobs."""
+        return self.backend.multipart_uploads(BLOBS_PREFIX)
+
+    def delete_object(self, object_key: str) -> None:
+        self.backend.delete_object(object_key)
+
+    def abort_multipart(self, object_key: str, multipart_id: str) -> None:
+        self.backend.abort_multipart(object_key, multipart_id)
+
+
+def _is_our_update(
+    old: Item | None, last_byte: int, tail_key: str | None, multipart_id: str | None, parts: list[tuple[int, str]]
+) -> bool:
+    """Whether the upload item is exactly what our update_item wrote (the tail key is unique to
+    this request; an S3 part's ETag is the MD5 of its bytes)."""
+    return (
+        old is not None
+        and old.get("last_byte") == last_byte
+        and old.get("tail_key") == tail_key
+        and old.get("multipart_id") == multipart_id
+        and [(p["n"], p["etag"]) for p in old.get("s3_parts") or ()] == list(parts)
+    )
+
+
+def _refused_part(old: Item | None, max_parts: int) -> Exception:
+    if old is None or old.get("completed_digest"):
+        return UploadGone()
+    if old.get("part_count", 0) >= max_parts:
+        return QuotaReached(Quota.LAYER_PARTS, max_parts)
+    return PartOutOfOrder(old["last_byte"])
