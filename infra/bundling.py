@@ -2,11 +2,13 @@
 
 `pip install --target` with `--platform/--python-version/--only-binary=:all:` fetches the wheels the
 Lambda runtime needs (manylinux, the runtime's CPython), whatever Python and CPU run the synth; then
-the `registry` package is copied next to them. CDK never calls Docker: `try_bundle` returns True.
+the `registry` package is copied next to them. `requirements.txt` is the hashed lock of the runtime
+set (`make lock`, from requirements.in), resolved for every platform, so `--require-hashes` holds
+for the runtime's arm64 wheels too. CDK never calls Docker: `try_bundle` returns True.
 
 The asset hash is computed here from everything that decides the bundle's content (sources,
 requirements, platform, Python version, trimming), so CDK reuses `cdk.out/asset.<hash>` on a re-synth
-instead of running pip again, and a change to `requirements.txt` makes a new asset.
+instead of running pip again, and a change to the lock `requirements.txt` makes a new asset.
 
 Only packages with wheels for the target platform can be bundled this way (every runtime dependency
 has them today; `rehashes` ships abi3 wheels for manylinux x86_64 and aarch64).
@@ -39,7 +41,7 @@ from aws_cdk import aws_lambda as lambda_
 ROOT = Path(__file__).resolve().parent.parent
 ASSET_ROOT = ROOT / "lambdas"  # Lambda's /var/task: the handler is registry.handler.lambda_handler
 PACKAGE = "registry"  # the one package copied from ASSET_ROOT into the bundle
-REQUIREMENTS = ROOT / "requirements.txt"
+REQUIREMENTS = ROOT / "requirements.txt"  # the lock: every distribution pinned, with its hashes
 BUNDLER_VERSION = "2"  # bump when this module changes what it produces
 
 # botocore ships the models of ~450 services (~29 MB of the ~40 MB bundle). The function creates
@@ -123,6 +125,7 @@ def build_bundle(spec: BundleSpec, output_dir: str | Path) -> None:
         "--no-input",
         "--disable-pip-version-check",
         "--no-warn-script-location",
+        "--require-hashes",  # a lock, not a list of names: nothing unpinned or unverified gets in
         "--requirement",
         str(spec.requirements),
         "--target",

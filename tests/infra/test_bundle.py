@@ -18,7 +18,7 @@ from infra.bundling import BOTOCORE_SERVICES, BundleSpec, build_bundle, find_int
 ROOT = Path(__file__).resolve().parents[2]
 ELF_MACHINE = {"aarch64": 183, "x86_64": 62}
 
-# The importable top-level names of requirements.txt's distributions (and what they pull in).
+# The importable top-level names of requirements.in's distributions (and what they pull in).
 REQUIRED_TOP_LEVEL = {
     "boto3",
     "botocore",
@@ -35,7 +35,7 @@ REQUIRED_TOP_LEVEL = {
 
 def _requirement_names() -> set[str]:
     names = set()
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
+    for line in (ROOT / "requirements.in").read_text().splitlines():  # the top-level list (the lock's input)
         line = line.split("#")[0].strip()
         if line:
             names.add(re.split(r"[\[=<>~! ]", line)[0].lower().replace("-", "_"))
