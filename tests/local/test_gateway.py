@@ -1,21 +1,30 @@
-"""The local gateway (`make run`) as a server on a shared machine: black-box, over raw sockets.
+"""The local gateway (`make run`): black-box, over raw sockets.
 
-A gateway of its own runs in its own process, logging as `make run` does, so that its memory and
-its log are its own. No backends behind it: every request here is answered before the function.
+As a server on a shared machine: a gateway of its own runs in its own process, logging as `make run`
+does, so that its memory and its log are its own; no backends behind it, every request of those tests
+is answered before the function. And as API Gateway: what reaches the function (the local stack).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
+import json
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from support import NO_RETRIES
 
@@ -189,3 +198,61 @@ def test_a_client_that_sends_the_whole_body_first_still_gets_the_413(gateway):
             layerPartBlob=part,
         )
     assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+
+
+# --- what reaches the function ---------------------------------------------------------------------
+
+BODY = b"{}"
+
+
+class SignerOfEveryHeader(SigV4Auth):
+    """Signs every header of the request, as some signers do (botocore leaves hop-by-hop ones out)."""
+
+    def headers_to_sign(self, request):
+        headers = super().headers_to_sign(request)
+        for name, value in request.headers.items():
+            if name not in headers:
+                headers[name.lower()] = value
+        return headers
+
+
+def signed_with(endpoint: str, header: str, value: str) -> tuple[int, str | None]:
+    """DescribeRepositories signed with one more header, as a client that signs it sends it."""
+    request = AWSRequest(
+        method="POST",
+        url=endpoint + "/",
+        data=BODY,
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+            header: value,
+        },
+    )
+    SignerOfEveryHeader(Credentials("test", "test"), "ecr", "us-east-1").add_auth(request)
+    assert header.lower() in request.headers["Authorization"]
+    sent = urllib.request.Request(request.url, data=BODY, method="POST", headers=dict(request.headers.items()))
+    try:
+        with urllib.request.urlopen(sent, timeout=60) as response:
+            return response.status, None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()).get("__type")
+
+
+@pytest.mark.parametrize(
+    "header, value",
+    [
+        ("Connection", "close"),  # the value urllib sends
+        ("Keep-Alive", "timeout=5"),
+        ("Max-Forwards", "10"),
+        ("Content-MD5", base64.b64encode(hashlib.md5(BODY).digest()).decode()),
+    ],
+)
+def test_headers_api_gateway_drops_do_not_reach_the_function(registry, header, value):
+    """API Gateway passes on neither hop-by-hop headers nor the body's framing: a client that signs
+    one has signed a header the function cannot see, and its signature cannot be checked."""
+    assert signed_with(registry.endpoint, header, value) == (403, "InvalidSignatureException")
+
+
+def test_a_signed_content_length_gets_in_though_api_gateway_drops_it(registry):
+    """Dropped too, but rebuilt by the function from the body it has (as the JS and Go SDKs sign it)."""
+    assert signed_with(registry.endpoint, "Content-Length", str(len(BODY))) == (200, None)
