@@ -55,7 +55,8 @@ class JsEcr:
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
-            raise AssertionError(f"the JS SDK process died: {self.process.wait() and self.process.stderr.read()}")
+            code = self.process.wait()
+            raise AssertionError(f"the JS SDK process exited with {code}: {self.process.stderr.read()}")
         answer = json.loads(line)
         if "error" in answer:
             raise SdkError(**answer["error"])
