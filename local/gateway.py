@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -22,6 +23,31 @@ from .worker import Worker
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024  # REST API payload limit
 LAMBDA_MAX_PAYLOAD = 6 * 1024 * 1024  # synchronous invoke request and response: 6,291,456 bytes
 STAGE = "local"
+READ_TIMEOUT_SECONDS = 60.0  # a client silent this long mid-request (or idle between requests) is dropped
+# Request headers that API Gateway (REST API) does not pass on in the proxy event: the body's framing
+# and the hop-by-hop headers: LocalStack's list, from its parity tests against AWS, and Keep-Alive
+# (connection-specific by RFC 9110 7.6.1; not in that list, so assumed). A client that signed one of
+# them signed what the function never sees.
+DROPPED_REQUEST_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Content-Length",
+        "Content-MD5",
+        "Expect",
+        "Keep-Alive",
+        "Max-Forwards",
+        "Proxy-Authenticate",
+        "Server",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "WWW-Authenticate",
+    )
+)
+_DECIMAL = re.compile(r"[0-9]+")
+_QUERY = re.compile(r"\?[^\s'\"]*")  # the query of a request target, up to the end of the target
 
 
 def proxy_event(
@@ -136,12 +162,14 @@ class Gateway:
         workers: int = 8,
         log_path: str | None = None,
         access_log: bool = False,
+        read_timeout: float = READ_TIMEOUT_SECONDS,
     ):
         env = {**os.environ, **environment}
         if log_path:
             env["REGISTRY_LOCAL_HANDLER_LOG"] = log_path
         self.pool = WorkerPool(workers, env)
         self.access_log = access_log
+        self.read_timeout = read_timeout
         self.server = _Server(("127.0.0.1", port), self._handler_class())
         self.port = self.server.server_address[1]
         self._thread: Thread | None = None
@@ -168,23 +196,26 @@ class Gateway:
             # Headers and body leave in two writes: with Nagle's algorithm on, the body waits for
             # the client's delayed ACK of the headers (~40 ms per request on Linux loopback).
             disable_nagle_algorithm = True
+            timeout = gateway.read_timeout  # on the socket: no read (or write) waits forever
+            # Not HTTP/0.9 (the default): every answer has a status line, a malformed request line's 400 too.
+            default_request_version = "HTTP/1.1"
 
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                body = self._read_body()
+                if body is None:
+                    return None
                 path, _, query = self.path.partition("?")
                 if path != "/":
                     return self._reply(403, {"message": "Missing Authentication Token"})
-                if length > API_GATEWAY_MAX_BODY:
-                    return self._reply(413, {"message": "Request Too Long"})
+                headers = [(k, v) for k, v in self.headers.items() if k.lower() not in DROPPED_REQUEST_HEADERS]
                 event = proxy_event(
                     "POST",
                     path,
-                    dict(self.headers.items()),
+                    dict(headers),
                     body,
                     self.client_address[0],
                     query=query,
-                    header_list=list(self.headers.items()),
+                    header_list=headers,
                 )
                 # Serialized once: a 4 MiB part is ~30 ms of json.dumps (measured, then sent as is).
                 invocation = json.dumps(event).encode()
@@ -201,10 +232,33 @@ class Gateway:
                 return self._send(result["statusCode"], result.get("headers") or {}, payload)
 
             def do_GET(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self._reply(403, {"message": "Missing Authentication Token"})
+                if self._read_body() is not None:
+                    self._reply(403, {"message": "Missing Authentication Token"})
 
             do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+
+            def _read_body(self) -> bytes | None:
+                """The body, at most API Gateway's limit; None once the request has been refused.
+
+                Refused by what the headers declare, before a byte of the body is read: the body
+                is then left unread, so the connection closes after the answer."""
+                if "Transfer-Encoding" in self.headers:  # a chunked body: not supported here
+                    return self._refuse(411, "Length Required")
+                declared = self.headers.get_all("Content-Length") or ["0"]
+                if len(set(declared)) != 1 or not _DECIMAL.fullmatch(declared[0]):
+                    return self._refuse(400, "Invalid Content-Length")
+                length = int(declared[0])
+                if length > API_GATEWAY_MAX_BODY:
+                    return self._refuse(413, "Request Too Long")
+                body = self.rfile.read(length)
+                if len(body) < length:  # the client closed the connection mid-body
+                    self.close_connection = True
+                    return None
+                return body
+
+            def _refuse(self, status: int, message: str) -> None:
+                self.close_connection = True
+                self._reply(status, {"message": message})
 
             def _reply(self, status: int, body: dict) -> None:
                 self._send(
@@ -218,12 +272,18 @@ class Gateway:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(payload)
 
             def log_message(self, fmt, *args):
                 if gateway.access_log:
-                    target = (self.headers.get("X-Amz-Target") or "").rpartition(".")[2]
-                    sys.stderr.write(f"{self.address_string()} {target} {fmt % args}\n")
+                    # No headers when the request line or the headers could not be parsed.
+                    headers = getattr(self, "headers", None)
+                    target = ((headers and headers.get("X-Amz-Target")) or "").rpartition(".")[2]
+                    # A query can carry credentials (a presigned request's X-Amz-Signature): never logged.
+                    line = _QUERY.sub("?...", fmt % args)
+                    sys.stderr.write(f"{self.address_string()} {target} {line}\n")
 
         return Handler

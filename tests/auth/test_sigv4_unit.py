@@ -150,6 +150,26 @@ def test_the_body_is_what_is_verified():
         check(event)
 
 
+def without_header(event: dict, name: str) -> dict:
+    """The event as API Gateway hands it over when it does not pass `name` on."""
+    for headers in (event["headers"], event["multiValueHeaders"]):
+        for key in [k for k in headers if k.lower() == name.lower()]:
+            del headers[key]
+    return event
+
+
+def test_a_signed_content_length_that_api_gateway_dropped_is_rebuilt_from_the_body():
+    """The JS and Go SDKs sign content-length; a REST API proxy event never carries it."""
+    body = b'{"repositoryNames": ["a"]}'
+    event = signed_event("https://registry.example.com", body=body, extra_headers={"Content-Length": str(len(body))})
+    assert "content-length" in event["headers"]["Authorization"]
+    assert check(without_header(event, "Content-Length")) is KEY
+    # what is rebuilt is the length of the body that arrived, not whatever was signed
+    event = signed_event("https://registry.example.com", body=body, extra_headers={"Content-Length": "999"})
+    with pytest.raises(InvalidSignatureException):
+        check(without_header(event, "Content-Length"))
+
+
 # --- the checks before the key is looked up --------------------------------------------------------
 
 

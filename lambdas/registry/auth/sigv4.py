@@ -2,7 +2,8 @@
 
 The client (any AWS SDK, the AWS CLI) signs for service `ecr` in the deployment's Region. We
 rebuild its canonical request from what reached us -- method, the path it requested, the query,
-exactly the headers it lists in SignedHeaders, the SHA-256 of the real body bytes -- set the
+exactly the headers it lists in SignedHeaders (content-length, which API Gateway does not pass on,
+from the body), the SHA-256 of the real body bytes -- set the
 signer's timestamp to the client's X-Amz-Date, let botocore compute the signature with the
 key's secret and compare in constant time. Nothing here does I/O: the key comes from `lookup`.
 
@@ -184,6 +185,10 @@ def verify(
     headers = HTTPHeaders()
     for name in auth.signed_headers:
         values = request.headers.get(name)
+        if not values and name == "content-length":
+            # The JS and Go SDKs sign it; a REST API proxy event never carries it. It is the length
+            # of the very body hashed above, so rebuilding it lets nothing unsigned through.
+            values = [str(len(request.body))]
         if not values:  # a signed header that did not reach us cannot be checked
             raise InvalidSignatureException(SIGNATURE_MISMATCH)
         for value in values:
