@@ -11,6 +11,8 @@ operations call them when storage reports what happened to the data (`storage.er
 
 from __future__ import annotations
 
+from typing import Any
+
 from .records import Quota
 
 
@@ -20,7 +22,7 @@ class EcrError(Exception):
     status = 400
     modeled = True  # False for protocol errors that are not shapes of the ECR model
 
-    def __init__(self, message: str, **members):
+    def __init__(self, message: str, **members: Any):
         super().__init__(message)
         self.message = message
         self.members = members

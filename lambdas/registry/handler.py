@@ -10,6 +10,8 @@ from __future__ import annotations
 import gc
 import os
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
@@ -21,6 +23,12 @@ from .errors import EcrError, ServerException, UnknownOperationException
 from .operations import OPERATIONS, Caller, Context
 from .storage import RegistryStore
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
+
 # Powertools takes its names from the environment the stack sets; these defaults serve a handler
 # run without it (in-process benchmarks and tests).
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)
@@ -29,15 +37,15 @@ logger = Logger()
 metrics = Metrics()
 # The X-Ray SDK costs ~0.35 s of import at every cold start: load it only when traces are sent.
 TRACING = os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true")
+tracer: Tracer | None = None
 if TRACING:
     from aws_lambda_powertools import Tracer
 
     tracer = Tracer()
     traced = tracer.capture_lambda_handler(capture_response=False)
 else:
-    tracer = None
 
-    def traced(handler):
+    def traced(handler: Handler) -> Handler:
         return handler
 
 
@@ -67,7 +75,7 @@ def access_keys() -> auth.AccessKeyCache:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
 @traced
-def lambda_handler(event: dict, context) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = wire.http_request(event)
     started = time.perf_counter()
     operation = "Unknown"

@@ -15,7 +15,7 @@ WITH_EXCLUSION = (IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION)
 
 
 @lru_cache(maxsize=256)
-def _wildcard(pattern: str) -> re.Pattern:
+def _wildcard(pattern: str) -> re.Pattern[str]:
     # `*` matches any run of characters (also none); everything else is literal; whole-tag match.
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
 

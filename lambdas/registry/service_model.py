@@ -29,7 +29,7 @@ def ecr_model() -> ServiceModel:
     return ServiceModel(model_description(), SERVICE_NAME)
 
 
-def model_description() -> dict:
+def model_description() -> dict[str, Any]:
     """ECR's latest `service-2` model, as `Loader.load_service_model` returns it.
 
     A bare Loader is far cheaper than a botocore Session at cold start. Asking it for the file by
@@ -38,15 +38,17 @@ def model_description() -> dict:
     has no sdk-extras to merge; a unit test holds this against load_service_model."""
     loader = Loader()
     version = loader.determine_latest_version(SERVICE_NAME, "service-2")
-    return loader.load_data(f"{SERVICE_NAME}/{version}/service-2")
+    description: dict[str, Any] = loader.load_data(f"{SERVICE_NAME}/{version}/service-2")
+    return description
 
 
 def target_prefix() -> str:
-    return ecr_model().metadata["targetPrefix"]
+    prefix: str = ecr_model().metadata["targetPrefix"]
+    return prefix
 
 
 @functools.cache
-def _compiled(pattern: str) -> re.Pattern:
+def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
@@ -57,7 +59,7 @@ def read_input(operation: str, body: dict[str, Any]) -> dict[str, Any]:
     if shape is None:
         return {}
     problems: list[str] = []
-    params = _read(shape, body, "", problems)
+    params: dict[str, Any] = _read(shape, body, "", problems)
     if problems:
         count = len(problems)
         head = problems[0] if count == 1 else f"{count} validation errors detected: " + "; ".join(problems)
@@ -81,7 +83,7 @@ def _type_error(path: str, expected: str, value: Any) -> SerializationException:
     return SerializationException(f"Expected {expected} at '{path or 'body'}' but found {type(value).__name__}")
 
 
-def _read_structure(shape, value, path, problems):
+def _read_structure(shape: Shape, value: Any, path: str, problems: list[str]) -> Any:
     if not isinstance(value, dict):
         raise _type_error(path, "structure", value)
     out = {}
@@ -95,7 +97,7 @@ def _read_structure(shape, value, path, problems):
     return out
 
 
-def _read_list(shape, value, path, problems):
+def _read_list(shape: Shape, value: Any, path: str, problems: list[str]) -> Any:
     if not isinstance(value, list):
         raise _type_error(path, "list", value)
     items = [
@@ -107,7 +109,7 @@ def _read_list(shape, value, path, problems):
     return items
 
 
-def _read_map(shape, value, path, problems):
+def _read_map(shape: Shape, value: Any, path: str, problems: list[str]) -> Any:
     if not isinstance(value, dict):
         raise _type_error(path, "map", value)
     _check_length(shape, len(value), path, problems)
@@ -117,7 +119,7 @@ def _read_map(shape, value, path, problems):
     }
 
 
-def _read_string(shape, value, path, problems):
+def _read_string(shape: Shape, value: Any, path: str, problems: list[str]) -> Any:
     if not isinstance(value, str):
         raise _type_error(path, "string", value)
     if not _is_utf8(value):  # a lone surrogate ("\ud800") cannot be stored, hashed or echoed
@@ -132,7 +134,7 @@ def _read_string(shape, value, path, problems):
     return value
 
 
-def _read_integer(shape, value, path, problems):
+def _read_integer(shape: Shape, value: Any, path: str, problems: list[str]) -> Any:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -146,19 +148,19 @@ def _read_integer(shape, value, path, problems):
     return value
 
 
-def _read_boolean(shape, value, path, problems):
+def _read_boolean(shape: Shape, value: Any, path: str, problems: list[str]) -> Any:
     if not isinstance(value, bool):
         raise _type_error(path, "a boolean", value)
     return value
 
 
-def _read_number(shape, value, path, problems):
+def _read_number(shape: Shape, value: Any, path: str, problems: list[str]) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _type_error(path, "a number", value)
     return value
 
 
-def _read_blob(shape, value, path, problems):
+def _read_blob(shape: Shape, value: Any, path: str, problems: list[str]) -> Any:
     if not isinstance(value, str):
         raise _type_error(path, "a base64 string", value)
     try:
@@ -169,7 +171,7 @@ def _read_blob(shape, value, path, problems):
     return data
 
 
-def _check_length(shape, length, path, problems):
+def _check_length(shape: Shape, length: int, path: str, problems: list[str]) -> None:
     low, high = shape.metadata.get("min"), shape.metadata.get("max")
     if low is not None and length < low:
         problems.append(_problem(path, f"Member must have length greater than or equal to {low}"))

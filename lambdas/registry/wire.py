@@ -10,7 +10,7 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from . import service_model
 from .errors import EcrError, SerializationException, UnknownOperationException
@@ -125,7 +125,7 @@ def read_params(request: HttpRequest, operation: str) -> dict[str, Any]:
     return service_model.read_input(operation, body)
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 

@@ -7,12 +7,13 @@ runs `authenticate` before anything else of a request.
 from __future__ import annotations
 
 from ..records import AccessKey
+from ..wire import HttpRequest
 from .access_key_cache import AccessKeyCache
 from .permissions import authorize
 from .sigv4 import SignedRequest, verify
 
 
-def authenticate(request, access_keys: AccessKeyCache, region: str) -> AccessKey:
+def authenticate(request: HttpRequest, access_keys: AccessKeyCache, region: str) -> AccessKey:
     """The key that signed this wire.HttpRequest; a 403 protocol error otherwise."""
     signed = SignedRequest(
         method=request.method,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 from .. import errors
 from ..records import Grant, wildcard_matches
@@ -38,6 +39,17 @@ GRANT = re.compile(
 )
 
 
+class Principal(Protocol):
+    """Who is asking (operations.Caller): a key's registry, its principal and its grants."""
+
+    @property
+    def registry_id(self) -> str: ...
+    @property
+    def principal_arn(self) -> str: ...
+    @property
+    def grants(self) -> tuple[Grant, ...]: ...
+
+
 def actions_of(grant: Grant) -> tuple[str, ...]:
     return tuple(a for action in grant.actions for a in ROLES.get(action, (action,)))
 
@@ -53,7 +65,7 @@ def allows(grants: Iterable[Grant], operation: str, repository: str | None) -> b
     return False
 
 
-def authorize(caller, operation: str, params: dict, region: str) -> None:
+def authorize(caller: Principal, operation: str, params: dict[str, Any], region: str) -> None:
     """AccessDeniedException unless the caller's key allows the operation on every repository the
     request names, in its own registry. DescribeRepositories without names needs the action on
     some repository; the operation then lists only the ones the key may describe."""
@@ -72,7 +84,7 @@ def authorize(caller, operation: str, params: dict, region: str) -> None:
             raise denied(caller, operation, region, registry_id, name)
 
 
-def denied(caller, operation: str, region: str, registry_id: str, name: str) -> errors.AccessDeniedException:
+def denied(caller: Principal, operation: str, region: str, registry_id: str, name: str) -> errors.AccessDeniedException:
     return errors.AccessDeniedException(
         f"User: {caller.principal_arn} is not authorized to perform: ecr:{operation} on resource: "
         f"arn:aws:ecr:{region}:{registry_id}:repository/{name}"

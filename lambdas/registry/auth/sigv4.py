@@ -103,7 +103,7 @@ def parse_authorization(value: str) -> Authorization:
     return Authorization(scope[0], scope[1], scope[2], scope[3], scope[4], signed, parameters["Signature"])
 
 
-class _ClientSigner(SigV4Auth):
+class _ClientSigner(SigV4Auth):  # type: ignore[misc]  # botocore ships no types
     """botocore's SigV4 signer, made to sign exactly the headers the client signed and the real
     bytes of the body (never a client-declared payload hash)."""
 
@@ -111,10 +111,10 @@ class _ClientSigner(SigV4Auth):
         super().__init__(Credentials(key.access_key_id, key.secret), SERVICE, region)
         self._headers, self._body_sha256 = headers, body_sha256
 
-    def headers_to_sign(self, request):
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
         return self._headers
 
-    def payload(self, request):
+    def payload(self, request: AWSRequest) -> str:
         return self._body_sha256
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any, NoReturn
 
 from ..errors import InvalidParameterException
 from .common import Manifest, invalid
@@ -20,7 +21,7 @@ DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+jso
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
-PARSERS: dict[str, Callable[[dict, str], Manifest]] = {
+PARSERS: dict[str, Callable[[dict[str, Any], str], Manifest]] = {
     DOCKER_MANIFEST: parse_image_manifest,
     OCI_MANIFEST: parse_image_manifest,
     DOCKER_MANIFEST_LIST: parse_index,
@@ -51,7 +52,7 @@ def parse(text: str, declared_media_type: str | None) -> Manifest:
     return parser(document, media_type)
 
 
-def _media_type(document: dict, declared: str | None) -> str:
+def _media_type(document: dict[str, Any], declared: str | None) -> str:
     field = document.get("mediaType")
     if field is not None and not isinstance(field, str):
         raise invalid("mediaType must be a string")
@@ -66,5 +67,5 @@ def _media_type(document: dict, declared: str | None) -> str:
     return media_type
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import InvalidParameterException
 
@@ -53,17 +54,17 @@ def descriptor(value: object, where: str) -> Descriptor:
         raise invalid(f"{where}.urls must be a list of strings")
     if "annotations" in value and not _string_map(value["annotations"]):
         raise invalid(f"{where}.annotations must be a map of strings")
-    return Descriptor(media_type, digest, size, tuple(urls))
+    return Descriptor(media_type, str(digest), size, tuple(urls))
 
 
-def optional_subject(document: dict) -> str | None:
+def optional_subject(document: dict[str, Any]) -> str | None:
     """OCI 1.1 referrers: a subject need not exist in the repository (the registry accepts it)."""
     if "subject" not in document:
         return None
     return descriptor(document["subject"], "subject").digest
 
 
-def optional_media_type(document: dict, name: str) -> str | None:
+def optional_media_type(document: dict[str, Any], name: str) -> str | None:
     """An optional media type member (`artifactType`): OCI requires RFC 6838 syntax when present."""
     value = document.get(name)
     if value is not None and not (isinstance(value, str) and _MEDIA_TYPE.fullmatch(value)):
@@ -71,7 +72,7 @@ def optional_media_type(document: dict, name: str) -> str | None:
     return value
 
 
-def check_annotations(document: dict) -> None:
+def check_annotations(document: dict[str, Any]) -> None:
     if "annotations" in document and not _string_map(document["annotations"]):
         raise invalid("annotations must be a map of strings")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .common import Manifest, check_annotations, descriptor, invalid, optional_media_type, optional_subject
 
 
-def parse_index(document: dict, media_type: str) -> Manifest:
+def parse_index(document: dict[str, Any], media_type: str) -> Manifest:
     if "config" in document or "layers" in document:
         raise invalid(f"a {media_type} has no config or layers")
     entries = document.get("manifests")

@@ -17,6 +17,8 @@ from ..records import AccessKey, Grant, Repository
 from ..storage import ConcurrentUpdate, RegistryStore
 
 T = TypeVar("T")
+Params = dict[str, Any]  # an operation's input, checked against its shape in the ECR model
+Result = dict[str, Any]  # an operation's output, as its output shape names the members
 MAX_ATTEMPTS = 12  # reads-and-decides per request when conditional writes keep losing races
 
 
@@ -58,7 +60,7 @@ def repository_arn(region: str, registry_id: str, name: str) -> str:
     return f"arn:aws:ecr:{region}:{registry_id}:repository/{name}"
 
 
-def existing_repository(params: dict, ctx: Context) -> Repository:
+def existing_repository(params: Params, ctx: Context) -> Repository:
     registry_id = ctx.registry_id
     name = params["repositoryName"]
     repo = ctx.store.repositories.get(registry_id, name)
@@ -77,14 +79,14 @@ def retrying(attempt: Callable[[], T]) -> T:
     raise errors.ServerException("The request kept conflicting with concurrent changes; retry it")
 
 
-def no_paging_with_ids(params: dict, ids_member: str) -> None:
+def no_paging_with_ids(params: Params, ids_member: str) -> None:
     if params.get(ids_member) and ("nextToken" in params or "maxResults" in params):
         raise errors.InvalidParameterException(
             f"Invalid parameter: nextToken and maxResults cannot be used together with {ids_member}"
         )
 
 
-def page_size(params: dict) -> int:
+def page_size(params: Params) -> int:
     return params.get("maxResults") or 100
 
 
@@ -92,7 +94,7 @@ def encode_token(position: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode()
 
 
-def decode_token(params: dict, required: tuple[str, ...]) -> dict[str, Any] | None:
+def decode_token(params: Params, required: tuple[str, ...]) -> dict[str, Any] | None:
     token = params.get("nextToken")
     if token is None:
         return None

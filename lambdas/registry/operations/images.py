@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from functools import partial
+from typing import Any
 
 from .. import errors, manifests
 from ..manifests.common import is_digest
@@ -19,6 +21,8 @@ from ..storage import (
 )
 from .common import (
     Context,
+    Params,
+    Result,
     decode_token,
     encode_token,
     existing_repository,
@@ -41,7 +45,7 @@ def manifest_digest(manifest: bytes) -> str:
 # --- PutImage -------------------------------------------------------------------------------------
 
 
-def put_image(params: dict, ctx: Context) -> dict:
+def put_image(params: Params, ctx: Context) -> Result:
     registry_id = ctx.registry_id
     name = params["repositoryName"]
     text = params["imageManifest"]
@@ -61,7 +65,7 @@ def put_image(params: dict, ctx: Context) -> dict:
         )
     placed: list[ManifestPlace] = []  # where the manifest went (written to S3 once across attempts)
 
-    def attempt() -> dict:
+    def attempt() -> Result:
         view = ctx.store.images.push_view(registry_id, name, digest, tag, manifest.blob_digests, manifest.child_digests)
         repo = view.repository
         if repo is None:
@@ -162,11 +166,11 @@ def _already_exists(repo: Repository, digest: str, tag: str | None) -> str:
 # --- image identifiers ---------------------------------------------------------------------------
 
 
-def _failure(image_id: dict, code: str, reason: str) -> dict:
+def _failure(image_id: dict[str, Any], code: str, reason: str) -> Result:
     return {"imageId": image_id, "failureCode": code, "failureReason": reason}
 
 
-def _invalid_id(image_id: dict) -> dict | None:
+def _invalid_id(image_id: dict[str, Any]) -> Result | None:
     """The failure entry of an image id that names nothing, or None when it is well-formed."""
     if "imageDigest" not in image_id and "imageTag" not in image_id:
         return _failure(
@@ -181,8 +185,10 @@ def _invalid_id(image_id: dict) -> dict | None:
     return None
 
 
-def _resolve(repo: Repository, image_ids: list[dict], ctx: Context, with_manifest: bool = False):
-    """Map each well-formed image id to (image or None, failure or None)."""
+def _resolve(
+    repo: Repository, image_ids: list[dict[str, Any]], ctx: Context, with_manifest: bool = False
+) -> Iterator[tuple[dict[str, Any], Image | Result]]:
+    """Each well-formed image id with its image, or with the failure entry saying why there is none."""
     tags = ctx.store.images.resolve_tags(repo, [i["imageTag"] for i in image_ids if "imageTag" in i])
     digests = [i.get("imageDigest") or tags.get(i["imageTag"]) for i in image_ids]
     images = ctx.store.images.get(repo, [d for d in digests if d], with_manifest=with_manifest)
@@ -192,25 +198,18 @@ def _resolve(repo: Repository, image_ids: list[dict], ctx: Context, with_manifes
             and "imageDigest" in image_id
             and tags.get(image_id["imageTag"]) not in (None, image_id["imageDigest"])
         ):
-            yield (
-                image_id,
-                None,
-                _failure(
-                    image_id,
-                    "ImageTagDoesNotMatchDigest",
-                    "Invalid request parameters: given tag does not match the image digest",
-                ),
-            )
+            reason = "Invalid request parameters: given tag does not match the image digest"
+            yield image_id, _failure(image_id, "ImageTagDoesNotMatchDigest", reason)
         elif ("imageTag" in image_id and image_id["imageTag"] not in tags) or digest not in images:
-            yield image_id, None, _failure(image_id, "ImageNotFound", "Requested image not found")
+            yield image_id, _failure(image_id, "ImageNotFound", "Requested image not found")
         else:
-            yield image_id, images[digest], None
+            yield image_id, images[digest]
 
 
 # --- BatchGetImage ---------------------------------------------------------------------------------
 
 
-def batch_get_image(params: dict, ctx: Context) -> dict:
+def batch_get_image(params: Params, ctx: Context) -> Result:
     repo = existing_repository(params, ctx)
     accepted = params.get("acceptedMediaTypes")
     images, failures, seen, size = [], [], set(), 0
@@ -221,9 +220,9 @@ def batch_get_image(params: dict, ctx: Context) -> dict:
             failures.append(failure)
         else:
             wanted.append(image_id)
-    for image_id, image, failure in _resolve(repo, wanted, ctx, with_manifest=True):
-        if failure:
-            failures.append(failure)
+    for image_id, image in _resolve(repo, wanted, ctx, with_manifest=True):
+        if not isinstance(image, Image):
+            failures.append(image)
             continue
         if accepted and image.media_type not in accepted:
             failures.append(
@@ -267,7 +266,7 @@ def batch_get_image(params: dict, ctx: Context) -> dict:
 # --- DescribeImages / ListImages ------------------------------------------------------------------
 
 
-def _detail(repo: Repository, image: Image) -> dict:
+def _detail(repo: Repository, image: Image) -> Result:
     detail = {
         "registryId": repo.registry_id,
         "repositoryName": repo.name,
@@ -286,24 +285,26 @@ def _detail(repo: Repository, image: Image) -> dict:
     return detail
 
 
-def _filters(params: dict) -> tuple[str, bool]:
+def _filters(params: Params) -> tuple[str, bool]:
     """(the tagStatus filter, whether the imageStatus filter can match anything)."""
     chosen = params.get("filter") or {}
     # Nothing here is ever archived: every image is ACTIVE.
     return chosen.get("tagStatus", "ANY"), chosen.get("imageStatus", "ACTIVE") in ("ACTIVE", "ANY")
 
 
-def describe_images(params: dict, ctx: Context) -> dict:
+def describe_images(params: Params, ctx: Context) -> Result:
     repo = existing_repository(params, ctx)
     no_paging_with_ids(params, "imageIds")
     tag_status, active = _filters(params)
     if params.get("imageIds"):
-        details, seen = [], set()
+        details: list[Result] = []
+        seen: set[str] = set()
         for image_id in params["imageIds"]:
-            if _invalid_id(image_id):
-                raise errors.InvalidParameterException(_invalid_id(image_id)["failureReason"])
-        for image_id, image, failure in _resolve(repo, params["imageIds"], ctx):
-            if failure:
+            invalid = _invalid_id(image_id)
+            if invalid:
+                raise errors.InvalidParameterException(invalid["failureReason"])
+        for image_id, image in _resolve(repo, params["imageIds"], ctx):
+            if not isinstance(image, Image):
                 raise errors.ImageNotFoundException(
                     f"The image with imageId {json.dumps(image_id, sort_keys=True)} does not exist within the "
                     f"repository with name '{repo.name}' in the registry with id '{repo.registry_id}'"
@@ -313,7 +314,8 @@ def describe_images(params: dict, ctx: Context) -> dict:
                 details.append(_detail(repo, image))
         return {"imageDetails": details}
     position = decode_token(params, ("after",))
-    limit, page = page_size(params), []
+    limit = page_size(params)
+    page: list[Result] = []
     if not active:
         return {"imageDetails": []}
     for image in ctx.store.images.iterate(repo, start=position["after"] if position else None, tag_status=tag_status):
@@ -323,12 +325,13 @@ def describe_images(params: dict, ctx: Context) -> dict:
     return {"imageDetails": page}
 
 
-def list_images(params: dict, ctx: Context) -> dict:
+def list_images(params: Params, ctx: Context) -> Result:
     """One entry per (digest, tag) pair; an untagged image is one entry with its digest only."""
     repo = existing_repository(params, ctx)
     tag_status, active = _filters(params)
     position = decode_token(params, ("at", "skip"))
-    limit, page = page_size(params), []
+    limit = page_size(params)
+    page: list[Result] = []
     if not active:
         return {"imageIds": []}
     start, skip = (position["at"], position["skip"]) if position else (None, 0)
@@ -351,9 +354,10 @@ def list_images(params: dict, ctx: Context) -> dict:
 # --- BatchDeleteImage -----------------------------------------------------------------------------
 
 
-def batch_delete_image(params: dict, ctx: Context) -> dict:
+def batch_delete_image(params: Params, ctx: Context) -> Result:
     repo = existing_repository(params, ctx)
-    deleted, failures = [], []
+    deleted: list[Result] = []
+    failures: list[Result] = []
     for image_id in params["imageIds"]:
         failure = _invalid_id(image_id)
         if failure is None:
@@ -363,10 +367,12 @@ def batch_delete_image(params: dict, ctx: Context) -> dict:
     return {"imageIds": deleted, "failures": failures}
 
 
-def _delete_one(repo: Repository, image_id: dict, deleted: list[dict], ctx: Context) -> dict | None:
-    ((_, image, failure),) = _resolve(repo, [image_id], ctx)
-    if failure:
-        return failure
+def _delete_one(
+    repo: Repository, image_id: dict[str, Any], deleted: list[dict[str, Any]], ctx: Context
+) -> Result | None:
+    ((_, image),) = _resolve(repo, [image_id], ctx)
+    if not isinstance(image, Image):
+        return image
     tag = image_id.get("imageTag")
     try:
         if tag is not None and len(image.tags) > 1:

@@ -15,7 +15,7 @@ from .. import errors
 from ..records import Quota, Upload, repository_partition
 from ..service_model import ecr_model
 from ..storage import LayerExists, PartOutOfOrder, PartsChanged, QuotaReached, UploadGone
-from .common import Context, existing_repository, retrying
+from .common import Context, Params, Result, existing_repository, retrying
 
 
 def _hasher(state: bytes | None) -> Any:
@@ -24,13 +24,13 @@ def _hasher(state: bytes | None) -> Any:
     return PySha256.deserialize(state) if state else PySha256()
 
 
-def initiate_layer_upload(params: dict, ctx: Context) -> dict:
+def initiate_layer_upload(params: Params, ctx: Context) -> Result:
     repo = existing_repository(params, ctx)
     upload_id = ctx.store.uploads.start(repo, ctx.now())
     return {"uploadId": upload_id, "partSize": ctx.settings.part_size}
 
 
-def _open_upload(params: dict, ctx: Context) -> tuple[str, Upload | None]:
+def _open_upload(params: Params, ctx: Context) -> tuple[str, Upload | None]:
     registry_id = ctx.registry_id
     upload = ctx.store.uploads.get(params["uploadId"])
     if upload is None or upload.repository_partition != repository_partition(registry_id, params["repositoryName"]):
@@ -42,13 +42,13 @@ def _open_upload(params: dict, ctx: Context) -> tuple[str, Upload | None]:
     return registry_id, upload
 
 
-def _upload_not_found(params: dict, registry_id: str, ctx: Context) -> errors.EcrError:
+def _upload_not_found(params: Params, registry_id: str, ctx: Context) -> errors.EcrError:
     if ctx.store.repositories.get(registry_id, params["repositoryName"]) is None:
         return errors.repository_not_found(registry_id, params["repositoryName"])
     return errors.upload_not_found(registry_id, params["repositoryName"], params["uploadId"])
 
 
-def upload_layer_part(params: dict, ctx: Context) -> dict:
+def upload_layer_part(params: Params, ctx: Context) -> Result:
     registry_id, upload = _open_upload(params, ctx)
     if upload is None or upload.completed_digest:
         raise _upload_not_found(params, registry_id, ctx)
@@ -96,8 +96,8 @@ def upload_layer_part(params: dict, ctx: Context) -> dict:
     }
 
 
-def complete_layer_upload(params: dict, ctx: Context) -> dict:
-    def attempt() -> dict:
+def complete_layer_upload(params: Params, ctx: Context) -> Result:
+    def attempt() -> Result:
         repo = existing_repository(params, ctx)
         _, upload = _open_upload(params, ctx)
         if upload is None:
@@ -141,11 +141,11 @@ def complete_layer_upload(params: dict, ctx: Context) -> dict:
     return retrying(attempt)
 
 
-def _layer_digest_pattern() -> re.Pattern:
+def _layer_digest_pattern() -> re.Pattern[str]:
     return re.compile(ecr_model().shape_for("LayerDigest").metadata["pattern"])
 
 
-def batch_check_layer_availability(params: dict, ctx: Context) -> dict:
+def batch_check_layer_availability(params: Params, ctx: Context) -> Result:
     repo = existing_repository(params, ctx)
     pattern = _layer_digest_pattern()
     requested = list(dict.fromkeys(params["layerDigests"]))
@@ -170,7 +170,7 @@ def batch_check_layer_availability(params: dict, ctx: Context) -> dict:
     return {"layers": layers, "failures": failures}
 
 
-def get_download_url_for_layer(params: dict, ctx: Context) -> dict:
+def get_download_url_for_layer(params: Params, ctx: Context) -> Result:
     repo = existing_repository(params, ctx)
     digest = params["layerDigest"]
     layer = ctx.store.layers.get(repo, [digest]).get(digest)

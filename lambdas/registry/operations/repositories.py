@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import errors
 from ..records import WITH_EXCLUSION, Encryption, Repository
 from ..storage import QuotaReached, RepositoryExists, RepositoryNotEmpty
 from .common import (
     Context,
+    Params,
+    Result,
     decode_token,
     encode_token,
     existing_repository,
@@ -20,7 +24,7 @@ MAX_RESOURCE_TAGS = 50  # ECR's documented limits on repository resource tags
 MAX_TAG_KEY, MAX_TAG_VALUE = 128, 256
 
 
-def repository_view(repo: Repository, region: str) -> dict:
+def repository_view(repo: Repository, region: str) -> Result:
     encryption = {"encryptionType": repo.encryption.type}
     if repo.encryption.kms_key:
         encryption["kmsKey"] = repo.encryption.kms_key
@@ -39,11 +43,11 @@ def repository_view(repo: Repository, region: str) -> dict:
     return view
 
 
-def _filters_view(filters: tuple[str, ...]) -> list[dict]:
+def _filters_view(filters: tuple[str, ...]) -> list[dict[str, Any]]:
     return [{"filterType": "WILDCARD", "filter": f} for f in filters]
 
 
-def _exclusion_filters(mutability: str, raw: list[dict] | None) -> tuple[str, ...]:
+def _exclusion_filters(mutability: str, raw: list[dict[str, Any]] | None) -> tuple[str, ...]:
     """Exclusion filters belong to the *_WITH_EXCLUSION settings, and those need at least one."""
     filters = tuple(dict.fromkeys(f["filter"] for f in raw or ()))
     if mutability in WITH_EXCLUSION and not filters:
@@ -57,7 +61,7 @@ def _exclusion_filters(mutability: str, raw: list[dict] | None) -> tuple[str, ..
     return filters
 
 
-def _resource_tags(raw: list[dict] | None) -> tuple[tuple[str, str], ...]:
+def _resource_tags(raw: list[dict[str, Any]] | None) -> tuple[tuple[str, str], ...]:
     tags = [(t["Key"], t["Value"]) for t in raw or ()]
     if len(tags) > MAX_RESOURCE_TAGS:
         raise errors.TooManyTagsException(f"A repository can have at most {MAX_RESOURCE_TAGS} tags")
@@ -73,7 +77,7 @@ def _resource_tags(raw: list[dict] | None) -> tuple[tuple[str, str], ...]:
     return tuple(tags)
 
 
-def _encryption(raw: dict | None, ctx: Context) -> Encryption:
+def _encryption(raw: dict[str, Any] | None, ctx: Context) -> Encryption:
     if not raw:
         return Encryption()
     kind, key = raw["encryptionType"], raw.get("kmsKey")
@@ -86,7 +90,7 @@ def _encryption(raw: dict | None, ctx: Context) -> Encryption:
     return Encryption(kind, ctx.store.repositories.resolve_kms_key(key) if key else None)
 
 
-def create_repository(params: dict, ctx: Context) -> dict:
+def create_repository(params: Params, ctx: Context) -> Result:
     registry_id = ctx.registry_id
     mutability = params.get("imageTagMutability", "MUTABLE")
     repo = Repository(
@@ -108,7 +112,7 @@ def create_repository(params: dict, ctx: Context) -> dict:
     return {"repository": repository_view(repo, ctx.settings.region)}
 
 
-def describe_repositories(params: dict, ctx: Context) -> dict:
+def describe_repositories(params: Params, ctx: Context) -> Result:
     registry_id = ctx.registry_id
     names = params.get("repositoryNames")
     no_paging_with_ids(params, "repositoryNames")
@@ -121,7 +125,7 @@ def describe_repositories(params: dict, ctx: Context) -> dict:
         return {"repositories": [repository_view(found[n], region) for n in dict.fromkeys(names)]}
     position = decode_token(params, ("after",))
     limit = page_size(params)
-    page = []
+    page: list[Result] = []
     for repo in ctx.store.repositories.list(registry_id, position["after"] if position else None):
         if not ctx.caller.may(ctx.operation, repo.name):  # a key lists only what it may describe
             continue
@@ -131,7 +135,7 @@ def describe_repositories(params: dict, ctx: Context) -> dict:
     return {"repositories": page}
 
 
-def delete_repository(params: dict, ctx: Context) -> dict:
+def delete_repository(params: Params, ctx: Context) -> Result:
     registry_id = ctx.registry_id
     name = params["repositoryName"]
     store = ctx.store.repositories
@@ -152,7 +156,7 @@ def delete_repository(params: dict, ctx: Context) -> dict:
     return {"repository": repository_view(repo, ctx.settings.region)}
 
 
-def put_image_tag_mutability(params: dict, ctx: Context) -> dict:
+def put_image_tag_mutability(params: Params, ctx: Context) -> Result:
     repo = existing_repository(params, ctx)
     mutability = params["imageTagMutability"]
     filters = _exclusion_filters(mutability, params.get("imageTagMutabilityExclusionFilters"))

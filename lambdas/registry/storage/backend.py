@@ -158,7 +158,7 @@ class Backend:
     def item_key(self, logical: str, partition: str, sort: str | None = None) -> dict[str, Any]:
         """The DynamoDB primary key of an item of table `logical`, in the low-level client's form."""
         spec = TABLES[logical]
-        key = {spec.partition_key: {"S": partition}}
+        key: dict[str, Any] = {spec.partition_key: {"S": partition}}
         if spec.sort_key:
             key[spec.sort_key] = {"S": sort}
         return key

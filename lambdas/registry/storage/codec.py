@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def encode(value: Any) -> dict:
+def encode(value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"BOOL": value}
     if isinstance(value, str):
@@ -25,7 +25,7 @@ def encode(value: Any) -> dict:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-def decode(value: dict) -> Any:
+def decode(value: dict[str, Any]) -> Any:
     ((kind, raw),) = value.items()
     if kind == "S" or kind == "BOOL":
         return raw
@@ -44,15 +44,15 @@ def decode(value: dict) -> Any:
     raise TypeError(f"unexpected attribute type {kind}")
 
 
-def item(**attributes: Any) -> dict:
+def item(**attributes: Any) -> dict[str, Any]:
     """An item from keyword attributes; None values are left out."""
     return {k: encode(v) for k, v in attributes.items() if v is not None}
 
 
-def plain(attributes: dict | None) -> dict | None:
+def plain(attributes: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if attributes is None else {k: decode(v) for k, v in attributes.items()}
 
 
-def values(**named: Any) -> dict:
+def values(**named: Any) -> dict[str, Any]:
     """ExpressionAttributeValues from keyword arguments: values(v=1) -> {":v": {"N": "1"}}."""
     return {f":{k}": encode(v) for k, v in named.items()}

@@ -28,6 +28,7 @@ The bucket's objects, by prefix (the function may touch only these; the sweep on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ REGISTRY_ITEM = "#registry"  # sort key of the per-registry counter item in `rep
 FIRST_REPOSITORY_NAME = "0"  # lowest possible repository name: start of a repository listing
 
 
-def create_table_request(logical_name: str, physical_name: str) -> dict:
+def create_table_request(logical_name: str, physical_name: str) -> dict[str, Any]:
     """CreateTable parameters for a table, as the local runner and the tests create them."""
     spec = TABLES[logical_name]
     keys = [(spec.partition_key, "HASH")] + ([(spec.sort_key, "RANGE")] if spec.sort_key else [])
