@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import lru_cache
 
 MUTABLE = "MUTABLE"
 IMMUTABLE = "IMMUTABLE"
@@ -14,14 +12,29 @@ MUTABLE_WITH_EXCLUSION = "MUTABLE_WITH_EXCLUSION"
 WITH_EXCLUSION = (IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION)
 
 
-@lru_cache(maxsize=256)
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    # `*` matches any run of characters (also none); everything else is literal; whole-tag match.
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+def wildcard_matches(pattern: str, text: str) -> bool:
+    """Whether `text` is matched whole by `pattern`, where `*` is any run of characters (also none)
+    and every other character is literal.
 
-
-def wildcard_matches(pattern: str, tag: str) -> bool:
-    return _wildcard(pattern).fullmatch(tag) is not None
+    Greedy and without backtracking: the literal pieces between the stars are found left to right,
+    each at its first place after the one before -- if some placement matches, the leftmost one
+    does. The pieces are searched once each, from an advancing position, so the work is linear:
+    O(len(pattern) + len(text)) characters compared with a linear substring search (`str.find`),
+    at most len(pattern) x len(text) with the naive one -- never exponential, as a backtracking
+    regular expression is on `*a*a*a*...b`."""
+    pieces = pattern.split("*")
+    if len(pieces) == 1:
+        return pattern == text
+    first, *middle, last = pieces
+    if len(first) + len(last) > len(text) or not text.startswith(first) or not text.endswith(last):
+        return False
+    position, end = len(first), len(text) - len(last)
+    for piece in middle:
+        found = text.find(piece, position, end)
+        if found < 0:
+            return False
+        position = found + len(piece)
+    return True
 
 
 def tag_is_immutable(mutability: str, exclusion_filters: tuple[str, ...], tag: str) -> bool:

@@ -6,6 +6,9 @@ character is literal; the model allows `[0-9a-zA-Z._*-]` in a filter, so `.` mus
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -175,3 +178,23 @@ def test_the_four_settings_are_the_models_enum(ecr_model):
         IMMUTABLE_WITH_EXCLUSION,
         MUTABLE_WITH_EXCLUSION,
     }
+
+
+# --- a filter is matched in linear time -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pattern, tag",
+    [
+        ("*a*a*a*a*b", "a" * 300),  # 14.5 s with the backtracking regex this replaced
+        ("*a" * 10 + "*b", "a" * 300),  # never finished
+        ("*a" * 64 + "*", "ab" * 150),  # matches: 64 a's are there
+    ],
+)
+def test_adversarial_filters_finish(pattern, tag):
+    """A push that moves a tag matches it against the repository's filters, inside the request: a
+    pathological filter must not hold the function. The match runs in a child process so that a
+    matcher that backtracks fails this test (by the child's deadline) instead of hanging the suite."""
+    probe = f"from registry.records import wildcard_matches; print(wildcard_matches({pattern!r}, {tag!r}))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == str(_reference(pattern, tag))
