@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -10,6 +11,16 @@ IMMUTABLE = "IMMUTABLE"
 IMMUTABLE_WITH_EXCLUSION = "IMMUTABLE_WITH_EXCLUSION"
 MUTABLE_WITH_EXCLUSION = "MUTABLE_WITH_EXCLUSION"
 WITH_EXCLUSION = (IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION)
+
+
+# A tag as the OCI distribution spec writes it (`[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`), up to the 300
+# characters ECR allows: nothing a docker reference cannot say (no `@`, `:` or `/`, no spaces, control
+# or non-ASCII characters), so a tag never spoofs a reference or injects into a log line.
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,299}")
+
+
+def is_tag(value: str) -> bool:
+    return TAG.fullmatch(value) is not None
 
 
 def wildcard_matches(pattern: str, text: str) -> bool:

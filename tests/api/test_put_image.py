@@ -208,6 +208,57 @@ def test_invalid_manifests(ecr, repo, case):
     refused(ecr, repo, "InvalidParameterException", imageManifest=manifest, imageTag="v1", **extra)
 
 
+# 4b. tags: what ECR accepts (up to 300 characters) in the OCI tag alphabet, nothing else
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "v1\x00",
+        "v1\n",
+        "tab\there",
+        " ",
+        "v1 ",
+        "v1@sha256:" + "a" * 64,
+        "\u202ev1",
+        "-v1",
+        ".v1",
+        "team/app",
+        "v1:2",
+        "caf\u00e9",
+        "\U0001f433",
+    ],
+    ids=[
+        "nul",
+        "newline",
+        "tab",
+        "space",
+        "trailing-space",
+        "digest-reference",
+        "rtl-override",
+        "leading-dash",
+        "leading-dot",
+        "slash",
+        "colon",
+        "non-ascii",
+        "emoji",
+    ],
+)
+def test_tags_outside_the_tag_grammar_are_refused(ecr, repo, tag):
+    manifest = uploaded_manifest(ecr, repo)
+    error = refused(ecr, repo, "InvalidParameterException", imageManifest=manifest, imageTag=tag)
+    assert "imageTag" in error.response["Error"]["Message"]
+
+
+@pytest.mark.parametrize("tag", ["v1", "latest", "1.0.0-rc.1_2", "_private", "A" * 300, "9" + "." * 299])
+def test_tags_in_the_grammar_are_accepted(ecr, repo, tag):
+    manifest = uploaded_manifest(ecr, repo)
+    assert (
+        ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag=tag)["image"]["imageId"]["imageTag"] == tag
+    )
+    assert tags_of(ecr, repo, sha256(manifest.encode())) == [tag]
+
+
 # 5. references
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import errors, manifests
 from ..manifests.common import is_digest
-from ..records import Image, Repository
+from ..records import TAG, Image, Repository, is_tag
 from ..storage import (
     EncryptionKeyUnusable,
     ImageCommit,
@@ -31,9 +31,6 @@ from .common import (
     retrying,
 )
 
-# The model allows 300 characters; we store at most 300 UTF-8 bytes, so that a tag is always a
-# DynamoDB sort key (1,024 bytes at most) and an image's 1,000 tags fit its 400 KB item.
-MAX_TAG_BYTES = 300
 # Lambda answers with at most 6 MB; leave room for the JSON around the manifests.
 RESPONSE_BUDGET = 5 * 1024 * 1024
 
@@ -58,10 +55,9 @@ def put_image(params: Params, ctx: Context) -> Result:
         )
     manifest = manifests.parse(text, params.get("imageManifestMediaType"))
     tag = params.get("imageTag")
-    if tag is not None and len(tag.encode("utf-8")) > MAX_TAG_BYTES:
+    if tag is not None and not is_tag(tag):
         raise errors.InvalidParameterException(
-            f"Invalid parameter at 'imageTag' failed to satisfy constraint: 'Member must have length less "
-            f"than or equal to {MAX_TAG_BYTES} bytes in UTF-8'"
+            f"Invalid parameter at 'imageTag' failed to satisfy constraint: 'must match {TAG.pattern}'"
         )
     placed: list[ManifestPlace] = []  # where the manifest went (written to S3 once across attempts)
 
