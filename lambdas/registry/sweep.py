@@ -360,8 +360,12 @@ def grace_from_environment() -> float:
 
 
 def lambda_handler(event: dict | None, context) -> dict:
-    """The scheduled sweep. It stops 30 s before the function's timeout; the next run carries on."""
+    """The scheduled sweep. It stops 30 s before the function's timeout; the next run carries on.
+
+    Each real run emits the metric SweepIncomplete (EMF; 1: it ran out of time, 0: it finished):
+    an alarm watches for runs that never finish."""
     from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
     logger = Logger(service="ecr-registry-sweep")
     budget = context.get_remaining_time_in_millis() / 1000 - 30 if context is not None else None
@@ -371,7 +375,17 @@ def lambda_handler(event: dict | None, context) -> dict:
         dry_run=bool((event or {}).get("dryRun")),
         log=lambda message, extra: logger.info(message, extra=extra),
     )
-    return sweeper.run(budget_seconds=budget)
+    result = sweeper.run(budget_seconds=budget)
+    if not sweeper.dry_run:  # an operator's dry run says nothing about the schedule keeping up
+        with single_metric(
+            name="SweepIncomplete",
+            unit=MetricUnit.Count,
+            value=0 if result["complete"] else 1,
+            namespace="ServerlessEcrRegistry",
+            default_dimensions={"service": "ecr-registry-sweep"},
+        ):
+            pass  # written (to stdout, as EMF) when the block ends
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
