@@ -35,6 +35,9 @@ SCHEDULE = Duration.hours(1)
 TIMEOUT = Duration.minutes(15)  # the run stops itself 30 s before; the next run carries on
 MEMORY_MB = 1024  # it holds the blobs table's entries while it judges them
 SERVICE_NAME = "ecr-registry-sweep"
+# The handler's metric (EMF, namespace api.METRICS_NAMESPACE, dimension service=SERVICE_NAME): 1 for a
+# run that stopped before it was done, 0 for one that finished (dry runs emit nothing).
+INCOMPLETE_METRIC = "SweepIncomplete"
 # Below this the sweep could judge work a request is still doing (see the sweep's module docstring).
 SAFE_GRACE_SECONDS = 3600
 SWEPT_PREFIXES = (STAGED_PREFIX, BLOB_PREFIX)
