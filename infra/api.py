@@ -24,11 +24,11 @@ from registry.config import (
     SERVICE_NAME,
     TABLE_ENV,
 )
-from registry.storage import access_keys, schema
+from registry.storage import schema
 
 from .bundling import BOTOCORE_SERVICES, PLATFORMS, BundleSpec, bytecode_compiler, lambda_code, python_version_of
 from .config import RegistryProps
-from .storage import RegistryStorage
+from .storage import RegistryStorage, secret_context_condition
 
 # 3.13, not the newest (3.14): the bundle ships bytecode precompiled by an interpreter of the
 # runtime's minor version, and 3.13 is the newest this project's machines have (pyenv). Without
@@ -65,9 +65,6 @@ TABLE_ACCESS: dict[str, str] = {
     "uploads": "ReadWrite",
     "keys": "GetItemOnly",
 }
-# The encryption context under which registryctl encrypts a key's secret and the function decrypts
-# it (lambdas/registry/storage/keys.py): the function's kms:Decrypt requires exactly these keys.
-SECRET_CONTEXT_KEYS = access_keys.SECRET_CONTEXT_KEYS
 OBJECT_ACTIONS = [
     # GetObject also authorizes HeadObject and presigned GETs (signed with the function's role);
     # PutObject authorizes CreateMultipartUpload, UploadPart, CompleteMultipartUpload and the write
@@ -79,6 +76,17 @@ OBJECT_ACTIONS = [
 ]
 # Objects of KMS-encrypted repositories: S3 asks KMS for data keys on the caller's behalf.
 KMS_DATA_KEY_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
+
+# Every ECR request is signed (SigV4, or Basic for the /v2 API to come): a request without an
+# Authorization header is refused by API Gateway, before it can invoke (and bill) the function, with
+# the answer the function gives it (wire.py: MissingAuthenticationTokenException, HTTP 403), so that
+# boto3 raises the same error whichever of the two answered. BAD_REQUEST_PARAMETERS is the gateway
+# response of a missing required request parameter; this header is the API's only required one.
+REQUIRED_HEADER = "Authorization"
+UNSIGNED_STATUS = "403"
+UNSIGNED_ERROR = "MissingAuthenticationTokenException"
+UNSIGNED_BODY = json.dumps({"__type": UNSIGNED_ERROR, "message": "Missing Authentication Token"}, separators=(",", ":"))
+JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
 class RegistryApi(Construct):
@@ -149,23 +157,37 @@ class RegistryApi(Construct):
                 f"set -c registry:bytecodePython=<its path>.",
             )
 
-        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=retention, removal_policy=removal)
+        # API Gateway writes a REST API's CloudWatch logs, access logs and execution logs alike, with the
+        # role set for the whole account and Region (AWS::ApiGateway::Account); a stage asking for
+        # either fails to deploy where none is set. Setting it is an account-wide change (it replaces a
+        # role managed centrally, and outlives the stack), so this stack does it only when asked
+        # (registry:apiGatewayCloudWatchRole); where the account has one, registry:apiGatewayLogs turns
+        # the logs on. Otherwise the stage logs nothing: the function's own log and X-Ray still record
+        # every request that reaches it. See infra/README.md.
+        logging = props.api_gateway_logging
+        self.access_logs = (
+            logs.LogGroup(self, "AccessLogs", retention=retention, removal_policy=removal) if logging else None
+        )
         self.api = apigw.RestApi(
             self,
             "Api",
             rest_api_name=f"{Aws.STACK_NAME}-ecr",
             description="Amazon ECR-compatible registry API: POST / with X-Amz-Target",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=True,  # API Gateway's account-level role for the logs below
-            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,  # other APIs of the account may use it
+            cloud_watch_role=props.api_gateway_cloud_watch_role,
+            # other APIs of the account may use it
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if props.api_gateway_cloud_watch_role else None,
             policy=_source_ip_policy(props.allowed_source_cidrs),
             deploy_options=apigw.StageOptions(
                 stage_name=props.stage_name,
                 throttling_rate_limit=props.throttle_rate_limit,
                 throttling_burst_limit=props.throttle_burst_limit,
-                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
-                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
-                logging_level=apigw.MethodLoggingLevel.ERROR,  # execution log: failures only
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs) if self.access_logs else None,
+                access_log_format=(
+                    apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)) if self.access_logs else None
+                ),
+                # execution log: failures only
+                logging_level=apigw.MethodLoggingLevel.ERROR if logging else apigw.MethodLoggingLevel.OFF,
                 data_trace_enabled=False,  # never log bodies (they carry layers)
                 tracing_enabled=True,
                 metrics_enabled=False,  # the API-level metrics suffice for one route
@@ -178,18 +200,35 @@ class RegistryApi(Construct):
             apigw.LambdaIntegration(
                 self.function, proxy=True, allow_test_invoke=False, timeout=Duration.seconds(props.integration_timeout)
             ),
+            request_parameters={f"method.request.header.{REQUIRED_HEADER}": True},
+            request_validator=self.api.add_request_validator("RequireSignature", validate_request_parameters=True),
+        )
+        self.unsigned_response = self.api.add_gateway_response(
+            "UnsignedRequest",
+            type=apigw.ResponseType.BAD_REQUEST_PARAMETERS,
+            status_code=UNSIGNED_STATUS,
+            response_headers={"x-amzn-ErrorType": f"'{UNSIGNED_ERROR}'", "Content-Type": f"'{JSON_CONTENT_TYPE}'"},
+            # API Gateway renders the application/json template whatever the client accepts.
+            templates={"application/json": UNSIGNED_BODY, JSON_CONTENT_TYPE: UNSIGNED_BODY},
+        )
+        # A gateway response takes effect with the next deployment of the stage.
+        self.api.latest_deployment.node.add_dependency(self.unsigned_response)
+        self.api.latest_deployment.add_to_logical_id(
+            {"unsignedRequest": [UNSIGNED_STATUS, UNSIGNED_ERROR, JSON_CONTENT_TYPE, UNSIGNED_BODY]}
         )
 
-        # API Gateway writes execution logs (level ERROR above) to a group it would create itself, kept
-        # forever; created here first, it gets the same retention and goes with the stack.
-        self.execution_logs = logs.LogGroup(
-            self,
-            "ExecutionLogs",
-            retention=retention,
-            removal_policy=removal,
-            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{props.stage_name}",
-        )
-        self.api.deployment_stage.node.add_dependency(self.execution_logs)
+        self.execution_logs = None
+        if logging:
+            # API Gateway writes execution logs (level ERROR above) to a group it would create itself,
+            # kept forever; created here first, it gets the same retention and goes with the stack.
+            self.execution_logs = logs.LogGroup(
+                self,
+                "ExecutionLogs",
+                retention=retention,
+                removal_policy=removal,
+                log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{props.stage_name}",
+            )
+            self.api.deployment_stage.node.add_dependency(self.execution_logs)
 
         if props.web_acl_arn:
             wafv2.CfnWebACLAssociation(
@@ -215,15 +254,23 @@ class RegistryApi(Construct):
                 )
         # The secrets of access keys: decrypt only, with this key only, and only ciphertexts bound to
         # an access key: the encryption context must have both keys storage/keys.py writes, no other.
+        # Granted twice: by the role's policy, and by the key's own policy, which names the role (and
+        # alone grants it when registry:operatorPrincipalArns takes the key's use away from IAM).
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="AccessKeySecretsDecrypt",
                 actions=["kms:Decrypt"],
                 resources=[storage.keys_key.key_arn],
-                conditions={
-                    "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(SECRET_CONTEXT_KEYS)},
-                    "Null": {f"kms:EncryptionContext:{key}": "false" for key in SECRET_CONTEXT_KEYS},
-                },
+                conditions=secret_context_condition(),
+            )
+        )
+        storage.keys_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="FunctionDecryptsSecrets",
+                principals=[self.role],
+                actions=["kms:Decrypt"],
+                resources=["*"],
+                conditions=secret_context_condition(),
             )
         )
         self.role.add_to_policy(
@@ -234,7 +281,8 @@ class RegistryApi(Construct):
             )
         )
         # Repositories name their KMS keys at runtime: any key of this Region, but only through S3,
-        # and only for objects of this bucket (S3 passes the object ARN as encryption context).
+        # and only for objects of this bucket (S3 passes the object's ARN as encryption context, or
+        # the bucket's when the object has an S3 Bucket Key, as those of KMS repositories do).
         keys = f"arn:{Aws.PARTITION}:kms:{Aws.REGION}:*:key/*"
         self.role.add_to_policy(
             iam.PolicyStatement(

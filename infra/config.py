@@ -29,11 +29,25 @@ Every field can be set in `cdk.json` ("context") or on the command line with
     registry:allowedSourceCidrs  []                       if set: an API resource policy denying others
     registry:webAclArn           ""                       if set: associate this WAFv2 web ACL
     registry:alarmTopicArn       ""                       if set: alarms notify this SNS topic
+    registry:concurrencyAlarmThreshold 800                alarm when the account's Lambda concurrency
+                                                          reaches this (set ~80% of the account quota)
+    registry:apiGatewayLogs      false                    the account's API Gateway CloudWatch role is
+                                                          set (e.g. centrally): write the stage's access
+                                                          log and execution log (ERROR); without the
+                                                          role a stage with either fails to deploy
+    registry:apiGatewayCloudWatchRole false               this stack creates that role and sets it as the
+                                                          account's (AWS::ApiGateway::Account: replaces
+                                                          any role set before, kept after destroy);
+                                                          implies apiGatewayLogs
+    registry:operatorPrincipalArns []                     if set: IAM principals (registryctl users) that
+                                                          alone may encrypt access keys' secrets; the
+                                                          account then only administers that KMS key
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -43,6 +57,8 @@ from registry.config import DEFAULT_KEY_CACHE_SECONDS, MAX_KEY_CACHE_SECONDS, Qu
 from registry.sweep import DEFAULT_GRACE_SECONDS
 
 PREFIX = "registry:"
+# Roles and users (incl. paths); assumed-role session ARNs are not principals a key policy can name.
+_IAM_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+")
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,10 @@ class RegistryProps:
     allowed_source_cidrs: tuple[str, ...] = ()
     web_acl_arn: str = ""
     alarm_topic_arn: str = ""
+    concurrency_alarm_threshold: int = 800
+    api_gateway_logs: bool = False
+    api_gateway_cloud_watch_role: bool = False
+    operator_principal_arns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.removal_policy not in ("retain", "destroy"):
@@ -81,11 +101,24 @@ class RegistryProps:
             )
         if self.sweep_grace_seconds < 0:
             raise ValueError(f"registry:sweepGraceSeconds must not be negative, not {self.sweep_grace_seconds}")
+        if self.concurrency_alarm_threshold < 1:
+            raise ValueError("registry:concurrencyAlarmThreshold must be at least 1")
+        for arn in self.operator_principal_arns:
+            if not _IAM_PRINCIPAL.fullmatch(arn):
+                raise ValueError(
+                    f"registry:operatorPrincipalArns must be IAM role or user ARNs "
+                    f"(arn:<partition>:iam::<account>:role/<name>), not {arn!r}"
+                )
         Quotas(**self.quotas)  # unknown quota names fail here, at synth
 
     @property
     def destroy(self) -> bool:
         return self.removal_policy == "destroy"
+
+    @property
+    def api_gateway_logging(self) -> bool:
+        """API Gateway may write CloudWatch logs for this account: its role is set, by us or before."""
+        return self.api_gateway_logs or self.api_gateway_cloud_watch_role
 
     def quota_values(self) -> Quotas:
         return Quotas(**self.quotas)
@@ -111,7 +144,7 @@ def _parse(raw: Any, default: Any, name: str) -> Any:
     if name == "quotas":
         value = json.loads(raw) if isinstance(raw, str) else raw
         return {k: int(v) for k, v in dict(value).items()}
-    if name == "allowed_source_cidrs":
+    if name in ("allowed_source_cidrs", "operator_principal_arns"):
         if isinstance(raw, str):
             raw = json.loads(raw) if raw.lstrip().startswith("[") else raw.split(",")
         return tuple(c.strip() for c in raw if c.strip())

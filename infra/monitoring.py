@@ -1,4 +1,10 @@
-"""Alarms on what users would notice (faults, throttling, near-timeouts) and a one-screen dashboard."""
+"""Alarms on what users would notice (faults, throttling, near-timeouts), on what costs money or
+capacity before they do (client-error floods, account concurrency, DynamoDB throttling), on a sweep
+that cannot keep up, and a one-screen dashboard.
+
+Every alarm notifies registry:alarmTopicArn when set. CloudWatch bills alarms per metric they read:
+a metric math alarm over seven tables counts seven (see the cost note in infra/README.md).
+"""
 
 from __future__ import annotations
 
@@ -8,31 +14,57 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from registry.config import METRICS_NAMESPACE, SERVICE_NAME
+from registry.config import METRICS_NAMESPACE, SERVICE_NAME, SWEEP_SERVICE_NAME
 
 from .api import RegistryApi
 from .config import RegistryProps
-from .sweep import SCHEDULE, RegistrySweep
+from .storage import RegistryStorage
+from .sweep import INCOMPLETE_METRIC, SCHEDULE, RegistrySweep
 
 PERIOD = Duration.minutes(5)
 API_5XX_THRESHOLD = 5  # per 5 minutes: one transient fault pages nobody, a burst does
 NEAR_TIMEOUT_FRACTION = 0.8  # p99 duration above 80% of the timeout: time to raise memory or timeout
+# 4XXError counts what clients got wrong (ECR errors such as LayerAlreadyExists, a few per push),
+# the gateway's refusals of unsigned requests, and 429s of the stage throttle (API Gateway has no
+# separate 429 metric). 5% of what the stage lets through in 5 minutes (1,500 at the default 100/s)
+# is far above what honest pushes and pulls produce and well below a flood or a throttled fleet;
+# the threshold follows registry:throttleRateLimit.
+API_4XX_FRACTION = 0.05
+# SDKs retry a throttled or failed DynamoDB request (the function: 4 attempts), so a few go unnoticed;
+# ten in 5 minutes is a hot key, traffic above what on-demand capacity has adapted to, or an incident.
+DYNAMODB_THROTTLE_THRESHOLD = 10
+DYNAMODB_SYSTEM_ERRORS_THRESHOLD = 10
+# One run that ran out of time is finished by the next; three in a row means the sweep cannot keep up.
+SWEEP_INCOMPLETE_RUNS = 3
+# SystemErrors is published per table and operation (dozens of series, where a metric math alarm
+# reads at most 10): one Metrics Insights query sums them. Its WHERE can't list several tables, so
+# it sums the DynamoDB 500s of every table of the account and Region: a DynamoDB fault, not ours.
+DYNAMODB_SYSTEM_ERRORS_QUERY = 'SELECT SUM(SystemErrors) FROM SCHEMA("AWS/DynamoDB", Operation, TableName)'
 
 
 class RegistryMonitoring(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, props: RegistryProps, api: RegistryApi, sweep: RegistrySweep
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        props: RegistryProps,
+        storage: RegistryStorage,
+        api: RegistryApi,
+        sweep: RegistrySweep,
     ) -> None:
         super().__init__(scope, construct_id)
         function, rest_api = api.function, api.api
+        self.alarms: list[cloudwatch.Alarm] = []
 
-        def alarm(alarm_id: str, metric: cloudwatch.IMetric, threshold: float, description: str):
+        def alarm(alarm_id: str, metric: cloudwatch.IMetric, threshold: float, description: str, *, periods: int = 1):
             created = cloudwatch.Alarm(
                 self,
                 alarm_id,
                 metric=metric,
                 threshold=threshold,
-                evaluation_periods=1,
+                evaluation_periods=periods,
+                datapoints_to_alarm=periods if periods > 1 else None,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 alarm_description=description,
@@ -41,6 +73,7 @@ class RegistryMonitoring(Construct):
                 created.add_alarm_action(
                     actions.SnsAction(sns.Topic.from_topic_arn(self, f"{alarm_id}Topic", props.alarm_topic_arn))
                 )
+            self.alarms.append(created)
             return created
 
         self.function_errors = alarm(
@@ -76,6 +109,80 @@ class RegistryMonitoring(Construct):
             1,
             "The registry's hourly sweep failed (see its log group); abandoned uploads and unused blobs "
             "are not being reclaimed until it succeeds",
+        )
+
+        # --- what costs money or capacity before users notice ----------------------------------------
+        client_error_threshold = round(props.throttle_rate_limit * PERIOD.to_seconds() * API_4XX_FRACTION)
+        self.api_client_errors = alarm(
+            "ApiClientErrors",
+            rest_api.metric_client_error(period=PERIOD, statistic="Sum"),
+            client_error_threshold,
+            f"At least {client_error_threshold} HTTP 4xx answers in 5 minutes ({API_4XX_FRACTION:.0%} of what the "
+            "stage throttle lets through): clients throttled (429), a flood of unsigned or badly signed "
+            "requests, or a client stuck in an error loop. See the access log or the function's log.",
+        )
+        self.account_concurrency = alarm(
+            "AccountConcurrency",
+            function.metric_all_concurrent_executions(period=PERIOD, statistic="Maximum"),
+            props.concurrency_alarm_threshold,
+            f"The account's Lambda functions ran {props.concurrency_alarm_threshold} or more instances at "
+            "once: near the account's concurrency quota, beyond which every function of the account "
+            "(this registry included) is throttled. Raise the quota or find the consumer.",
+        )
+        tables = list(storage.tables.values())
+
+        def tables_sum(metric_name: str) -> cloudwatch.MathExpression:
+            prefix = metric_name[0].lower()  # ids unique on a graph that shows reads and writes
+            using = {
+                f"{prefix}{i}": t.metric(metric_name, period=PERIOD, statistic="Sum") for i, t in enumerate(tables)
+            }
+            # FILL: a table without throttles publishes no data point, and m1+m2 of a gap is a gap.
+            return cloudwatch.MathExpression(
+                expression="SUM([" + ",".join(f"FILL({key},0)" for key in using) + "])",
+                using_metrics=using,
+                period=PERIOD,
+                label=f"{metric_name} (registry tables)",
+            )
+
+        self.table_read_throttles = alarm(
+            "TableReadThrottles",
+            tables_sum("ReadThrottleEvents"),
+            DYNAMODB_THROTTLE_THRESHOLD,
+            f"DynamoDB throttled at least {DYNAMODB_THROTTLE_THRESHOLD} reads of the registry's tables in 5 "
+            "minutes (a hot item, or traffic above what on-demand capacity has adapted to).",
+        )
+        self.table_write_throttles = alarm(
+            "TableWriteThrottles",
+            tables_sum("WriteThrottleEvents"),
+            DYNAMODB_THROTTLE_THRESHOLD,
+            f"DynamoDB throttled at least {DYNAMODB_THROTTLE_THRESHOLD} writes to the registry's tables in 5 "
+            "minutes (a hot item, or traffic above what on-demand capacity has adapted to).",
+        )
+        self.table_system_errors = alarm(
+            "TableSystemErrors",
+            cloudwatch.MathExpression(
+                expression=DYNAMODB_SYSTEM_ERRORS_QUERY,
+                using_metrics={},
+                period=PERIOD,
+                label="DynamoDB system errors (account)",
+            ),
+            DYNAMODB_SYSTEM_ERRORS_THRESHOLD,
+            f"DynamoDB answered HTTP 500 at least {DYNAMODB_SYSTEM_ERRORS_THRESHOLD} times in 5 minutes, to "
+            "any table of this account and Region: a DynamoDB incident (see the AWS Health Dashboard).",
+        )
+        self.sweep_incomplete = alarm(
+            "SweepIncomplete",
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=INCOMPLETE_METRIC,
+                dimensions_map={"service": SWEEP_SERVICE_NAME},
+                period=SCHEDULE,
+                statistic="Maximum",
+            ),
+            1,
+            f"The sweep ran out of time {SWEEP_INCOMPLETE_RUNS} runs in a row: it cannot reclaim abandoned "
+            "uploads and unused blobs as fast as they appear (see its log: the report of each run).",
+            periods=SWEEP_INCOMPLETE_RUNS,
         )
 
         def outcome(name: str) -> cloudwatch.Metric:
@@ -132,15 +239,30 @@ class RegistryMonitoring(Construct):
                     function.metric_duration(period=PERIOD, statistic="Maximum"),
                 ],
             ),
-            cloudwatch.AlarmStatusWidget(
-                title="Alarms",
+            cloudwatch.AlarmStatusWidget(title="Alarms", width=8, height=8, alarms=self.alarms),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="DynamoDB throttles and system errors",
                 width=8,
-                alarms=[
-                    self.function_errors,
-                    self.function_throttles,
-                    self.api_server_errors,
-                    self.near_timeout,
-                    self.sweep_errors,
+                left=[
+                    self.table_read_throttles.metric,
+                    self.table_write_throttles.metric,
+                    self.table_system_errors.metric,
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Lambda concurrency (account)",
+                width=8,
+                left=[self.account_concurrency.metric],
+                left_annotations=[self.account_concurrency.to_annotation()],
+            ),
+            cloudwatch.GraphWidget(
+                title="Sweep: errors, runs out of time",
+                width=8,
+                left=[
+                    sweep.function.metric_errors(period=SCHEDULE, statistic="Sum"),
+                    self.sweep_incomplete.metric,
                 ],
             ),
         )

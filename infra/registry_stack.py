@@ -30,7 +30,9 @@ class RegistryStack(Stack):
         self.storage = RegistryStorage(self, "Storage", props=props)
         self.api = RegistryApi(self, "Registry", props=props, storage=self.storage)
         self.sweep = RegistrySweep(self, "Sweep", props=props, storage=self.storage, api=self.api)
-        self.monitoring = RegistryMonitoring(self, "Monitoring", props=props, api=self.api, sweep=self.sweep)
+        self.monitoring = RegistryMonitoring(
+            self, "Monitoring", props=props, storage=self.storage, api=self.api, sweep=self.sweep
+        )
         Tags.of(self).add("application", "serverless-ecr-registry")
 
         endpoint = self.api.stage_url
@@ -119,8 +121,10 @@ class RegistryStack(Stack):
         ack(
             api.api,
             "AwsSolutions-APIG2",
-            "One proxy route: every request is validated by the function against the botocore ECR model "
-            "(members, types, lengths, patterns, enums), which an API Gateway model could only duplicate.",
+            "The request validator checks parameters only (the required Authorization header, so unsigned "
+            "requests never invoke the function); bodies are validated by the function against the "
+            "botocore ECR model (members, types, lengths, patterns, enums), which an API Gateway model "
+            "could only duplicate.",
         )
         ack(
             api.api,
@@ -143,11 +147,23 @@ class RegistryStack(Stack):
                 "WAF is optional (a web ACL costs at least 5 USD/month plus requests): set "
                 "registry:webAclArn to associate one; stage throttling limits request floods meanwhile.",
             )
-        # API Gateway's account-level CloudWatch role: AWS's own managed policy is the documented one.
-        ack(
-            api.api,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AmazonAPIGatewayPushToCloudWatchLogs]",
-            "API Gateway's account-wide logging role must push to log groups of every API of the "
-            "account; AWS maintains this managed policy for exactly that.",
-        )
+        if self.props.api_gateway_cloud_watch_role:
+            # API Gateway's account-level CloudWatch role: AWS's own managed policy is the documented one.
+            ack(
+                api.api,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                "API Gateway's account-wide logging role must push to log groups of every API of the "
+                "account; AWS maintains this managed policy for exactly that.",
+            )
+        if not self.props.api_gateway_logging:
+            stage = api.api.deployment_stage
+            no_account_role = (
+                "A REST API stage's CloudWatch logs (access and execution alike) need the account-wide API "
+                "Gateway CloudWatch role, which this stack sets only when asked "
+                "(registry:apiGatewayCloudWatchRole: it would replace a centrally managed role); set "
+                "registry:apiGatewayLogs=true where the account has one. The function's log and X-Ray "
+                "record every request that reaches it."
+            )
+            ack(stage, "AwsSolutions-APIG1", no_account_role)
+            ack(stage, "AwsSolutions-APIG6", no_account_role)

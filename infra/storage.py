@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from registry.storage import access_keys
 from registry.storage.schema import STAGED_PARTS_PREFIX, TABLES
 
 from .config import RegistryProps
@@ -23,6 +25,36 @@ STAGED_PARTS_DAYS = 7  # same as the uploads table's TTL (Settings.upload_ttl_se
 INCOMPLETE_MULTIPART_DAYS = 7
 ACCESS_LOG_DAYS = 90
 KEYS_KEY_DESCRIPTION = "Encrypts the secrets of the registry's access keys"
+# The encryption context under which registryctl encrypts a key's secret and the function decrypts
+# it (lambdas/registry/storage/access_keys.py): every use of the key requires exactly these keys.
+SECRET_CONTEXT_KEYS = access_keys.SECRET_CONTEXT_KEYS
+# What key administrators may do (AWS's default key policy for key administrators): manage the key,
+# its policy, grants, rotation and deletion; no cryptographic operation.
+KEY_ADMINISTRATION_ACTIONS = [
+    "kms:Create*",
+    "kms:Describe*",
+    "kms:Enable*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Update*",
+    "kms:Revoke*",
+    "kms:Disable*",
+    "kms:Get*",
+    "kms:Delete*",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:RotateKeyOnDemand",
+]
+
+
+def secret_context_condition() -> dict:
+    """Only ciphertexts bound to an access key: both context keys storage/keys.py writes, no other."""
+    return {
+        "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(SECRET_CONTEXT_KEYS)},
+        "Null": {f"kms:EncryptionContext:{key}": "false" for key in SECRET_CONTEXT_KEYS},
+    }
 
 
 def _construct_id(logical: str) -> str:
@@ -58,9 +90,10 @@ class RegistryStorage(Construct):
             )
 
         # The secrets of access keys (keys table, `secret_ciphertext`): registryctl encrypts with the
-        # operator's credentials, the function may only decrypt (infra/api.py). A customer key, not
-        # aws/dynamodb: its use is granted per principal, rotates yearly, and shows in CloudTrail per
-        # key. RETAINed like the tables: without it the keys table's secrets are unreadable.
+        # operator's credentials, the function may only decrypt (infra/api.py adds its statement to
+        # this key policy). A customer key, not aws/dynamodb: its use is granted per principal,
+        # rotates yearly, and shows in CloudTrail per key. RETAINed like the tables: without it the
+        # keys table's secrets are unreadable.
         self.keys_key = kms.Key(
             self,
             "AccessKeySecrets",
@@ -68,6 +101,7 @@ class RegistryStorage(Construct):
             enable_key_rotation=True,
             removal_policy=removal,
             pending_window=Duration.days(7) if props.destroy else None,  # the shortest KMS allows
+            policy=_keys_key_policy(props.operator_principal_arns),
         )
 
         # Server access logs of the blob bucket: presigned GETs go from clients straight to S3, so
@@ -113,3 +147,41 @@ class RegistryStorage(Construct):
             ],
             removal_policy=removal,
         )
+
+
+def _keys_key_policy(operators: tuple[str, ...]) -> iam.PolicyDocument:
+    """Who may do what with the access keys' KMS key.
+
+    The account root always stays in the policy: a key policy that names no principal able to
+    change it locks everyone out for good (only AWS Support can recover such a key). Without
+    registry:operatorPrincipalArns the root may do everything (AWS's default key policy): any
+    principal of the account whose IAM policy allows it may encrypt secrets, i.e. issue keys with
+    registryctl. With it, the root only administers the key, and the operators named are the only
+    ones who may encrypt (issue keys) and decrypt, and only under the access keys' encryption
+    context; ordinary IAM policies (even kms:* on *) no longer confer any use of the key. The account's
+    administrators can still give themselves use (PutKeyPolicy, CreateGrant): that is what keeps the
+    key manageable, and it shows in CloudTrail.
+    """
+    root = iam.AccountRootPrincipal()
+    if not operators:
+        return iam.PolicyDocument(
+            statements=[
+                iam.PolicyStatement(
+                    sid="AccountUsesAndAdministersKey", principals=[root], actions=["kms:*"], resources=["*"]
+                )
+            ]
+        )
+    return iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                sid="AccountAdministersKey", principals=[root], actions=KEY_ADMINISTRATION_ACTIONS, resources=["*"]
+            ),
+            iam.PolicyStatement(
+                sid="OperatorsEncryptSecrets",
+                principals=[iam.ArnPrincipal(arn) for arn in operators],
+                actions=["kms:Encrypt", "kms:Decrypt"],
+                resources=["*"],
+                conditions=secret_context_condition(),
+            ),
+        ]
+    )

@@ -22,6 +22,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from registry import sweep
 from registry.config import BUCKET_ENV, SWEEP_SERVICE_NAME, TABLE_ENV
 from registry.storage.schema import BLOBS_PREFIX, STAGED_PARTS_PREFIX
 from registry.sweep import GRACE_ENV
@@ -35,6 +36,9 @@ HANDLER = "registry.sweep.handler.lambda_handler"
 SCHEDULE = Duration.hours(1)
 TIMEOUT = Duration.minutes(15)  # the run stops itself 30 s before; the next run carries on
 MEMORY_MB = 1024  # it holds the blobs table's entries while it judges them
+# The handler's metric (EMF, namespace config.METRICS_NAMESPACE, dimension service=SWEEP_SERVICE_NAME):
+# 1 for a run that stopped before it was done, 0 for one that finished (dry runs emit nothing).
+INCOMPLETE_METRIC = sweep.INCOMPLETE_METRIC
 # Below this the sweep could judge work a request is still doing (see the sweep's module docstring).
 SAFE_GRACE_SECONDS = 3600
 SWEPT_PREFIXES = (STAGED_PARTS_PREFIX, BLOBS_PREFIX)

@@ -9,6 +9,8 @@ Its quirks, and how they are handled here:
 - IAM sees no encryption context of KMS requests (kms:EncryptionContextKeys, kms:EncryptionContext:*),
   which the function's kms:Decrypt on the access keys' KMS key requires: ministack is started by
   ministack_launcher.py, which supplies them from the request as AWS does;
+- it refuses alarms on metric math or Metrics Insights queries (the DynamoDB alarms): the launcher
+  records them as AWS does, unevaluated;
 - it runs Python functions on ITS OWN interpreter (.ministack-venv's python, whatever the declared
   runtime): the asset is bundled for that interpreter's version and this machine's CPU
   (registry:bundlePythonVersion / registry:bundlePlatform context);

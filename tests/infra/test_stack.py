@@ -358,11 +358,68 @@ def test_kms_data_keys_only_through_s3_for_this_bucket(template):
     assert len(statements) == 2
 
 
+def test_kms_repository_objects_are_written_with_an_s3_bucket_key():
+    """SSE-KMS objects ask S3 for a bucket key (one KMS call per bucket key, not per object write);
+    DSSE-KMS does not support bucket keys, and SSE-S3 needs no KMS at all."""
+    from registry.records import Encryption
+    from registry.storage.backend import sse_arguments
+
+    key = "arn:aws:kms:us-east-1:111122223333:key/k"
+    assert sse_arguments(Encryption("KMS", key)) == {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": key,
+        "BucketKeyEnabled": True,
+    }
+    assert sse_arguments(Encryption("KMS"))["BucketKeyEnabled"] is True  # aws/s3
+    assert "BucketKeyEnabled" not in sse_arguments(Encryption("KMS_DSSE", key))
+    assert "BucketKeyEnabled" not in sse_arguments(Encryption("AES256"))
+
+
+def test_bucket_key_encryption_context_is_allowed(template):
+    """With a bucket key, S3 passes the bucket's ARN (not the object's) as KMS encryption context."""
+    (statement,) = [s for s in function_policy_statements(template) if "kms:GenerateDataKey" in _actions(s)]
+    contexts = statement["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"]
+    bucket_id = blob_bucket(template)[0]
+    assert {"Fn::GetAtt": [bucket_id, "Arn"]} in contexts
+
+
 # --- KMS: the access keys' secrets ------------------------------------------------------------------
+
+
+ACCOUNT_ROOT = {
+    "AWS": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":root"]]}
+}
+# What KMS key administrators may do (AWS's default key policy for key administrators): manage the
+# key, its policy, grants, rotation and deletion, but not use it on data.
+KEY_ADMINISTRATION = {
+    "kms:Create*",
+    "kms:Describe*",
+    "kms:Enable*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Update*",
+    "kms:Revoke*",
+    "kms:Disable*",
+    "kms:Get*",
+    "kms:Delete*",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:RotateKeyOnDemand",
+}
+SECRET_CONDITION = {
+    "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["access_key_id", "registry_id"]},
+    "Null": {"kms:EncryptionContext:access_key_id": "false", "kms:EncryptionContext:registry_id": "false"},
+}
 
 
 def keys_key(template) -> tuple[str, dict]:
     return only(template, "AWS::KMS::Key")
+
+
+def key_policy(template) -> list[dict]:
+    return keys_key(template)[1]["Properties"]["KeyPolicy"]["Statement"]
 
 
 def test_access_key_secrets_have_their_own_rotating_retained_key(template):
@@ -374,12 +431,10 @@ def test_access_key_secrets_have_their_own_rotating_retained_key(template):
     assert props.get("KeyUsage", "ENCRYPT_DECRYPT") == "ENCRYPT_DECRYPT"
     assert key["DeletionPolicy"] == "Retain" and key["UpdateReplacePolicy"] == "Retain"
     assert "PendingWindowInDays" not in props
-    # The key policy delegates to IAM in this account (the default policy); no one else is named.
-    (statement,) = props["KeyPolicy"]["Statement"]
+    # By default the key policy still delegates to IAM in this account (the account root may do
+    # anything with the key), so that nobody is locked out of it.
+    (statement,) = [s for s in props["KeyPolicy"]["Statement"] if s["Principal"] == ACCOUNT_ROOT]
     assert statement["Action"] == "kms:*" and statement["Effect"] == "Allow"
-    assert json.dumps(statement["Principal"]) == json.dumps(
-        {"AWS": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":root"]]}}
-    )
 
 
 def test_function_may_only_decrypt_access_key_secrets_with_that_key(template):
@@ -391,6 +446,39 @@ def test_function_may_only_decrypt_access_key_secrets_with_that_key(template):
         "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["access_key_id", "registry_id"]},
         "Null": {"kms:EncryptionContext:access_key_id": "false", "kms:EncryptionContext:registry_id": "false"},
     }
+
+
+def test_key_policy_names_the_function_role_for_decrypt_only(template):
+    """The key policy itself says who decrypts secrets: the function's role, for ciphertexts bound to
+    an access key (the encryption context of storage/keys.py), nothing else."""
+    role_id = function(template)["Properties"]["Role"]["Fn::GetAtt"][0]
+    (statement,) = [s for s in key_policy(template) if s["Principal"] == {"AWS": {"Fn::GetAtt": [role_id, "Arn"]}}]
+    assert statement["Effect"] == "Allow" and _actions(statement) == ["kms:Decrypt"]
+    assert statement["Resource"] == "*"  # in a key policy, "*" is this key
+    assert statement["Condition"] == SECRET_CONDITION
+
+
+def test_named_operators_encrypt_and_the_account_only_administers_the_key(variant):
+    operators = "arn:aws:iam::111122223333:role/registry-operator,arn:aws:iam::111122223333:user/alice"
+    template = variant({"registry:operatorPrincipalArns": operators}).template
+    statements = key_policy(template)
+    (root,) = [s for s in statements if s["Principal"] == ACCOUNT_ROOT]
+    assert set(_actions(root)) == KEY_ADMINISTRATION, "the account keeps managing the key, but not using it"
+    assert not {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncrypt*", "kms:*"} & set(_actions(root))
+    (operator,) = [s for s in statements if "registry-operator" in json.dumps(s["Principal"])]
+    assert operator["Principal"] == {"AWS": operators.split(",")}
+    assert sorted(_actions(operator)) == ["kms:Decrypt", "kms:Encrypt"]
+    assert operator["Condition"] == SECRET_CONDITION
+    role_id = function(template)["Properties"]["Role"]["Fn::GetAtt"][0]
+    assert [s for s in statements if s["Principal"] == {"AWS": {"Fn::GetAtt": [role_id, "Arn"]}}]
+    # Nobody else may use the key.
+    users = [s for s in statements if s not in (root, operator)]
+    assert all(_actions(s) == ["kms:Decrypt"] for s in users)
+
+
+def test_operator_principals_must_be_iam_arns(variant):
+    with pytest.raises(Exception, match="operatorPrincipalArns"):
+        variant({"registry:operatorPrincipalArns": "alice"})
 
 
 class _RecordingKms:
@@ -426,7 +514,7 @@ class _OneItemTable:
 
 def test_the_decrypt_condition_matches_the_context_the_code_uses():
     """registryctl's encrypt and the function's decrypt send exactly the keys the policy requires."""
-    from infra.api import SECRET_CONTEXT_KEYS
+    from infra.storage import SECRET_CONTEXT_KEYS
     from registry.config import Settings
     from registry.records import Grant
     from registry.storage.access_keys import AccessKeyStore
@@ -472,7 +560,30 @@ def test_regional_rest_api_with_one_post_on_root(template):
     assert "BinaryMediaTypes" not in api["Properties"], "application/x-amz-json-1.1 must arrive as text"
 
 
-def test_stage_throttling_access_logs_tracing(template):
+@pytest.fixture(scope="module")
+def logged(variant):
+    """The stack for an account whose API Gateway CloudWatch role is already set (centrally)."""
+    return variant({"registry:apiGatewayLogs": "true"}).template
+
+
+def execution_log_groups(template) -> list[dict]:
+    return [
+        g["Properties"]
+        for g in resources(template, "AWS::Logs::LogGroup").values()
+        if "API-Gateway-Execution-Logs_" in json.dumps(g["Properties"].get("LogGroupName", ""))
+    ]
+
+
+def api_gateway_roles(template) -> dict[str, dict]:
+    return {
+        logical_id: role
+        for logical_id, role in resources(template, "AWS::IAM::Role").items()
+        if "apigateway.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+    }
+
+
+def test_stage_throttling_access_logs_tracing(template, logged):
+    """Throttling and tracing always; the access log where the account lets API Gateway write logs."""
     (_, stage) = only(template, "AWS::ApiGateway::Stage")
     props = stage["Properties"]
     assert props["StageName"] == "prod"
@@ -480,24 +591,111 @@ def test_stage_throttling_access_logs_tracing(template):
     (setting,) = props["MethodSettings"]
     assert setting["ThrottlingRateLimit"] == 100 and setting["ThrottlingBurstLimit"] == 200
     assert setting["DataTraceEnabled"] is False
+    (_, stage) = only(logged, "AWS::ApiGateway::Stage")
+    props = stage["Properties"]
     fields = json.loads(props["AccessLogSetting"]["Format"])
     assert {"requestId", "status", "integrationStatus", "ip"} <= set(fields)
     destination = json.dumps(props["AccessLogSetting"]["DestinationArn"])
-    groups = resources(template, "AWS::Logs::LogGroup")
+    groups = resources(logged, "AWS::Logs::LogGroup")
     (access_group,) = [g for g in groups if g in destination]
     assert groups[access_group]["Properties"]["RetentionInDays"] == 30
 
 
-def test_execution_log_group_is_ours_with_retention(template):
-    (api_id, _) = only(template, "AWS::ApiGateway::RestApi")
-    groups = [
-        g["Properties"]
-        for g in resources(template, "AWS::Logs::LogGroup").values()
-        if "API-Gateway-Execution-Logs_" in json.dumps(g["Properties"].get("LogGroupName", ""))
-    ]
-    (group,) = groups
+def test_execution_log_group_is_ours_with_retention(logged):
+    (api_id, _) = only(logged, "AWS::ApiGateway::RestApi")
+    (group,) = execution_log_groups(logged)
     assert group["LogGroupName"] == {"Fn::Join": ["", ["API-Gateway-Execution-Logs_", {"Ref": api_id}, "/prod"]]}
     assert group["RetentionInDays"] == 30
+    (_, stage) = only(logged, "AWS::ApiGateway::Stage")
+    (setting,) = stage["Properties"]["MethodSettings"]
+    assert setting["LoggingLevel"] == "ERROR" and setting["DataTraceEnabled"] is False
+
+
+def test_the_account_wide_api_gateway_role_is_left_alone_by_default(template):
+    """AWS::ApiGateway::Account is one setting per account and Region: creating it replaces a role set
+    centrally, and it outlives the stack. Without that role a REST API stage can have neither
+    execution logs nor CloudWatch access logs (the deploy fails), so by default it has neither."""
+    assert not resources(template, "AWS::ApiGateway::Account")
+    assert not api_gateway_roles(template)
+    (_, stage) = only(template, "AWS::ApiGateway::Stage")
+    assert "AccessLogSetting" not in stage["Properties"]
+    (setting,) = stage["Properties"]["MethodSettings"]
+    assert setting.get("LoggingLevel", "OFF") == "OFF"
+    assert not execution_log_groups(template)
+
+
+def test_an_account_with_its_role_set_gets_the_logs_and_keeps_its_role(logged):
+    assert not resources(logged, "AWS::ApiGateway::Account")
+    assert not api_gateway_roles(logged)
+    (_, stage) = only(logged, "AWS::ApiGateway::Stage")
+    assert "AccessLogSetting" in stage["Properties"]
+
+
+def test_the_stack_sets_the_account_role_only_when_asked(variant):
+    opted_in = variant({"registry:apiGatewayCloudWatchRole": "true"}).template
+    (_, account) = only(opted_in, "AWS::ApiGateway::Account")
+    ((role_id, role),) = api_gateway_roles(opted_in).items()
+    assert account["Properties"]["CloudWatchRoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(role["Properties"]["ManagedPolicyArns"])
+    assert role["DeletionPolicy"] == "Retain", "other APIs of the account may rely on it"
+    (_, stage) = only(opted_in, "AWS::ApiGateway::Stage")
+    assert "AccessLogSetting" in stage["Properties"]
+    (setting,) = stage["Properties"]["MethodSettings"]
+    assert setting["LoggingLevel"] == "ERROR"
+    assert execution_log_groups(opted_in)
+
+
+# --- API Gateway: unsigned requests stop at the gateway ----------------------------------------------
+
+
+def test_unsigned_requests_are_refused_before_the_function(template):
+    """Every request without an Authorization header would otherwise invoke (and bill) the function."""
+    (api_id, _) = only(template, "AWS::ApiGateway::RestApi")
+    (_, method) = only(template, "AWS::ApiGateway::Method")
+    props = method["Properties"]
+    assert props["RequestParameters"] == {"method.request.header.Authorization": True}
+    validator = resources(template, "AWS::ApiGateway::RequestValidator")[props["RequestValidatorId"]["Ref"]]
+    assert validator["Properties"]["RestApiId"] == {"Ref": api_id}
+    assert validator["Properties"]["ValidateRequestParameters"] is True
+    # Bodies are the function's to check, against the botocore model.
+    assert validator["Properties"].get("ValidateRequestBody", False) is False
+
+
+def test_the_gateway_refuses_an_unsigned_request_as_the_function_does(template):
+    """Same status, body and content type as the function's own refusal (wire.py), so boto3 raises
+    MissingAuthenticationTokenException whichever of the two answered."""
+    from registry import wire
+    from registry.errors import MissingAuthenticationTokenException
+
+    expected = wire.error_response(MissingAuthenticationTokenException("Missing Authentication Token"), "id")
+    assert json.loads(expected["body"]) == {
+        "__type": "MissingAuthenticationTokenException",
+        "message": "Missing Authentication Token",
+    }
+    (api_id, _) = only(template, "AWS::ApiGateway::RestApi")
+    (response,) = [
+        r
+        for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()
+        if r["Properties"]["ResponseType"] == "BAD_REQUEST_PARAMETERS"
+    ]
+    props = response["Properties"]
+    assert props["RestApiId"] == {"Ref": api_id}
+    assert props["StatusCode"] == str(expected["statusCode"]) == "403"
+    templates = props["ResponseTemplates"]
+    assert "application/json" in templates, "the template API Gateway renders whatever the client accepts"
+    for body in templates.values():
+        assert json.loads(body) == json.loads(expected["body"])
+    headers = props["ResponseParameters"]
+    assert headers["gatewayresponse.header.x-amzn-ErrorType"] == "'MissingAuthenticationTokenException'"
+    assert headers["gatewayresponse.header.Content-Type"] == f"'{expected['headers']['Content-Type']}'"
+
+
+def test_the_stage_is_deployed_after_the_gateway_response(synthesized):
+    """A gateway response takes effect with the next deployment of the stage."""
+    resources_ = synthesized.template_json["Resources"]
+    (response_id,) = [i for i, r in resources_.items() if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
+    (deployment,) = [r for r in resources_.values() if r["Type"] == "AWS::ApiGateway::Deployment"]
+    assert response_id in deployment.get("DependsOn", [])
 
 
 def test_only_the_stage_may_invoke_the_function(template):
@@ -527,28 +725,59 @@ def test_optional_source_ip_policy_and_waf(variant):
 # --- Monitoring and outputs ------------------------------------------------------------------------
 
 
-def test_alarms_on_function_errors_throttles_duration_api_5xx_and_sweep_errors(template):
+def single_metric_alarms(template) -> dict[tuple[str, str, str], dict]:
+    """(subject, namespace, metric) -> properties of every alarm on one metric."""
     api_id = function_by_handler(template, API_HANDLER)[0]
     sweep_id = function_by_handler(template, SWEEP_HANDLER)[0]
     names = {json.dumps({"Ref": api_id}): "api", json.dumps({"Ref": sweep_id}): "sweep"}
 
     def subject(props) -> str:
         dimensions = {d["Name"]: json.dumps(d["Value"]) for d in props.get("Dimensions", [])}
-        return names.get(dimensions.get("FunctionName"), "rest-api")
+        if "FunctionName" in dimensions:
+            return names[dimensions["FunctionName"]]
+        if "service" in dimensions:
+            return json.loads(dimensions["service"])
+        return "rest-api" if "ApiName" in dimensions else "account"
 
-    alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    alarms = [
+        a["Properties"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+        if "Metrics" not in a["Properties"]
+    ]
     by_metric = {(subject(a), a["Namespace"], a["MetricName"]): a for a in alarms}
     assert len(by_metric) == len(alarms)
+    return by_metric
+
+
+def math_alarms(template) -> dict[str, dict]:
+    """logical id -> properties of every alarm on a metric math expression or a Metrics Insights query."""
+    return {
+        i: a["Properties"]
+        for i, a in resources(template, "AWS::CloudWatch::Alarm").items()
+        if "Metrics" in a["Properties"]
+    }
+
+
+def test_alarms_on_function_errors_throttles_duration_api_5xx_and_sweep_errors(template):
+    by_metric = single_metric_alarms(template)
     assert set(by_metric) == {
         ("api", "AWS/Lambda", "Errors"),
         ("api", "AWS/Lambda", "Throttles"),
         ("api", "AWS/Lambda", "Duration"),
         ("rest-api", "AWS/ApiGateway", "5XXError"),
         ("sweep", "AWS/Lambda", "Errors"),
+        # Hardening: client-error spikes, account concurrency, a sweep that never completes.
+        ("rest-api", "AWS/ApiGateway", "4XXError"),
+        ("account", "AWS/Lambda", "ConcurrentExecutions"),
+        ("ecr-registry-sweep", "ServerlessEcrRegistry", "SweepIncomplete"),
     }
     assert by_metric[("sweep", "AWS/Lambda", "Errors")]["Period"] == 3600
     assert by_metric[("sweep", "AWS/Lambda", "Errors")]["Threshold"] == 1
-    by_metric = {(namespace, metric): props for (who, namespace, metric), props in by_metric.items() if who != "sweep"}
+    by_metric = {
+        (namespace, metric): props
+        for (who, namespace, metric), props in by_metric.items()
+        if who in ("api", "rest-api", "account")
+    }
     for props in by_metric.values():
         assert props["TreatMissingData"] == "notBreaching"
         assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
@@ -556,11 +785,86 @@ def test_alarms_on_function_errors_throttles_duration_api_5xx_and_sweep_errors(t
     assert by_metric[("AWS/Lambda", "Duration")]["Threshold"] == 28_000 * 0.8
 
 
+def test_dynamodb_throttle_alarms_watch_every_table(template):
+    """Read and write throttle events of the seven tables, summed (a metric math alarm reads at most
+    10 metrics: one alarm for reads, one for writes)."""
+    tables = {json.dumps({"Ref": logical_id_of_table(template, t)}) for t in TABLES}
+    watched = {}
+    for props in math_alarms(template).values():
+        stats = [q["MetricStat"] for q in props["Metrics"] if "MetricStat" in q]
+        names = {s["Metric"]["MetricName"] for s in stats}
+        if names & {"ReadThrottleEvents", "WriteThrottleEvents"}:
+            (name,) = names
+            assert len(stats) <= 10
+            assert {s["Metric"]["Namespace"] for s in stats} == {"AWS/DynamoDB"}
+            assert {json.dumps(d["Value"]) for s in stats for d in s["Metric"]["Dimensions"]} == tables
+            assert {s["Stat"] for s in stats} == {"Sum"} and {s["Period"] for s in stats} == {300}
+            (result,) = [q for q in props["Metrics"] if q.get("ReturnData", True) and "Expression" in q]
+            # FILL: a table without throttles has no data points; a plain m1+m2 would then be empty.
+            assert result["Expression"].startswith("SUM([FILL(")
+            assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+            assert props["TreatMissingData"] == "notBreaching"
+            watched[name] = props
+    assert set(watched) == {"ReadThrottleEvents", "WriteThrottleEvents"}
+
+
+def test_dynamodb_system_errors_alarm_is_one_metrics_insights_query(template):
+    """SystemErrors is published per table AND operation (dozens of series): one Metrics Insights query
+    sums them all."""
+    queries = [
+        q
+        for props in math_alarms(template).values()
+        for q in props["Metrics"]
+        if "SystemErrors" in q.get("Expression", "")
+    ]
+    (query,) = queries
+    assert query["Expression"] == 'SELECT SUM(SystemErrors) FROM SCHEMA("AWS/DynamoDB", Operation, TableName)'
+    assert query["Period"] == 300 and query.get("ReturnData", True)
+
+
+def test_api_client_error_alarm_scales_with_the_stage_throttle(template, variant):
+    """429 (stage throttle) counts as 4XXError, as do unsigned requests refused by the gateway: the
+    threshold is 5% of what the stage lets through in 5 minutes."""
+    alarm = single_metric_alarms(template)[("rest-api", "AWS/ApiGateway", "4XXError")]
+    assert alarm["Statistic"] == "Sum" and alarm["Period"] == 300
+    assert alarm["Threshold"] == 100 * 300 * 0.05 == 1500
+    smaller = variant({"registry:throttleRateLimit": "10"}).template
+    assert single_metric_alarms(smaller)[("rest-api", "AWS/ApiGateway", "4XXError")]["Threshold"] == 150
+
+
+def test_account_concurrency_alarm_threshold_from_context(template, variant):
+    alarm = single_metric_alarms(template)[("account", "AWS/Lambda", "ConcurrentExecutions")]
+    assert alarm["Statistic"] == "Maximum" and alarm["Threshold"] == 800
+    assert "Dimensions" not in alarm, "the account-wide metric"
+    lower = variant({"registry:concurrencyAlarmThreshold": "8"}).template
+    assert single_metric_alarms(lower)[("account", "AWS/Lambda", "ConcurrentExecutions")]["Threshold"] == 8
+
+
+def test_sweep_incomplete_alarm_fires_when_three_runs_in_a_row_ran_out_of_time(template):
+    alarm = single_metric_alarms(template)[("ecr-registry-sweep", "ServerlessEcrRegistry", "SweepIncomplete")]
+    assert alarm["Period"] == 3600 and alarm["Statistic"] == "Maximum"
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["EvaluationPeriods"] == 3 and alarm["DatapointsToAlarm"] == 3
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_every_alarm_notifies_the_topic(template, variant):
+    for props in resources(template, "AWS::CloudWatch::Alarm").values():
+        assert "AlarmActions" not in props["Properties"]
+    topic = "arn:aws:sns:us-east-1:111122223333:registry-alarms"
+    alarms = resources(variant({"registry:alarmTopicArn": topic}).template, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == 11
+    for props in alarms.values():
+        assert props["Properties"]["AlarmActions"] == [topic]
+
+
 def test_dashboard(template):
     (_, dashboard) = only(template, "AWS::CloudWatch::Dashboard")
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for metric in ("5XXError", "Errors", "Throttles", "Duration", "Faults", "ServerlessEcrRegistry"):
         assert metric in body
+    for alarm_id in resources(template, "AWS::CloudWatch::Alarm"):
+        assert json.dumps({"Fn::GetAtt": [alarm_id, "Arn"]}) in body, f"{alarm_id} is not on the dashboard"
 
 
 def test_outputs_endpoint_and_copy_paste_command(template):

@@ -136,3 +136,46 @@ def test_role_has_no_managed_policies_and_is_not_the_api_functions(template):
     assert sweep_role != api_role
     role = template.find_resources("AWS::IAM::Role")[sweep_role["Fn::GetAtt"][0]]["Properties"]
     assert "ManagedPolicyArns" not in role
+
+
+# --- a run that ran out of time is visible -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("complete", "dry_run", "emitted"), [(False, False, 1), (True, False, 0), (False, True, None)])
+def test_the_handler_emits_sweep_incomplete(monkeypatch, capsys, complete, dry_run, emitted):
+    """SweepIncomplete (EMF, the namespace, name and service dimension the alarm watches) is 1 when the
+    run stopped early, 0 when it finished; a dry run (an operator's look) emits nothing."""
+    from infra.sweep import INCOMPLETE_METRIC
+    from registry.config import METRICS_NAMESPACE
+    from registry.config import SWEEP_SERVICE_NAME as SERVICE_NAME
+    from registry.sweep import handler as sweep_module
+
+    def run(self, now=None, budget_seconds=None):
+        assert budget_seconds == 900 - 30
+        return {"complete": complete, "dry_run": self.dry_run}
+
+    monkeypatch.setattr(sweep_module.Settings, "from_environment", classmethod(lambda cls: None))
+    monkeypatch.setattr(sweep_module, "RegistryStore", lambda settings: type("Store", (), {"backend": None})())
+    monkeypatch.setattr(sweep_module.Sweeper, "run", run)
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)  # without the stack's environment
+
+    class Context:
+        @staticmethod
+        def get_remaining_time_in_millis():
+            return 900_000
+
+    capsys.readouterr()
+    report = sweep_module.lambda_handler({"dryRun": dry_run}, Context())
+    assert report["complete"] is complete
+    metrics = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{") and '"_aws"' in line
+    ]
+    if emitted is None:
+        assert not metrics
+        return
+    (document,) = metrics
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == METRICS_NAMESPACE
+    assert directive["Metrics"] == [{"Name": INCOMPLETE_METRIC, "Unit": "Count"}]
+    assert directive["Dimensions"] == [["service"]] and document["service"] == SERVICE_NAME
+    assert document[INCOMPLETE_METRIC] in (emitted, [emitted])

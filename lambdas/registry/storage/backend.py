@@ -400,6 +400,10 @@ def sse_arguments(encryption: Encryption) -> dict[str, Any]:
         return {
             "ServerSideEncryption": "aws:kms",
             **({"SSEKMSKeyId": encryption.kms_key} if encryption.kms_key else {}),
+            # An S3 Bucket Key: S3 asks KMS for a bucket-level key now and then instead of calling KMS
+            # for every object written (and read). The encryption context becomes the bucket's ARN.
+            # DSSE-KMS has no bucket keys.
+            "BucketKeyEnabled": True,
         }
     if encryption.type == "KMS_DSSE":
         return {

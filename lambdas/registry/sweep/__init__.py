@@ -8,7 +8,9 @@ import os
 
 from .policy import DEFAULT_GRACE_SECONDS, GRACE_ENV, Sweeper
 
-__all__ = ["DEFAULT_GRACE_SECONDS", "GRACE_ENV", "Sweeper", "grace_from_environment"]
+__all__ = ["DEFAULT_GRACE_SECONDS", "GRACE_ENV", "INCOMPLETE_METRIC", "Sweeper", "grace_from_environment"]
+# What the scheduled run reports (EMF): 1 when it stopped before it was done, 0 when it finished.
+INCOMPLETE_METRIC = "SweepIncomplete"
 
 
 def grace_from_environment() -> float:

@@ -1,20 +1,23 @@
 """The scheduled sweep's Lambda entry point: `registry.sweep.handler.lambda_handler`.
 
 Event `{"dryRun": true}` counts what would go and deletes nothing. The run stops 30 s before the
-function's timeout; the next run carries on.
+function's timeout; the next run carries on. Each real run emits INCOMPLETE_METRIC (1: it ran out
+of time, 0: it finished): an alarm watches for runs that never finish.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from ..config import Settings
+from ..config import METRICS_NAMESPACE, SWEEP_SERVICE_NAME, Settings
 from ..storage import RegistryStore
-from . import Sweeper, grace_from_environment
+from . import INCOMPLETE_METRIC, Sweeper, grace_from_environment
 
-logger = Logger()  # service name from POWERTOOLS_SERVICE_NAME, set by the stack
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or SWEEP_SERVICE_NAME)
 
 
 def lambda_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
@@ -25,4 +28,14 @@ def lambda_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]
         dry_run=bool((event or {}).get("dryRun")),
         log=lambda message, extra: logger.info(message, extra=extra),
     )
-    return sweeper.run(budget_seconds=budget)
+    result = sweeper.run(budget_seconds=budget)
+    if not sweeper.dry_run:  # an operator's dry run says nothing about the schedule keeping up
+        with single_metric(
+            name=INCOMPLETE_METRIC,
+            unit=MetricUnit.Count,
+            value=0 if result["complete"] else 1,
+            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE,
+            default_dimensions={"service": logger.service},
+        ):
+            pass  # written (to stdout, as EMF) when the block ends
+    return result
