@@ -23,8 +23,9 @@ from registry.config import (
     QUOTA_ENV,
     SERVICE_NAME,
     TABLE_ENV,
+    TOKEN_KMS_KEY_ENV,
 )
-from registry.storage import schema
+from registry.storage import schema, signing
 
 from .bundling import BOTOCORE_SERVICES, PLATFORMS, BundleSpec, bytecode_compiler, lambda_code, python_version_of
 from .config import RegistryProps
@@ -126,6 +127,7 @@ class RegistryApi(Construct):
             BUCKET_ENV: storage.bucket.bucket_name,
             **{TABLE_ENV[logical]: table.table_name for logical, table in storage.tables.items()},
             ACCESS_KEYS_KMS_KEY_ENV: storage.keys_key.key_arn,
+            TOKEN_KMS_KEY_ENV: storage.token_key.key_arn,
             ACCESS_KEY_CACHE_SECONDS_ENV: str(props.key_cache_seconds),
             **{env: str(getattr(quotas, name)) for name, env in QUOTA_ENV.items()},
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
@@ -271,6 +273,15 @@ class RegistryApi(Construct):
                 actions=["kms:Decrypt"],
                 resources=["*"],
                 conditions=secret_context_condition(),
+            )
+        )
+        # The token key: the one derivation (storage/signing.py), nothing else.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TokenKeyDerivation",
+                actions=["kms:GenerateMac"],
+                resources=[storage.token_key.key_arn],
+                conditions={"StringEquals": {"kms:MacAlgorithm": signing.MAC_ALGORITHM}},
             )
         )
         self.role.add_to_policy(

@@ -25,6 +25,7 @@ STAGED_PARTS_DAYS = 7  # same as the uploads table's TTL (Settings.upload_ttl_se
 INCOMPLETE_MULTIPART_DAYS = 7
 ACCESS_LOG_DAYS = 90
 KEYS_KEY_DESCRIPTION = "Encrypts the secrets of the registry's access keys"
+TOKEN_KEY_DESCRIPTION = "Derives the key that signs the registry's tokens"
 # The encryption context under which registryctl encrypts a key's secret and the function decrypts
 # it (lambdas/registry/storage/access_keys.py): every use of the key requires exactly these keys.
 SECRET_CONTEXT_KEYS = access_keys.SECRET_CONTEXT_KEYS
@@ -102,6 +103,20 @@ class RegistryStorage(Construct):
             removal_policy=removal,
             pending_window=Duration.days(7) if props.destroy else None,  # the shortest KMS allows
             policy=_keys_key_policy(props.operator_principal_arns),
+        )
+
+        # The registry's token key (page tokens, later the passwords of GetAuthorizationToken): an HMAC
+        # key that never leaves KMS; the function derives its signing key from it once per cold start
+        # (lambdas/registry/storage/signing.py). HMAC keys have no automatic rotation in KMS; a new key
+        # (a deploy replacing this one) only invalidates tokens in flight, which clients ask for again.
+        self.token_key = kms.Key(
+            self,
+            "TokenKey",
+            description=TOKEN_KEY_DESCRIPTION,
+            key_spec=kms.KeySpec.HMAC_256,
+            key_usage=kms.KeyUsage.GENERATE_VERIFY_MAC,
+            removal_policy=RemovalPolicy.DESTROY,  # nothing stored depends on it
+            pending_window=Duration.days(7),
         )
 
         # Server access logs of the blob bucket: presigned GETs go from clients straight to S3, so

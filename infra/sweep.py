@@ -1,4 +1,4 @@
-"""The scheduled sweep (lambdas/registry/sweep.py): a second function from the registry's own asset,
+"""The scheduled sweep (lambdas/registry/sweep/, docs/sweep.md): a second function from the registry's own asset,
 run every hour by an EventBridge rule, that reclaims what abandoned work leaves behind (expired
 uploads, layers no image ever referenced, unused blobs, orphaned objects, half-done repository
 deletions).
@@ -24,7 +24,7 @@ from constructs import Construct
 
 from registry import sweep
 from registry.config import BUCKET_ENV, SWEEP_SERVICE_NAME, TABLE_ENV
-from registry.storage.schema import BLOBS_PREFIX, STAGED_PARTS_PREFIX
+from registry.storage.schema import BLOBS_PREFIX, MANIFESTS_PREFIX, STAGED_PARTS_PREFIX
 from registry.sweep import GRACE_ENV
 
 from .api import TABLE_ACCESS, RegistryApi, log_retention
@@ -41,7 +41,7 @@ MEMORY_MB = 1024  # it holds the blobs table's entries while it judges them
 INCOMPLETE_METRIC = sweep.INCOMPLETE_METRIC
 # Below this the sweep could judge work a request is still doing (see the sweep's module docstring).
 SAFE_GRACE_SECONDS = 3600
-SWEPT_PREFIXES = (STAGED_PARTS_PREFIX, BLOBS_PREFIX)
+SWEPT_PREFIXES = (STAGED_PARTS_PREFIX, BLOBS_PREFIX, MANIFESTS_PREFIX)
 TABLE_ACTIONS = (
     # Scan: every phase judges whole tables. Query + BatchWriteItem: purging a half-deleted
     # repository's images, tags and layers. UpdateItem: stamping old items, and the repository

@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 
 import boto3
 
-from registry.config import ACCESS_KEYS_KMS_KEY_ENV, BUCKET_ENV, METRICS_NAMESPACE, SERVICE_NAME, TABLE_ENV, Settings
+from registry.config import (
+    ACCESS_KEYS_KMS_KEY_ENV,
+    BUCKET_ENV,
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    TABLE_ENV,
+    TOKEN_KMS_KEY_ENV,
+    Settings,
+)
 from registry.records import Grant
 from registry.storage.access_keys import AccessKeyStore
 from registry.storage.backend import Backend
@@ -34,6 +42,7 @@ class Backends:
     tables: dict[str, str] = field(default_factory=lambda: {n: f"registry-{n}" for n in TABLES})
     bucket: str = "registry-layers"
     access_keys_kms_key: str | None = None  # the moto KMS key that encrypts access key secrets
+    token_kms_key: str | None = None  # the moto KMS HMAC key the registry's token key is derived from
 
     @classmethod
     def start(cls) -> Backends:
@@ -61,6 +70,9 @@ class Backends:
         self.access_keys_kms_key = self.client("kms").create_key(Description="registry access key secrets (local)")[
             "KeyMetadata"
         ]["Arn"]
+        self.token_kms_key = self.client("kms").create_key(
+            Description="registry token key (local)", KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC"
+        )["KeyMetadata"]["Arn"]
         self.access_key_store().create(
             REGISTRY_ID,
             DEFAULT_KEY["name"],
@@ -97,6 +109,7 @@ class Backends:
             "AWS_ENDPOINT_URL_KMS": self.moto.endpoint,
             BUCKET_ENV: self.bucket,
             ACCESS_KEYS_KMS_KEY_ENV: self.access_keys_kms_key,
+            TOKEN_KMS_KEY_ENV: self.token_kms_key,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
@@ -126,7 +139,7 @@ class LocalRegistry:
             {
                 k: v
                 for k, v in os.environ.items()
-                if k.startswith("REGISTRY_") and k not in ("REGISTRY_PORT", ACCESS_KEYS_KMS_KEY_ENV)
+                if k.startswith("REGISTRY_") and k not in ("REGISTRY_PORT", ACCESS_KEYS_KMS_KEY_ENV, TOKEN_KMS_KEY_ENV)
             }
         )
         environment.update(overrides or {})

@@ -31,6 +31,8 @@ TABLE_ENV = {
 # The KMS key that encrypts the secrets of access keys (registryctl encrypts with it; the function
 # only decrypts, and names it so that a ciphertext under any other key is refused).
 ACCESS_KEYS_KMS_KEY_ENV = "REGISTRY_KEYS_KMS_KEY"
+# The KMS HMAC key from which the registry derives the key that signs its tokens (storage/signing.py).
+TOKEN_KMS_KEY_ENV = "REGISTRY_TOKEN_KMS_KEY"
 # How long a warm function trusts a key it has read: the bound on how late a revocation takes effect.
 ACCESS_KEY_CACHE_SECONDS_ENV = "REGISTRY_KEY_CACHE_SECONDS"
 DEFAULT_KEY_CACHE_SECONDS = 60.0
@@ -77,6 +79,7 @@ class Settings:
     upload_ttl_seconds: int = 7 * 24 * 3600
     access_keys_kms_key: str | None = None
     access_key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
+    token_kms_key: str | None = None
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -90,6 +93,7 @@ class Settings:
             download_url_seconds=int(env.get("REGISTRY_DOWNLOAD_URL_SECONDS") or 3600),
             access_keys_kms_key=env.get(ACCESS_KEYS_KMS_KEY_ENV) or None,
             access_key_cache_seconds=_key_cache_seconds(env.get(ACCESS_KEY_CACHE_SECONDS_ENV)),
+            token_kms_key=env.get(TOKEN_KMS_KEY_ENV) or None,
         )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from support import DOCKER_MANIFEST, OCI_MANIFEST, index_manifest, push_image, sha256, snapshot, tags_of
 
@@ -200,3 +203,47 @@ def test_image_operations_on_a_missing_repository(ecr):
     ):
         with pytest.raises(ecr.exceptions.RepositoryNotFoundException):
             call()
+
+
+# --- page tokens are the registry's own --------------------------------------------------------------
+
+
+def _forged(position: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "operation, token",
+    [
+        ("list_images", {"at": "sha256:" + "a" * 64, "skip": "x"}),  # a TypeError once: HTTP 500
+        ("list_images", {"at": "", "skip": 0}),  # a DynamoDB ValidationException once: HTTP 500
+        ("list_images", {"at": "sha256:" + "a" * 64, "skip": -5}),
+        ("describe_images", {"after": "sha256:" + "0" * 64}),  # well-formed, but not one we issued
+        ("describe_repositories", {"after": "a"}),
+    ],
+    ids=["skip-not-a-number", "empty-position", "negative-skip", "describe-images", "describe-repositories"],
+)
+def test_a_token_the_registry_did_not_issue_is_refused(ecr, repo, operation, token):
+    push_image(ecr, repo, tag="v1")
+    kwargs = {} if operation == "describe_repositories" else {"repositoryName": repo}
+    with pytest.raises(ecr.exceptions.InvalidParameterException):
+        getattr(ecr, operation)(nextToken=_forged(token), **kwargs)
+
+
+def test_a_token_works_only_where_it_was_issued(ecr, repo):
+    """A token names the operation, repository and filter it continues: elsewhere it is refused."""
+    for i in range(3):
+        push_image(ecr, repo, tag=f"t{i}")
+    other = repo + "-other"
+    ecr.create_repository(repositoryName=other)
+    token = ecr.list_images(repositoryName=repo, maxResults=1)["nextToken"]
+    assert ecr.list_images(repositoryName=repo, maxResults=1, nextToken=token)["imageIds"]
+    with pytest.raises(ecr.exceptions.InvalidParameterException):
+        ecr.list_images(repositoryName=other, nextToken=token)
+    with pytest.raises(ecr.exceptions.InvalidParameterException):
+        ecr.describe_images(repositoryName=repo, nextToken=token)
+    with pytest.raises(ecr.exceptions.InvalidParameterException):
+        ecr.list_images(repositoryName=repo, nextToken=token, filter={"tagStatus": "UNTAGGED"})
+    altered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    with pytest.raises(ecr.exceptions.InvalidParameterException):
+        ecr.list_images(repositoryName=repo, nextToken=altered)

@@ -180,6 +180,10 @@ def test_media_type_from_the_parameter_when_the_manifest_has_none(ecr, repo):
         "index-shaped-image",
         "bad-digest",
         "negative-size",
+        "size-past-int64",
+        "size-past-dynamodb-numbers",
+        "unbounded-digest",
+        "unbounded-subject-digest",
         "schema-1",
         "unsupported-type",
         "layers-not-a-list",
@@ -198,6 +202,21 @@ def test_invalid_manifests(ecr, repo, case):
         document["layers"][0]["digest"] = "sha256:xyz"
     elif case == "negative-size":
         document["config"]["size"] = -1
+    elif case == "size-past-int64":  # a 500 once: DynamoDB's numbers have 38 digits
+        document["layers"][0]["size"] = 10**40
+    elif case == "size-past-dynamodb-numbers":
+        document["layers"][0]["size"] = 10**126
+    elif case == "unbounded-digest":  # an unregistered algorithm has no length of its own
+        document["layers"].append(
+            {
+                "mediaType": "application/x-foreign",
+                "size": 1,
+                "digest": "md5:" + "a" * 500_000,
+                "urls": ["https://example.com/blob"],
+            }
+        )
+    elif case == "unbounded-subject-digest":  # a 500 once: the image item grew past 400 KB
+        document["subject"] = {"mediaType": OCI_MANIFEST, "size": 1, "digest": "foo:" + "a" * 500_000}
     elif case == "schema-1":
         document["schemaVersion"] = 1
     elif case == "unsupported-type":

@@ -94,7 +94,7 @@ def test_table_keys_billing_recovery_encryption_retention(template, logical):
 
 def test_destroy_variant_removes_data_with_the_stack(variant):
     destroyed = variant({"registry:removalPolicy": "destroy"}).template
-    (_, key) = only(destroyed, "AWS::KMS::Key")
+    (_, key) = keys_key(destroyed)
     assert key["DeletionPolicy"] == "Delete" and key["Properties"]["PendingWindowInDays"] == 7
     for table in resources(destroyed, "AWS::DynamoDB::Table").values():
         assert table["DeletionPolicy"] == "Delete"
@@ -340,11 +340,11 @@ def test_function_may_use_only_its_own_object_prefixes(template):
 
 
 def test_kms_data_keys_only_through_s3_for_this_bucket(template):
-    key_arn = {"Fn::GetAtt": [keys_key(template)[0], "Arn"]}
+    own_keys = [{"Fn::GetAtt": [key(template)[0], "Arn"]} for key in (keys_key, token_key)]
     statements = [
         s
         for s in function_policy_statements(template)
-        if any(a.startswith("kms:") for a in _actions(s)) and s["Resource"] != key_arn
+        if any(a.startswith("kms:") for a in _actions(s)) and s["Resource"] not in own_keys
     ]
     data_keys = next(s for s in statements if "kms:GenerateDataKey" in _actions(s))
     assert sorted(_actions(data_keys)) == ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -415,7 +415,42 @@ SECRET_CONDITION = {
 
 
 def keys_key(template) -> tuple[str, dict]:
-    return only(template, "AWS::KMS::Key")
+    """The access keys' KMS key (the stack's other key is the HMAC token key)."""
+    from infra.storage import KEYS_KEY_DESCRIPTION
+
+    (found,) = [
+        (logical_id, key)
+        for logical_id, key in resources(template, "AWS::KMS::Key").items()
+        if key["Properties"]["Description"] == KEYS_KEY_DESCRIPTION
+    ]
+    return found
+
+
+def token_key(template) -> tuple[str, dict]:
+    from infra.storage import TOKEN_KEY_DESCRIPTION
+
+    (found,) = [
+        (logical_id, key)
+        for logical_id, key in resources(template, "AWS::KMS::Key").items()
+        if key["Properties"]["Description"] == TOKEN_KEY_DESCRIPTION
+    ]
+    return found
+
+
+def test_the_token_key_is_an_hmac_key_the_function_may_only_derive_from(template):
+    """Page tokens (and GetAuthorizationToken's passwords) are signed with a key derived from an HMAC
+    key that never leaves KMS: the function may call GenerateMac with it, with HMAC-SHA256, nothing else."""
+    from registry.config import TOKEN_KMS_KEY_ENV
+    from registry.storage.signing import MAC_ALGORITHM
+
+    logical_id, key = token_key(template)
+    assert key["Properties"]["KeySpec"] == "HMAC_256" and key["Properties"]["KeyUsage"] == "GENERATE_VERIFY_MAC"
+    arn = {"Fn::GetAtt": [logical_id, "Arn"]}
+    assert function(template)["Properties"]["Environment"]["Variables"][TOKEN_KMS_KEY_ENV] == arn
+    uses = [s for s in function_policy_statements(template) if json.dumps(arn) in json.dumps(s["Resource"])]
+    assert [(s["Action"], s["Condition"]) for s in uses] == [
+        ("kms:GenerateMac", {"StringEquals": {"kms:MacAlgorithm": MAC_ALGORITHM}})
+    ]
 
 
 def key_policy(template) -> list[dict]:

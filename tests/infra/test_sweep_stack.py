@@ -118,12 +118,12 @@ def test_role_may_only_list_and_delete_in_its_own_tables_and_prefixes(template):
     bucket = ref_of(template, "AWS::S3::Bucket", "StorageBlobs")
     listing = statements["ListSweptPrefixes"]
     assert listing["Action"] == "s3:ListBucket" and listing["Resource"] == {"Fn::GetAtt": [bucket, "Arn"]}
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["uploads/*", "blobs/*"]}}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["uploads/*", "blobs/*", "manifests/*"]}}
     deletes = statements["DeleteSweptObjects"]
     assert sorted(_list(deletes["Action"])) == ["s3:AbortMultipartUpload", "s3:DeleteObject"]
     assert sorted(json.dumps(r) for r in _list(deletes["Resource"])) == sorted(
         json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, f"/{prefix}*"]]})
-        for prefix in ("uploads/", "blobs/")
+        for prefix in ("uploads/", "blobs/", "manifests/")
     )
     assert not any(a.startswith("kms:") for s in statements.values() for a in _list(s["Action"]))
 

@@ -1,4 +1,4 @@
-"""The sweep (lambdas/registry/sweep.py): what abandoned work leaves behind is reclaimed, what is
+"""The sweep (lambdas/registry/sweep/, docs/sweep.md): what abandoned work leaves behind is reclaimed, what is
 in use is not -- also when a push races the sweep.
 
 Time is injected (`Sweeper.run(now=...)`), never slept: "a day later" is `now=t0 + grace + 1`.
@@ -320,3 +320,41 @@ def test_entry_points(stack, make_sweeper, monkeypatch):
     report = handler.lambda_handler({}, Context())
     assert report["complete"] and report["layers_deleted"] == 1 and report["blobs_deleted"] == 1
     assert read_state(stack.backends).layers == []
+
+
+def test_a_refused_push_of_a_large_manifest_leaves_nothing_the_sweep_keeps(backends, tmp_path, monkeypatch):
+    """A manifest over 64 KiB is written to S3 before the transaction; when the transaction is then
+    refused (here: the images quota), the object is named by no image, and the sweep reclaims it --
+    but never the object of an image that was pushed."""
+    stack = IsolatedRegistry(backends, workers=2, overrides={"REGISTRY_MAX_IMAGES_PER_REPOSITORY": "1"})
+    try:
+        for name, value in stack.backends.environment().items():
+            monkeypatch.setenv(name, value)
+        from registry.config import Settings
+        from registry.storage import RegistryStore
+        from registry.sweep import Sweeper
+
+        ecr = stack.ecr()
+        for repo in ("full", "room"):
+            ecr.create_repository(repositoryName=repo)
+        push_image(ecr, "full")
+        big = {}
+        for repo in ("full", "room"):
+            config, layers = new_blobs(1)
+            upload_image_blobs(ecr, repo, config, layers)
+            big[repo] = image_manifest(config, layers, extra={"annotations": {"padding": "x" * 70_000}})
+        with pytest.raises(ecr.exceptions.LimitExceededException):
+            ecr.put_image(repositoryName="full", imageManifest=big["full"], imageTag="big")
+        ecr.put_image(repositoryName="room", imageManifest=big["room"], imageTag="big")
+        before = garbage(read_state(stack.backends)).objects
+        assert [k for k in before if k.startswith("manifests/")], "the refused push's object is garbage now"
+
+        sweeper = Sweeper(RegistryStore(Settings.from_environment()), grace_seconds=HOUR)
+        report = sweeper.run(now=time.time() + HOUR + 1)
+        assert report["manifests_deleted"] == 1, report
+        state = assert_invariants(stack.backends, ObjectReader(stack.backends))
+        assert [k for k in garbage(state).objects if k.startswith("manifests/")] == []
+        got = ecr.batch_get_image(repositoryName="room", imageIds=[{"imageTag": "big"}])["images"]
+        assert got[0]["imageManifest"] == big["room"]
+    finally:
+        stack.stop()

@@ -11,6 +11,11 @@ from ..errors import InvalidParameterException
 # OCI image-spec descriptor digest grammar, plus the encoded lengths of the registered algorithms.
 _DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _ENCODED = {"sha256": re.compile(r"[a-f0-9]{64}"), "sha512": re.compile(r"[a-f0-9]{128}")}
+# A digest of an unregistered algorithm has no length of its own: bounded so that it always fits a
+# DynamoDB key and item (sha512's digest has 135 characters).
+MAX_DIGEST_LENGTH = 255
+# The OCI descriptor's size is an int64; beyond it a size is meaningless (and no DynamoDB number).
+MAX_SIZE = 2**63 - 1
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 
 
@@ -19,7 +24,7 @@ def invalid(reason: str) -> InvalidParameterException:
 
 
 def is_digest(value: object) -> bool:
-    if not isinstance(value, str) or not _DIGEST.fullmatch(value):
+    if not isinstance(value, str) or len(value) > MAX_DIGEST_LENGTH or not _DIGEST.fullmatch(value):
         return False
     algorithm, _, encoded = value.partition(":")
     rule = _ENCODED.get(algorithm)
@@ -47,8 +52,8 @@ def descriptor(value: object, where: str) -> Descriptor:
         raise invalid(f"{where}.mediaType must be a media type")
     if not is_digest(digest):
         raise invalid(f"{where}.digest must be a digest")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise invalid(f"{where}.size must be a non-negative integer")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
+        raise invalid(f"{where}.size must be an integer from 0 to 2^63-1")
     urls = value.get("urls", [])
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         raise invalid(f"{where}.urls must be a list of strings")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .. import errors
+from .. import errors, tokens
 from ..auth.permissions import allows
 from ..config import Settings
 from ..records import AccessKey, Grant, Repository
@@ -90,28 +88,33 @@ def page_size(params: Params) -> int:
     return params.get("maxResults") or 100
 
 
-def encode_token(position: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode()
+PAGE_TOKEN = "page"
 
 
-def decode_token(params: Params, required: tuple[str, ...]) -> dict[str, Any] | None:
+def issue_page_token(params: Params, ctx: Context, position: dict[str, Any]) -> str:
+    """A nextToken that continues this very listing (operation, registry, repository, filter) at
+    `position`, sealed: the caller can hand it back, not alter or forge it."""
+    return tokens.seal(ctx.store.token_key.get(), {**_page_binding(params, ctx), "position": position})
+
+
+def page_position(params: Params, ctx: Context) -> dict[str, Any] | None:
+    """Where the listing continues (the position of the nextToken given), None without a token;
+    InvalidParameterException for a token this listing did not issue."""
     token = params.get("nextToken")
     if token is None:
         return None
-    try:
-        position = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, UnicodeDecodeError):
-        raise errors.InvalidParameterException("Invalid parameter at 'nextToken': the token is not valid") from None
-    if not isinstance(position, dict) or any(not isinstance(position.get(k), (str, int)) for k in required):
+    payload = tokens.unseal(ctx.store.token_key.get(), token)
+    if payload is None or {k: v for k, v in payload.items() if k != "position"} != _page_binding(params, ctx):
         raise errors.InvalidParameterException("Invalid parameter at 'nextToken': the token is not valid")
-    if not all(_key_like(v) for v in position.values() if isinstance(v, str)):
-        raise errors.InvalidParameterException("Invalid parameter at 'nextToken': the token is not valid")
+    position: dict[str, Any] = payload["position"]
     return position
 
 
-def _key_like(value: str) -> bool:
-    """A position is a sort key: valid UTF-8 of at most 1,024 bytes, or the token is not ours."""
-    try:
-        return len(value.encode("utf-8")) <= 1024
-    except UnicodeEncodeError:
-        return False
+def _page_binding(params: Params, ctx: Context) -> dict[str, Any]:
+    return {
+        "use": PAGE_TOKEN,
+        "operation": ctx.operation,
+        "registry": ctx.registry_id,
+        "repository": params.get("repositoryName"),
+        "filter": params.get("filter"),
+    }

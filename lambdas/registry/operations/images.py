@@ -23,10 +23,10 @@ from .common import (
     Context,
     Params,
     Result,
-    decode_token,
-    encode_token,
     existing_repository,
+    issue_page_token,
     no_paging_with_ids,
+    page_position,
     page_size,
     retrying,
 )
@@ -309,14 +309,17 @@ def describe_images(params: Params, ctx: Context) -> Result:
                 seen.add(image.digest)
                 details.append(_detail(repo, image))
         return {"imageDetails": details}
-    position = decode_token(params, ("after",))
+    position = page_position(params, ctx)
     limit = page_size(params)
     page: list[Result] = []
     if not active:
         return {"imageDetails": []}
     for image in ctx.store.images.iterate(repo, start=position["after"] if position else None, tag_status=tag_status):
         if len(page) == limit:
-            return {"imageDetails": page, "nextToken": encode_token({"after": page[-1]["imageDigest"]})}
+            return {
+                "imageDetails": page,
+                "nextToken": issue_page_token(params, ctx, {"after": page[-1]["imageDigest"]}),
+            }
         page.append(_detail(repo, image))
     return {"imageDetails": page}
 
@@ -325,7 +328,7 @@ def list_images(params: Params, ctx: Context) -> Result:
     """One entry per (digest, tag) pair; an untagged image is one entry with its digest only."""
     repo = existing_repository(params, ctx)
     tag_status, active = _filters(params)
-    position = decode_token(params, ("at", "skip"))
+    position = page_position(params, ctx)
     limit = page_size(params)
     page: list[Result] = []
     if not active:
@@ -341,7 +344,10 @@ def list_images(params: Params, ctx: Context) -> Result:
             offset = 0
         for entry in entries:
             if len(page) == limit:
-                return {"imageIds": page, "nextToken": encode_token({"at": image.digest, "skip": offset})}
+                return {
+                    "imageIds": page,
+                    "nextToken": issue_page_token(params, ctx, {"at": image.digest, "skip": offset}),
+                }
             page.append(entry)
             offset += 1
     return {"imageIds": page}

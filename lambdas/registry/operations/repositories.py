@@ -11,10 +11,10 @@ from .common import (
     Context,
     Params,
     Result,
-    decode_token,
-    encode_token,
     existing_repository,
+    issue_page_token,
     no_paging_with_ids,
+    page_position,
     page_size,
     repository_arn,
     retrying,
@@ -123,14 +123,17 @@ def describe_repositories(params: Params, ctx: Context) -> Result:
             if name not in found:
                 raise errors.repository_not_found(registry_id, name)
         return {"repositories": [repository_view(found[n], region) for n in dict.fromkeys(names)]}
-    position = decode_token(params, ("after",))
+    position = page_position(params, ctx)
     limit = page_size(params)
     page: list[Result] = []
     for repo in ctx.store.repositories.list(registry_id, position["after"] if position else None):
         if not ctx.caller.may(ctx.operation, repo.name):  # a key lists only what it may describe
             continue
         if len(page) == limit:
-            return {"repositories": page, "nextToken": encode_token({"after": page[-1]["repositoryName"]})}
+            return {
+                "repositories": page,
+                "nextToken": issue_page_token(params, ctx, {"after": page[-1]["repositoryName"]}),
+            }
         page.append(repository_view(repo, region))
     return {"repositories": page}
 

@@ -31,6 +31,7 @@ from .errors import (
 from .images import ImageCommit, ImageStore, ManifestPlace, PushView
 from .layers import BlobEntry, LayerEntry, LayerStore
 from .repositories import RepositoryStore
+from .signing import TokenKey
 from .uploads import UploadStore
 
 __all__ = [
@@ -65,6 +66,7 @@ class RegistryStore:
         self.uploads = UploadStore(self.backend)
         self.layers = LayerStore(self.backend, self.repositories, self.uploads)
         self.access_keys = AccessKeyStore(self.backend, settings.access_keys_kms_key)
+        self.token_key = TokenKey(self.backend, settings.token_kms_key)
 
     def clients(self) -> list[Any]:
         """The boto3 clients in use, e.g. for the local runner's fault injection hooks."""

@@ -20,6 +20,7 @@ Each image item keeps its tag set in step with the tag items, in the same transa
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ from .backend import TRANSACTION_LIMIT, Action, Backend, Cancelled, Item, action
 from .errors import ConcurrentUpdate, QuotaReached, ReferencedByManifestList, RepositoryGone, StorageError
 from .layers import layer_from_item
 from .repositories import RepositoryStore, repository_from_item
-from .schema import manifest_object_key
+from .schema import MANIFESTS_PREFIX, manifest_object_key
 
 # Manifests up to this size live in the image item; bigger ones in S3 (content-addressed). The
 # item must also hold up to 1,000 tags of up to 300 characters, within DynamoDB's 400 KB.
@@ -182,12 +183,12 @@ class ImageStore:
     # --- PutImage -------------------------------------------------------------------------------
 
     def place_manifest(self, repo: Repository, digest: str, manifest: bytes) -> ManifestPlace:
-        """Keep a new image's manifest in its item, or -- too big for the item -- write it to S3 now,
-        before the transaction (content-addressed: a retry or a concurrent push of the same bytes
-        writes the same object)."""
+        """Keep a new image's manifest in its item, or -- too big for the item -- write it to an S3
+        object of its own now, before the transaction. If the transaction is refused, no image
+        names the object, and the sweep reclaims it (it knows no request will name it later)."""
         if len(manifest) <= INLINE_MANIFEST_LIMIT:
             return ManifestPlace(inline=manifest, object_key=None)
-        object_key = manifest_object_key(repo.registry_id, repo.encryption.scope, digest)
+        object_key = manifest_object_key(repo.registry_id, repo.encryption.scope, digest, uuid.uuid4().hex)
         self.backend.s3_call(
             "put_object",
             Key=object_key,
@@ -411,6 +412,20 @@ class ImageStore:
             if not cancelled.conflict and failed and failed[1] and failed[1].get("parent_count", 0) > 0:
                 raise ReferencedByManifestList() from None
             raise ConcurrentUpdate() from None
+
+    # --- for the sweep ----------------------------------------------------------------------------
+
+    def manifest_objects(self) -> Iterator[tuple[str, float]]:
+        """(object key, last modified) of every manifest object."""
+        return self.backend.objects(MANIFESTS_PREFIX)
+
+    def manifest_objects_in_use(self) -> set[str]:
+        """The manifest objects that images of every repository name."""
+        found = self.backend.scan("images", "attribute_exists(manifest_key)", projection="manifest_key")
+        return {item["manifest_key"] for item in found}
+
+    def delete_manifest_object(self, object_key: str) -> None:
+        self.backend.delete_object(object_key)
 
     def purge(self, repo: Repository) -> None:
         """Remove every image and tag item of a repository being deleted."""

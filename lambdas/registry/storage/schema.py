@@ -21,8 +21,12 @@ The bucket's objects, by prefix (the function may touch only these; the sweep on
                                                           shared by every layer of that digest
     uploads/<upload id>/<offset>-<random>                 staged bytes of an upload, below S3's 5 MiB
                                                           minimum part size (a fresh key per state)
-    manifests/<registry>/<encryption scope>/<alg>/<hex>   a manifest too big for its image item
-                                                          (content-addressed)
+    manifests/<registry>/<encryption scope>/<alg>/<hex>/<random>
+                                                          a manifest too big for its image item, one
+                                                          object per PutImage that wrote it (so that
+                                                          an object no image names is the garbage of
+                                                          one finished request; older keys have no
+                                                          <random>)
 """
 
 from __future__ import annotations
@@ -71,8 +75,9 @@ def upload_of_staged_part(object_key: str) -> str:
     return object_key[len(STAGED_PARTS_PREFIX) :].split("/", 1)[0]
 
 
-def manifest_object_key(registry_id: str, encryption_scope: str, digest: str) -> str:
-    return f"{MANIFESTS_PREFIX}{registry_id}/{encryption_scope}/{digest.replace(':', '/')}"
+def manifest_object_key(registry_id: str, encryption_scope: str, digest: str, writer: str) -> str:
+    """Where one PutImage (`writer`: unique to it) keeps the manifest of its new image."""
+    return f"{MANIFESTS_PREFIX}{registry_id}/{encryption_scope}/{digest.replace(':', '/')}/{writer}"
 
 
 REGISTRY_ITEM = "#registry"  # sort key of the per-registry counter item in `repositories`

@@ -56,6 +56,7 @@ class Sweeper:
             self.unreferenced_layers()
             layer_objects, entries = self.unused_blobs()
             self.orphaned_objects(layer_objects, entries)
+            self.unnamed_manifests()
         except OutOfTime:
             complete = False
         result = {
@@ -172,6 +173,21 @@ class Sweeper:
             if self._upload_may_still_register(upload_of_blob_object(object_key), started, ttl):
                 continue
             self._abort(object_key, multipart_id)
+
+    # --- 6. manifests ----------------------------------------------------------------------------
+
+    def unnamed_manifests(self) -> None:
+        """Manifest objects no image names: each is written by one PutImage, which names it in the
+        transaction it commits within a request's lifetime, so one older than the cutoff that no
+        image names (in a scan started after `now`) is the leftover of a refused or failed push."""
+        images = self.store.images
+        in_use = images.manifest_objects_in_use()
+        for object_key, modified in self._paced(images.manifest_objects()):
+            if modified >= self.cutoff or object_key in in_use:
+                continue
+            self._count("manifests_deleted")
+            if not self.dry_run:
+                images.delete_manifest_object(object_key)
 
     def _upload_may_still_register(self, upload_id: str, written: float, ttl: float) -> bool:
         """Whether a CompleteLayerUpload of this upload may still name an object written at `written`."""
