@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 from botocore.exceptions import ClientError
-from support import NO_RETRIES, image_manifest, new_blobs, upload_blob
+from support import NO_RETRIES, image_manifest, new_blobs, upload_blob, upload_image_blobs
 
 CONCURRENCY = 16
 
@@ -92,3 +92,54 @@ def test_images_per_repository_quota_admits_exactly_the_room_left(start_registry
     outcomes = push_together(local, repo, manifests[limit - room :], None)
     assert Counter(code for code, _ in outcomes) == {"OK": room, "LimitExceededException": 12 - room}
     assert len(images_by_tagging(ecr, repo)) == limit
+
+
+# --- a refused push leaves nothing behind ----------------------------------------------------------
+
+BIG = 100  # layers: with the config, more references than fit the commit's transaction
+
+
+def _big_manifests(ecr, repo, count):
+    """Images of BIG distinct layers each (and their configs), uploaded: (manifest, its blob digests)."""
+    prepared = []
+    for _ in range(count):
+        config, layers = new_blobs(BIG, size=8)
+        digests = upload_image_blobs(ecr, repo, config, layers)
+        prepared.append((image_manifest(config, layers), digests))
+    return prepared
+
+
+def _downloadable(ecr, repo, digests):
+    """Which of these layers GetDownloadUrlForLayer serves (it serves only layers an image uses)."""
+    served = set()
+    for digest in digests:
+        try:
+            ecr.get_download_url_for_layer(repositoryName=repo, layerDigest=digest)
+            served.add(digest)
+        except ecr.exceptions.LayerInaccessibleException:
+            pass
+    return served
+
+
+def test_pushes_that_lose_a_race_leave_their_layers_unreferenced(registry, ecr, repo):
+    """Four pushes of different 101-blob images to one immutable tag: one wins, and only the
+    winner's layers are marked as used by an image (a loser's stay reclaimable, not downloadable)."""
+    ecr.put_image_tag_mutability(repositoryName=repo, imageTagMutability="IMMUTABLE")
+    prepared = _big_manifests(ecr, repo, 4)
+    outcomes = push_together(registry, repo, [manifest for manifest, _ in prepared], "release")
+    assert Counter(code for code, _ in outcomes) == {"OK": 1, "ImageTagAlreadyExistsException": 3}
+    for (code, _), (_, digests) in zip(outcomes, prepared, strict=True):
+        assert _downloadable(ecr, repo, digests) == (set(digests) if code == "OK" else set()), code
+
+
+@pytest.mark.local_only
+def test_a_push_refused_by_the_quota_leaves_its_layers_unreferenced(start_registry):
+    local = start_registry(REGISTRY_MAX_IMAGES_PER_REPOSITORY="1")
+    ecr = local.ecr(config=NO_RETRIES)
+    repo = "race/quota-big"
+    ecr.create_repository(repositoryName=repo)
+    ((first, _), (second, digests)) = _big_manifests(ecr, repo, 2)
+    ecr.put_image(repositoryName=repo, imageManifest=first)
+    with pytest.raises(ecr.exceptions.LimitExceededException):
+        ecr.put_image(repositoryName=repo, imageManifest=second)
+    assert _downloadable(ecr, repo, digests) == set()

@@ -16,9 +16,10 @@ import time
 import urllib.request
 
 import pytest
+from botocore.exceptions import ClientError
 from harness import IsolatedRegistry
 from invariants import ObjectReader, assert_invariants, garbage, read_state
-from support import image_manifest, new_blobs, push_image, sha256, upload_blob, upload_image_blobs
+from support import DOCKER_MANIFEST, image_manifest, new_blobs, push_image, sha256, upload_blob, upload_image_blobs
 
 pytestmark = pytest.mark.local_only
 MiB = 1024 * 1024
@@ -358,3 +359,67 @@ def test_a_refused_push_of_a_large_manifest_leaves_nothing_the_sweep_keeps(backe
         assert got[0]["imageManifest"] == big["room"]
     finally:
         stack.stop()
+
+
+def test_claims_of_a_push_too_big_for_one_transaction(stack, make_sweeper):
+    """A push of more layers than its commit can mark claims the rest first and marks them after the
+    commit. Refused: the claims make nothing downloadable and the sweep reclaims the layers later.
+    Stopped right after its commit (the Lambda died): the sweep finds the claimant image and marks
+    the layers itself, so the image never loses them."""
+    ecr = stack.ecr()
+    ecr.create_repository(repositoryName="big", imageTagMutability="IMMUTABLE")
+    pushed = {}
+    for name in ("winner", "loser", "crashed"):
+        config, layers = new_blobs(100, size=8)
+        digests = upload_image_blobs(ecr, "big", config, layers)
+        pushed[name] = (image_manifest(config, layers), digests)
+    ecr.put_image(repositoryName="big", imageManifest=pushed["winner"][0], imageTag="v1")
+    # The loser read "v1" as free just before the winner took it (in-process, to hit that window):
+    # its claims land, its commit is refused, and it would answer ImageTagAlreadyExists.
+    from registry.config import Settings
+    from registry.records import Image
+    from registry.storage import ConcurrentUpdate, ImageCommit, RegistryStore
+
+    store = RegistryStore(Settings.from_environment())
+    manifest = pushed["loser"][0].encode()
+    loser = Image(digest=sha256(manifest), media_type=DOCKER_MANIFEST, size=0, pushed_at=time.time(), manifest=manifest)
+    commit = ImageCommit(
+        store.repositories.get("000000000000", "big"), loser, True, "v1", None, tuple(pushed["loser"][1])
+    )
+    with pytest.raises(ConcurrentUpdate):
+        store.images.commit(commit, 100, 100)
+    # The crashed push: its worker dies right after the commit transaction (the second one).
+    stack.set_faults(
+        {
+            "service": "dynamodb",
+            "operation": "TransactWriteItems",
+            "skip": 1,
+            "when": "after",
+            "error": "crash",
+            "times": 1,
+        }
+    )
+    with pytest.raises(ClientError):
+        ecr.put_image(repositoryName="big", imageManifest=pushed["crashed"][0], imageTag="v2")
+    stack.set_faults()
+    downloadable = {name: _downloadable(ecr, "big", digests) for name, (_, digests) in pushed.items()}
+    assert downloadable["loser"] == set() and downloadable["winner"] == set(pushed["winner"][1])
+    assert len(downloadable["crashed"]) == 97, "the commit marked what it could; the rest are only claimed"
+
+    assert not deletions(make_sweeper(HOUR).run()), "claims are young: nothing goes yet"
+    report = make_sweeper(HOUR).run(now=time.time() + HOUR + 1)
+    assert report["layers_marked"] == 4 and report["layers_deleted"] == 101, report
+    assert _downloadable(ecr, "big", pushed["crashed"][1]) == set(pushed["crashed"][1])
+    assert ecr.batch_get_image(repositoryName="big", imageIds=[{"imageTag": "v2"}])["images"]
+    assert_invariants(stack.backends, stack.reader)
+
+
+def _downloadable(ecr, repo, digests):
+    served = set()
+    for digest in digests:
+        try:
+            ecr.get_download_url_for_layer(repositoryName=repo, layerDigest=digest)
+            served.add(digest)
+        except ecr.exceptions.LayerInaccessibleException:
+            pass
+    return served

@@ -13,6 +13,13 @@ PutImage commits ONE TransactWriteItems whose conditions are the rules themselve
     blob:<d>    layers/<d>                 exists (SET referenced): the layer cannot vanish under us
     child:<d>   images/<child>             exists (ADD parent_count 1): a list's children stay put
 
+A transaction holds 100 actions. The layers an image uses that do not fit are claimed before it,
+in transactions of their own (exists; SET claimed_at, ADD claimants <image>), and marked
+referenced after it: a claim keeps the sweep off the layer for its grace period, but makes it
+neither referenced nor downloadable -- so a push refused at the commit leaves its layers as they
+were for every reader, and the sweep reclaims them later (or, finding the claimant image, finishes
+the marking a push that stopped right after its commit left undone).
+
 A condition that fails on a quota is QuotaReached; any other failure means the state we read is
 gone, and the operation reads again (ConcurrentUpdate). Deletions are transactions of the same kind.
 Each image item keeps its tag set in step with the tag items, in the same transactions.
@@ -267,14 +274,26 @@ class ImageStore:
         if len(actions) > TRANSACTION_LIMIT:
             # Every child is updated in the same transaction as the list (ADD parent_count).
             raise QuotaReached(Quota.LIST_CHILDREN, TRANSACTION_LIMIT - (len(actions) - len(plan.children)))
-        marks = [self._mark_referenced(repo, d) for d in plan.blobs_to_mark]
         room = TRANSACTION_LIMIT - len(actions)
-        # Marks that do not fit go first, in transactions of their own: a mark is only a flag that
-        # some image uses the layer, so setting it early is harmless if the commit then fails.
-        overflow, inline = marks[: max(0, len(marks) - room)], marks[max(0, len(marks) - room) :]
-        for start in range(0, len(overflow), TRANSACTION_LIMIT):
-            self._commit(overflow[start : start + TRANSACTION_LIMIT], repo, max_images, max_tags)
-        self._commit(actions + inline, repo, max_images, max_tags)
+        inline, overflow = plan.blobs_to_mark[:room], plan.blobs_to_mark[room:]
+        for chunk in _chunks(overflow):
+            self._commit(
+                [self._claim(repo, d, image.digest, image.pushed_at) for d in chunk], repo, max_images, max_tags
+            )
+        self._commit(actions + [self._mark_referenced(repo, d) for d in inline], repo, max_images, max_tags)
+        for chunk in _chunks(overflow):
+            self.backend.transact([self._mark_referenced(repo, d) for d in chunk])
+
+    def _claim(self, repo: Repository, digest: str, image_digest: str, now: float) -> Action:
+        return action(
+            f"blob:{digest}",
+            "Update",
+            self.backend.table("layers"),
+            key=self._key("layers", repo.partition, digest),
+            update="SET claimed_at = :now ADD claimants :image",
+            condition="attribute_exists(digest)",
+            values=codec.values(now=now, image={image_digest}),
+        )
 
     def _mark_referenced(self, repo: Repository, digest: str) -> Action:
         return action(
@@ -282,7 +301,7 @@ class ImageStore:
             "Update",
             self.backend.table("layers"),
             key=self._key("layers", repo.partition, digest),
-            update="SET referenced = :yes",
+            update="SET referenced = :yes REMOVE claimed_at, claimants",
             condition="attribute_exists(digest)",
             values=codec.values(yes=True),
         )
@@ -415,6 +434,12 @@ class ImageStore:
 
     # --- for the sweep ----------------------------------------------------------------------------
 
+    def existing(self, partition: str, digests: list[str]) -> set[str]:
+        """Which of these images exist in the repository of `partition`."""
+        keys = [self._key("images", partition, d) for d in dict.fromkeys(digests)]
+        found = self.backend.batch_get({"images": {"Keys": keys, "ProjectionExpression": "digest"}})["images"]
+        return {item["digest"] for item in found}
+
     def manifest_objects(self) -> Iterator[tuple[str, float]]:
         """(object key, last modified) of every manifest object."""
         return self.backend.objects(MANIFESTS_PREFIX)
@@ -435,3 +460,8 @@ class ImageStore:
                 for item in self.backend.query(logical, repo.partition, projection="#s", names={"#s": sort})
             ]
             self.backend.batch_delete(logical, keys)
+
+
+def _chunks(items: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    for start in range(0, len(items), TRANSACTION_LIMIT):
+        yield items[start : start + TRANSACTION_LIMIT]

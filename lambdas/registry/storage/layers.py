@@ -25,6 +25,9 @@ from .schema import BLOBS_PREFIX
 from .uploads import UploadStore
 
 NEVER_REFERENCED = "attribute_not_exists(referenced) OR referenced = :no"
+# A push claims layers that do not fit its transaction before it commits (storage/images.py): no
+# sweep may take a layer claimed within its grace period.
+NOT_CLAIMED_SINCE = "attribute_not_exists(claimed_at) OR claimed_at < :cutoff"
 
 
 def layer_from_item(item: Item) -> Layer:
@@ -41,6 +44,8 @@ class LayerEntry:
     digest: str
     object_key: str
     created_at: float | None  # None: written before the sweep existed (stamped at its first run)
+    claimed_at: float | None = None  # last claimed by a push too big for one transaction
+    claimants: frozenset[str] = frozenset()  # the images those pushes were creating
 
 
 @dataclass(frozen=True)
@@ -232,13 +237,28 @@ class LayerStore:
         )
 
     def delete_never_referenced(self, layer: LayerEntry, cutoff: float) -> bool:
-        """Delete the layer if it is still unreferenced and created before `cutoff`; False if not."""
+        """Delete the layer if it is still unreferenced, created before `cutoff` and not claimed since;
+        False if not."""
         return self._delete_if(
             "layers",
             self.backend.item_key("layers", layer.repository_partition, layer.digest),
-            f"({NEVER_REFERENCED}) AND created_at < :cutoff",
+            f"({NEVER_REFERENCED}) AND created_at < :cutoff AND ({NOT_CLAIMED_SINCE})",
             codec.values(no=False, cutoff=cutoff),
         )
+
+    def mark_referenced(self, layer: LayerEntry) -> None:
+        """Finish what a push left undone: its image exists, and uses this layer."""
+        try:
+            self.backend.write(
+                "update_item",
+                "layers",
+                Key=self.backend.item_key("layers", layer.repository_partition, layer.digest),
+                UpdateExpression="SET referenced = :yes REMOVE claimed_at, claimants",
+                ConditionExpression="attribute_exists(digest)",
+                ExpressionAttributeValues=codec.values(yes=True),
+            )
+        except ConditionFailed:
+            pass  # gone meanwhile (its repository deleted)
 
     def blob_entries(self) -> Iterator[BlobEntry]:
         for item in self.backend.scan("blobs"):
@@ -289,4 +309,11 @@ class LayerStore:
 
 
 def _layer_entry(item: Item) -> LayerEntry:
-    return LayerEntry(item["repository"], item["digest"], item["blob_key"], item.get("created_at"))
+    return LayerEntry(
+        item["repository"],
+        item["digest"],
+        item["blob_key"],
+        item.get("created_at"),
+        item.get("claimed_at"),
+        frozenset(item.get("claimants") or ()),
+    )

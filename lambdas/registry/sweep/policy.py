@@ -110,7 +110,13 @@ class Sweeper:
                 if not self.dry_run:
                     layers.stamp_created(layer, self.now)
                 continue
-            if layer.created_at >= self.cutoff:
+            if layer.created_at >= self.cutoff or (layer.claimed_at or 0) >= self.cutoff:
+                continue
+            if layer.claimants and self.store.images.existing(layer.repository_partition, sorted(layer.claimants)):
+                # A push committed its image and stopped before marking this layer: finish it.
+                self._count("layers_marked")
+                if not self.dry_run:
+                    layers.mark_referenced(layer)
                 continue
             if self.dry_run or layers.delete_never_referenced(layer, self.cutoff):
                 self._count("layers_deleted")
