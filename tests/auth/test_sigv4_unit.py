@@ -285,6 +285,25 @@ def test_cache_remembers_unknown_keys_and_is_bounded():
     assert reads == ["a", "b", "c", "d", "a"]  # "a" was the least recently used when "d" came
 
 
+def test_a_flood_of_unknown_ids_never_evicts_a_real_key_and_reads_are_rationed():
+    """1,100 made-up key ids (one unauthenticated request each) once meant 1,100 DynamoDB reads and
+    the real key read again afterwards. Unknown ids are remembered apart from keys, and reads of ids
+    never seen are rationed per execution environment."""
+    reads, clock = [], Clock()
+    cache = AccessKeyCache(lambda k: reads.append(k) or (KEY if k == "AKIDTESTKEY" else None), ttl=60, clock=clock)
+    assert cache.get("AKIDTESTKEY") is KEY
+    for i in range(1100):
+        assert cache.get(f"FLOOD{i:05d}") is None
+    assert cache.get("AKIDTESTKEY") is KEY
+    assert reads.count("AKIDTESTKEY") == 1, "the real key stayed in memory"
+    assert len(reads) - 1 <= 50, f"{len(reads) - 1} reads for 1,100 unknown ids at one instant"
+    clock.now += 1.0  # the ration refills over time, a few reads a second
+    before = len(reads)
+    for i in range(100):
+        cache.get(f"LATER{i:05d}")
+    assert 1 <= len(reads) - before <= 25
+
+
 def test_no_cache_with_ttl_zero_and_failures_are_not_cached():
     reads = []
     cache = AccessKeyCache(lambda k: reads.append(k) or KEY, ttl=0)
