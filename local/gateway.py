@@ -115,8 +115,9 @@ class WorkerPool:
         self.started: list[Worker] = []
         self.lock = Lock()
 
-    def invoke(self, event: bytes) -> dict:
-        """Run one event (the proxy event as JSON, serialized once by the caller) on an idle worker."""
+    def invoke(self, event: bytes) -> tuple[dict, int]:
+        """Run one event (the proxy event as JSON, serialized once by the caller) on an idle worker:
+        its result, and the result's serialized size."""
         worker = self._acquire()
         try:
             result = worker.invoke(event)
@@ -222,13 +223,15 @@ class Gateway:
                 if len(invocation) > LAMBDA_MAX_PAYLOAD:
                     return self._reply(413, {"message": "Request Too Long"})
                 try:
-                    result = gateway.pool.invoke(invocation)
+                    result, returned = gateway.pool.invoke(invocation)
                 except Exception as exc:  # noqa: BLE001 - a crashed worker is a 502, as in AWS
                     print(f"gateway: handler failed: {exc!r}", file=sys.stderr)
                     return self._reply(502, {"message": "Internal server error"})
-                payload = (result.get("body") or "").encode("utf-8")
-                if len(payload) > LAMBDA_MAX_PAYLOAD:
+                # Lambda's limit is on what the function returned, serialized (the body escaped once
+                # more inside it), not on the body: past it, the invoke fails and API Gateway says 502.
+                if returned > LAMBDA_MAX_PAYLOAD:
                     return self._reply(502, {"message": "Internal server error"})
+                payload = (result.get("body") or "").encode("utf-8")
                 return self._send(result["statusCode"], result.get("headers") or {}, payload)
 
             def do_GET(self):

@@ -84,13 +84,14 @@ class Worker:
             stdout=subprocess.PIPE,
         )
 
-    def invoke(self, event: bytes) -> dict:
-        """`event`: the proxy event as JSON bytes."""
+    def invoke(self, event: bytes) -> tuple[dict, int]:
+        """`event`: the proxy event as JSON bytes. Returns the result, and its size as the function
+        returned it (serialized): what Lambda's 6 MB response limit applies to."""
         _write_frame(self.process.stdin, event)
         frame = _read_frame(self.process.stdout)
         if frame is None:
             raise RuntimeError(f"worker {self.process.pid} exited with {self.process.wait()}")
-        return json.loads(frame)
+        return json.loads(frame), len(frame)
 
     def stop(self) -> None:
         try:

@@ -10,6 +10,9 @@ import os
 from dataclasses import dataclass, field, fields
 
 MiB = 1024 * 1024
+# What a function may return to API Gateway: the proxy response as the Lambda runtime serializes it,
+# in which the body -- already JSON -- is a JSON string, escaped a second time.
+MAX_RETURNED_BYTES = 6 * 1024 * 1024
 
 # Powertools reads these names from the environment (POWERTOOLS_SERVICE_NAME,
 # POWERTOOLS_METRICS_NAMESPACE); the stack and the local runner set them from here.

@@ -189,6 +189,13 @@ def upload_not_found(registry_id: str, name: str, upload_id: str) -> UploadNotFo
     )
 
 
+def response_too_large(what: str, limit: int) -> LimitExceededException:
+    return LimitExceededException(
+        f"{what} exceed the {limit:,} bytes a response of this registry can carry (the 6 MB a function "
+        f"returns); request fewer at a time"
+    )
+
+
 def kms_error(code: str, message: str) -> KmsException:
     return KmsException(message, kms_error=code)
 

@@ -17,8 +17,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from . import auth, operations, wire
-from .config import METRICS_NAMESPACE, SERVICE_NAME, Settings
+from . import auth, errors, operations, wire
+from .config import MAX_RETURNED_BYTES, METRICS_NAMESPACE, SERVICE_NAME, Settings
 from .errors import EcrError, ServerException, UnknownOperationException
 from .operations import OPERATIONS, Caller, Context
 from .storage import RegistryStore
@@ -94,6 +94,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             tracer.put_annotation("operation", operation)
         response = wire.ok_response(operations.run(operation_function, params, ctx), request.request_id)
         outcome = "OK"
+    except wire.ResponseTooLarge as too_large:  # the operations budget their answers: a backstop
+        error = errors.response_too_large("The response's items", MAX_RETURNED_BYTES)
+        response, outcome = wire.error_response(error, request.request_id), error.code
+        logger.error("response too large", extra={"operation": operation, "bytes": too_large.size})
     except EcrError as error:
         response, outcome = wire.error_response(error, request.request_id), error.code
         if error.status >= 500:

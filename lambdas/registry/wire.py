@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from . import service_model
+from .config import MAX_RETURNED_BYTES
 from .errors import EcrError, SerializationException, UnknownOperationException
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -129,8 +130,28 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
+class ResponseTooLarge(Exception):
+    """The response would exceed what a function may return; `size` is what it would have been."""
+
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.size = size
+
+
 def ok_response(result: dict[str, Any], request_id: str) -> dict[str, Any]:
-    return _response(200, result, request_id)
+    response = _response(200, result, request_id)
+    # Escaping makes a character at most 6 (\uXXXX; the runtime escapes non-ASCII): measure only
+    # what could reach the limit.
+    if len(response["body"]) * 6 > MAX_RETURNED_BYTES:
+        size = returned_size(response)
+        if size > MAX_RETURNED_BYTES:
+            raise ResponseTooLarge(size)
+    return response
+
+
+def returned_size(value: Any) -> int:
+    """The bytes of `value` as the Lambda runtime returns it (JSON; non-ASCII escaped, the larger)."""
+    return len(json.dumps(value).encode("ascii"))
 
 
 def error_response(error: EcrError, request_id: str) -> dict[str, Any]:

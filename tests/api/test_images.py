@@ -6,7 +6,18 @@ import base64
 import json
 
 import pytest
-from support import DOCKER_MANIFEST, OCI_MANIFEST, index_manifest, push_image, sha256, snapshot, tags_of
+from support import (
+    DOCKER_MANIFEST,
+    OCI_MANIFEST,
+    image_manifest,
+    index_manifest,
+    new_blobs,
+    push_image,
+    sha256,
+    snapshot,
+    tags_of,
+    upload_image_blobs,
+)
 
 
 def test_batch_get_image_by_tag_and_digest_with_failures(ecr, repo):
@@ -247,3 +258,24 @@ def test_a_token_works_only_where_it_was_issued(ecr, repo):
     altered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
     with pytest.raises(ecr.exceptions.InvalidParameterException):
         ecr.list_images(repositoryName=repo, nextToken=altered)
+
+
+# --- what is sent back fits what a function may return -----------------------------------------------
+
+
+def test_batch_get_image_guards_the_bytes_actually_sent(ecr, repo):
+    """Lambda returns at most 6 MB of *serialized proxy response*, in which a manifest is escaped
+    twice (as a JSON string in the body, the body as a JSON string in the response). Manifests of
+    4.8 MB in all, half of them quotes, make ~12 MB on that wire: ECR's error, not a 502."""
+    quoted = '\\"' * 300_000  # 300,000 quotes in the annotation's value (600,000 characters of JSON)
+    digests = []
+    for i in range(4):
+        config, layers = new_blobs(1)
+        upload_image_blobs(ecr, repo, config, layers)
+        manifest = image_manifest(config, layers, extra={"annotations": {"q": quoted + "x" * 600_000, "n": str(i)}})
+        manifest = manifest.replace(json.dumps(quoted + "x" * 600_000)[1:-1], quoted + "x" * 600_000)
+        digests.append(ecr.put_image(repositoryName=repo, imageManifest=manifest)["image"]["imageId"]["imageDigest"])
+    one = ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageDigest": digests[0]}])["images"]
+    assert len(one) == 1 and one[0]["imageManifest"].count('\\"') == 300_000
+    with pytest.raises(ecr.exceptions.LimitExceededException):
+        ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageDigest": d} for d in digests])

@@ -455,3 +455,27 @@ def test_server_side_validation_reaches_botocore_as_invalid_parameter(ecr, loopb
     assert "repositoryName" in caught.value.response["Error"]["Message"]
     assert "imageTagMutability" in caught.value.response["Error"]["Message"]
     assert loopback.seen == []
+
+
+# --- the bytes a function returns -------------------------------------------------------------------
+
+
+def test_a_response_past_what_a_function_may_return_is_refused_as_sent():
+    """The limit is on the proxy response as returned (the body escaped once more), not on the body:
+    5.24 MB of quote-heavy manifests became 6.44 MB there."""
+    body = {"images": [{"imageManifest": '"' * 1_400_000}] * 2}  # 2.8 MB of body text, 11 MB returned
+    with pytest.raises(wire.ResponseTooLarge) as refused:
+        wire.ok_response(body, "r")
+    assert refused.value.size > wire.MAX_RETURNED_BYTES
+    small = wire.ok_response({"images": [{"imageManifest": '"' * 1_000}]}, "r")
+    assert wire.returned_size(small) < wire.MAX_RETURNED_BYTES
+
+
+def test_a_response_budget_counts_entries_as_returned():
+    from registry.operations.common import ResponseBudget
+
+    budget = ResponseBudget()
+    quotes = {"imageManifest": '"' * 1_000_000}  # 2 MB in the body, 4+ MB returned
+    assert budget.take(quotes)
+    assert not budget.take(quotes), "a second one would pass the limit as returned"
+    assert budget.take({"imageManifest": "x" * 1_000_000}), "plain characters are counted once"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 
 from .. import errors, tokens
 from ..auth.permissions import allows
-from ..config import Settings
+from ..config import MAX_RETURNED_BYTES, Settings
 from ..records import AccessKey, Grant, Repository
 from ..storage import ConcurrentUpdate, RegistryStore
 
@@ -86,6 +87,25 @@ def no_paging_with_ids(params: Params, ids_member: str) -> None:
 
 def page_size(params: Params) -> int:
     return params.get("maxResults") or 100
+
+
+class ResponseBudget:
+    """What a response may still hold, in bytes as the function returns them (config.MAX_RETURNED_BYTES),
+    less room for the envelope around the entries."""
+
+    ENVELOPE = 64 * 1024
+
+    def __init__(self) -> None:
+        self.limit = MAX_RETURNED_BYTES - self.ENVELOPE
+        self.left = self.limit
+
+    def take(self, entry: Result) -> bool:
+        """Whether `entry` still fits (it is then counted): its JSON, escaped once more, as returned."""
+        size = len(json.dumps(json.dumps(entry, ensure_ascii=False, separators=(",", ":"))))
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
 
 
 PAGE_TOKEN = "page"

@@ -22,6 +22,7 @@ from ..storage import (
 from .common import (
     Context,
     Params,
+    ResponseBudget,
     Result,
     existing_repository,
     issue_page_token,
@@ -30,9 +31,6 @@ from .common import (
     page_size,
     retrying,
 )
-
-# Lambda answers with at most 6 MB; leave room for the JSON around the manifests.
-RESPONSE_BUDGET = 5 * 1024 * 1024
 
 
 def manifest_digest(manifest: bytes) -> str:
@@ -208,7 +206,8 @@ def _resolve(
 def batch_get_image(params: Params, ctx: Context) -> Result:
     repo = existing_repository(params, ctx)
     accepted = params.get("acceptedMediaTypes")
-    images, failures, seen, size = [], [], set(), 0
+    images, failures, seen = [], [], set()
+    budget = ResponseBudget()
     wanted = []
     for image_id in params["imageIds"]:
         failure = _invalid_id(image_id)
@@ -242,20 +241,16 @@ def batch_get_image(params: Params, ctx: Context) -> Result:
         except EncryptionKeyUnusable as error:  # BatchGetImage reports KMS trouble per image
             failures.append(_failure(image_id, "KmsError", error.message))
             continue
-        size += len(manifest)
-        if size > RESPONSE_BUDGET:
-            raise errors.LimitExceededException(
-                "The requested manifests exceed the response size limit of this registry; request fewer images"
-            )
-        images.append(
-            {
-                "registryId": repo.registry_id,
-                "repositoryName": repo.name,
-                "imageId": returned_id,
-                "imageManifest": manifest,
-                "imageManifestMediaType": image.media_type,
-            }
-        )
+        found = {
+            "registryId": repo.registry_id,
+            "repositoryName": repo.name,
+            "imageId": returned_id,
+            "imageManifest": manifest,
+            "imageManifestMediaType": image.media_type,
+        }
+        if not budget.take(found):
+            raise errors.response_too_large("The requested manifests", budget.limit)
+        images.append(found)
     return {"images": images, "failures": failures}
 
 
@@ -314,13 +309,15 @@ def describe_images(params: Params, ctx: Context) -> Result:
     page: list[Result] = []
     if not active:
         return {"imageDetails": []}
+    budget = ResponseBudget()  # a page of images with many long tags could pass what a function returns
     for image in ctx.store.images.iterate(repo, start=position["after"] if position else None, tag_status=tag_status):
-        if len(page) == limit:
+        detail = _detail(repo, image)
+        if len(page) == limit or not budget.take(detail):
             return {
                 "imageDetails": page,
                 "nextToken": issue_page_token(params, ctx, {"after": page[-1]["imageDigest"]}),
             }
-        page.append(_detail(repo, image))
+        page.append(detail)
     return {"imageDetails": page}
 
 
