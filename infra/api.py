@@ -18,6 +18,7 @@ from constructs import Construct
 from registry.config import (
     ACCESS_KEY_CACHE_SECONDS_ENV,
     ACCESS_KEYS_KMS_KEY_ENV,
+    KMS_KEY_REGISTRY_TAG,
     BUCKET_ENV,
     METRICS_NAMESPACE,
     QUOTA_ENV,
@@ -295,6 +296,9 @@ class RegistryApi(Construct):
         # and only for objects of this bucket (S3 passes the object's ARN as encryption context, or
         # the bucket's when the object has an S3 Bucket Key, as those of KMS repositories do).
         keys = f"arn:{Aws.PARTITION}:kms:{Aws.REGION}:*:key/*"
+        # ... and only keys the operator assigned to some registry (the tag): never the access keys'
+        # or any other key of the account. Which registry is the function's check at CreateRepository.
+        assigned = {"Null": {f"aws:ResourceTag/{KMS_KEY_REGISTRY_TAG}": "false"}}
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="RepositoryKeysThroughS3",
@@ -308,13 +312,19 @@ class RegistryApi(Construct):
                             storage.bucket.arn_for_objects("*"),
                         ]
                     },
+                    **assigned,
                 },
             )
         )
-        # CreateRepository checks the key it is given (state, usage); DescribeKey is called on KMS
-        # directly, so kms:ViaService cannot restrict it.
+        # CreateRepository checks the key it is given (assigned to the caller's registry, enabled);
+        # these are called on KMS directly, so kms:ViaService cannot restrict them.
         self.role.add_to_policy(
-            iam.PolicyStatement(sid="RepositoryKeysDescribe", actions=["kms:DescribeKey"], resources=[keys])
+            iam.PolicyStatement(
+                sid="RepositoryKeysDescribe",
+                actions=["kms:DescribeKey", "kms:ListResourceTags"],
+                resources=[keys],
+                conditions=assigned,
+            )
         )
 
 

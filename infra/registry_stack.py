@@ -100,8 +100,9 @@ class RegistryStack(Stack):
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:*:key/*]",
             "Repositories name their customer KMS keys at runtime (CreateRepository "
             "encryptionConfiguration). kms:GenerateDataKey/Decrypt are limited by kms:ViaService to S3 in "
-            "this Region and by encryption context to this bucket's objects; kms:DescribeKey only reads "
-            "key metadata to validate the key.",
+            "this Region and by encryption context to this bucket's objects; kms:DescribeKey and "
+            "kms:ListResourceTags only read a key's metadata and tags to check its assignment; every "
+            "statement requires the key to carry the ecr-registry:registry-id tag (an operator's assignment).",
         )
         for prefix in SWEPT_PREFIXES:
             ack(

@@ -36,6 +36,10 @@ TABLE_ENV = {
 ACCESS_KEYS_KMS_KEY_ENV = "REGISTRY_KEYS_KMS_KEY"
 # The KMS HMAC key from which the registry derives the key that signs its tokens (storage/signing.py).
 TOKEN_KMS_KEY_ENV = "REGISTRY_TOKEN_KMS_KEY"
+# A repository may be encrypted with a customer KMS key only if the key carries this tag with the
+# registry's id as its value: the operator assigns keys to tenants (and the function's role may use
+# only keys that carry the tag at all).
+KMS_KEY_REGISTRY_TAG = "ecr-registry:registry-id"
 # How long a warm function trusts a key it has read: the bound on how late a revocation takes effect.
 ACCESS_KEY_CACHE_SECONDS_ENV = "REGISTRY_KEY_CACHE_SECONDS"
 DEFAULT_KEY_CACHE_SECONDS = 60.0

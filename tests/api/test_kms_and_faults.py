@@ -28,9 +28,54 @@ pytestmark = pytest.mark.local_only
 MiB = 1024 * 1024
 
 
+REGISTRY_TAG = "ecr-registry:registry-id"  # registry.config.KMS_KEY_REGISTRY_TAG, as an operator types it
+
+
+def registry_key(backends, registry_id: str | None = "000000000000", **extra) -> str:
+    """A customer KMS key, tagged (as the operator does) for the registry that may use it."""
+    tags = [{"TagKey": REGISTRY_TAG, "TagValue": registry_id}] if registry_id else []
+    return backends.client("kms").create_key(Description="registry test key", Tags=tags, **extra)["KeyMetadata"]["Arn"]
+
+
 @pytest.fixture
 def kms_key(backends):
-    return backends.client("kms").create_key(Description="registry test key")["KeyMetadata"]["Arn"]
+    return registry_key(backends)
+
+
+# --- which keys a registry may use (a tenant never borrows another's, nor the registry's own) --------
+
+
+@pytest.mark.parametrize("case", ["another-registry", "untagged", "access-key-secrets", "unknown-alias", "unknown-key"])
+def test_a_registry_uses_only_kms_keys_assigned_to_it(ecr, backends, case):
+    if case == "another-registry":
+        key = registry_key(backends, "111111111111")
+    elif case == "untagged":
+        key = registry_key(backends, None)
+    elif case == "access-key-secrets":
+        key = backends.access_keys_kms_key
+    elif case == "unknown-alias":
+        key = "alias/does-not-exist"
+    else:
+        key = "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000"
+    repo = unique_name("foreign-key")
+    with pytest.raises(ecr.exceptions.KmsException) as refused:
+        ecr.create_repository(repositoryName=repo, encryptionConfiguration={"encryptionType": "KMS", "kmsKey": key})
+    error = refused.value.response["Error"]
+    # One answer whether the key is someone else's or does not exist: nothing to probe with.
+    assert error["Message"] == f"The KMS key '{key}' is not assigned to registry 000000000000", error
+    assert refused.value.response.get("kmsError") == "NotFoundException"
+    with pytest.raises(ecr.exceptions.RepositoryNotFoundException):
+        ecr.describe_repositories(repositoryNames=[repo])
+
+
+def test_a_key_assigned_to_the_registry_may_be_named_by_alias(ecr, backends):
+    key = registry_key(backends)
+    backends.client("kms").create_alias(AliasName="alias/team-key", TargetKeyId=key)
+    created = ecr.create_repository(
+        repositoryName=unique_name("alias-key"),
+        encryptionConfiguration={"encryptionType": "KMS", "kmsKey": "alias/team-key"},
+    )["repository"]
+    assert created["encryptionConfiguration"] == {"encryptionType": "KMS", "kmsKey": key}
 
 
 @pytest.fixture

@@ -354,8 +354,24 @@ def test_kms_data_keys_only_through_s3_for_this_bucket(template):
     contexts = data_keys["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"]
     assert {"Fn::GetAtt": [blob_bucket(template)[0], "Arn"]} in contexts
     describe = next(s for s in statements if "kms:DescribeKey" in _actions(s))
-    assert _actions(describe) == ["kms:DescribeKey"]
+    assert sorted(_actions(describe)) == ["kms:DescribeKey", "kms:ListResourceTags"]  # reads the assignment tag
     assert len(statements) == 2
+
+
+def test_repository_keys_are_only_keys_assigned_to_a_registry(template):
+    """The role may touch no customer key that was not assigned to some registry (the tag); which
+    registry is the function's check (CreateRepository), since one role serves every tenant."""
+    from registry.config import KMS_KEY_REGISTRY_TAG
+
+    own_keys = [{"Fn::GetAtt": [key(template)[0], "Arn"]} for key in (keys_key, token_key)]
+    repository_key_statements = [
+        s
+        for s in function_policy_statements(template)
+        if any(a.startswith("kms:") for a in _actions(s)) and s["Resource"] not in own_keys
+    ]
+    assert repository_key_statements
+    for statement in repository_key_statements:
+        assert statement["Condition"]["Null"] == {f"aws:ResourceTag/{KMS_KEY_REGISTRY_TAG}": "false"}, statement
 
 
 def test_kms_repository_objects_are_written_with_an_s3_bucket_key():

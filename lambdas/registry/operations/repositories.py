@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import errors
 from ..records import WITH_EXCLUSION, Encryption, Repository
-from ..storage import QuotaReached, RepositoryExists, RepositoryNotEmpty
+from ..storage import EncryptionKeyNotAssigned, QuotaReached, RepositoryExists, RepositoryNotEmpty
 from .common import (
     Context,
     Params,
@@ -87,7 +87,14 @@ def _encryption(raw: dict[str, Any] | None, ctx: Context) -> Encryption:
                 "Invalid parameter: kmsKey can only be given with the KMS or KMS_DSSE encryption type"
             )
         return Encryption()
-    return Encryption(kind, ctx.store.repositories.resolve_kms_key(key) if key else None)
+    if not key:
+        return Encryption(kind)
+    try:
+        return Encryption(kind, ctx.store.repositories.resolve_kms_key(key, ctx.registry_id))
+    except EncryptionKeyNotAssigned:
+        raise errors.kms_error(
+            "NotFoundException", f"The KMS key '{key}' is not assigned to registry {ctx.registry_id}"
+        ) from None
 
 
 def create_repository(params: Params, ctx: Context) -> Result:

@@ -16,6 +16,7 @@ from .backend import Backend, ClientFactory
 from .errors import (
     BackendBusy,
     ConcurrentUpdate,
+    EncryptionKeyNotAssigned,
     EncryptionKeyUnusable,
     LayerExists,
     PartOutOfOrder,
@@ -38,6 +39,7 @@ __all__ = [
     "BackendBusy",
     "BlobEntry",
     "ConcurrentUpdate",
+    "EncryptionKeyNotAssigned",
     "EncryptionKeyUnusable",
     "ImageCommit",
     "LayerEntry",

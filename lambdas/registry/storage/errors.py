@@ -74,5 +74,10 @@ class EncryptionKeyUnusable(StorageError):
         self.code, self.message = code, message
 
 
+class EncryptionKeyNotAssigned(StorageError):
+    """The KMS key is not one the registry may use: another registry's, unassigned, or no key at all
+    (indistinguishable on purpose: a tenant learns nothing about keys that are not its own)."""
+
+
 class BackendBusy(StorageError):
     """DynamoDB kept part of a request unprocessed (throttling) past our retries."""

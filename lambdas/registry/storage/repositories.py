@@ -15,11 +15,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..config import KMS_KEY_REGISTRY_TAG
 from ..records import Encryption, Quota, Repository
 from . import codec
 from .backend import Action, Backend, Cancelled, ConditionFailed, Item, action
 from .errors import (
     ConcurrentUpdate,
+    EncryptionKeyNotAssigned,
     EncryptionKeyUnusable,
     QuotaReached,
     RepositoryExists,
@@ -136,13 +138,23 @@ class RepositoryStore:
                 raise QuotaReached(Quota.REPOSITORIES, max_repositories) from None
             raise ConcurrentUpdate() from None
 
-    def resolve_kms_key(self, key: str) -> str:
-        """The ARN of a usable KMS key; EncryptionKeyUnusable with KMS's own error code otherwise."""
+    def resolve_kms_key(self, key: str, registry_id: str) -> str:
+        """The ARN of a KMS key assigned to the registry (tagged KMS_KEY_REGISTRY_TAG = its id; never
+        the registry's own access-key key); EncryptionKeyNotAssigned for any other key, or none, and
+        EncryptionKeyUnusable when an assigned key cannot be used (disabled)."""
+        kms = self.backend.kms
         try:
-            metadata = self.backend.kms.describe_key(KeyId=key)["KeyMetadata"]
-        except ClientError as error:
-            code = error.response["Error"]["Code"]
-            raise EncryptionKeyUnusable(code, f"The KMS key '{key}' cannot be used: {code}") from None
+            metadata = kms.describe_key(KeyId=key)["KeyMetadata"]
+            tags = kms.list_resource_tags(KeyId=metadata["KeyId"])["Tags"]
+        except ClientError:  # not found, or our role may not see it (untagged): one answer for both
+            raise EncryptionKeyNotAssigned() from None
+        assigned = {t["TagKey"]: t["TagValue"] for t in tags}.get(KMS_KEY_REGISTRY_TAG)
+        if (
+            assigned != registry_id
+            or metadata["Arn"] == self.backend.settings.access_keys_kms_key
+            or metadata.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT"
+        ):
+            raise EncryptionKeyNotAssigned()
         if metadata.get("KeyState", "Enabled") != "Enabled":
             raise EncryptionKeyUnusable("KMSInvalidStateException", f"The KMS key '{key}' is {metadata['KeyState']}")
         arn: str = metadata["Arn"]
