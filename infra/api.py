@@ -18,8 +18,8 @@ from constructs import Construct
 from registry.config import (
     ACCESS_KEY_CACHE_SECONDS_ENV,
     ACCESS_KEYS_KMS_KEY_ENV,
-    KMS_KEY_REGISTRY_TAG,
     BUCKET_ENV,
+    KMS_KEY_REGISTRY_TAG,
     METRICS_NAMESPACE,
     QUOTA_ENV,
     SERVICE_NAME,
