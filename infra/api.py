@@ -26,7 +26,7 @@ from registry.config import (
     TABLE_ENV,
     TOKEN_KMS_KEY_ENV,
 )
-from registry.storage import schema, signing
+from registry.storage import schema
 
 from .bundling import BOTOCORE_SERVICES, PLATFORMS, BundleSpec, bytecode_compiler, lambda_code, python_version_of
 from .config import RegistryProps
@@ -276,13 +276,11 @@ class RegistryApi(Construct):
                 conditions=secret_context_condition(),
             )
         )
-        # The token key: the one derivation (storage/signing.py), nothing else.
+        # The token key: the one derivation (storage/signing.py), nothing else -- an HMAC key can do
+        # nothing but GenerateMac/VerifyMac anyway.
         self.role.add_to_policy(
             iam.PolicyStatement(
-                sid="TokenKeyDerivation",
-                actions=["kms:GenerateMac"],
-                resources=[storage.token_key.key_arn],
-                conditions={"StringEquals": {"kms:MacAlgorithm": signing.MAC_ALGORITHM}},
+                sid="TokenKeyDerivation", actions=["kms:GenerateMac"], resources=[storage.token_key.key_arn]
             )
         )
         self.role.add_to_policy(

@@ -45,10 +45,12 @@ SWEPT_PREFIXES = (STAGED_PARTS_PREFIX, BLOBS_PREFIX, MANIFESTS_PREFIX)
 TABLE_ACTIONS = (
     # Scan: every phase judges whole tables. Query + BatchWriteItem: purging a half-deleted
     # repository's images, tags and layers. UpdateItem: stamping old items, and the repository
-    # counter in the transaction that finishes a deletion (with DeleteItem).
+    # counter in the transaction that finishes a deletion (with DeleteItem). BatchGetItem: whether
+    # the images that claimed a layer exist (storage/images.py).
     "dynamodb:Scan",
     "dynamodb:Query",
     "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
     "dynamodb:BatchWriteItem",

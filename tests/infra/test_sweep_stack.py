@@ -105,6 +105,7 @@ def test_role_may_only_list_and_delete_in_its_own_tables_and_prefixes(template):
             "dynamodb:Scan",
             "dynamodb:Query",
             "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",
             "dynamodb:BatchWriteItem",
