@@ -40,6 +40,9 @@ TOKEN_KMS_KEY_ENV = "REGISTRY_TOKEN_KMS_KEY"
 # registry's id as its value: the operator assigns keys to tenants (and the function's role may use
 # only keys that carry the tag at all).
 KMS_KEY_REGISTRY_TAG = "ecr-registry:registry-id"
+# The registry's URL as clients reach it (the stack's custom domain): GetAuthorizationToken's
+# proxyEndpoint and the realm of the `/v2` challenge. Unset: the URL each request came to.
+PUBLIC_URL_ENV = "REGISTRY_PUBLIC_URL"
 # How long a warm function trusts a key it has read: the bound on how late a revocation takes effect.
 ACCESS_KEY_CACHE_SECONDS_ENV = "REGISTRY_KEY_CACHE_SECONDS"
 DEFAULT_KEY_CACHE_SECONDS = 60.0
@@ -87,6 +90,7 @@ class Settings:
     access_keys_kms_key: str | None = None
     access_key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
     token_kms_key: str | None = None
+    public_url: str | None = None  # where clients reach the registry (a custom domain), if not as they asked
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -101,6 +105,7 @@ class Settings:
             access_keys_kms_key=env.get(ACCESS_KEYS_KMS_KEY_ENV) or None,
             access_key_cache_seconds=_key_cache_seconds(env.get(ACCESS_KEY_CACHE_SECONDS_ENV)),
             token_kms_key=env.get(TOKEN_KMS_KEY_ENV) or None,
+            public_url=(env.get(PUBLIC_URL_ENV) or "").rstrip("/") or None,
         )
 
 

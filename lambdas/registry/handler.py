@@ -89,7 +89,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             raise UnknownOperationException(f"Operation {operation} is not supported by this registry")
         params = wire.read_params(request, operation)
         auth.authorize(caller, operation, params, registry.settings.region)
-        ctx = Context(operation=operation, caller=caller, store=registry, settings=registry.settings)
+        ctx = Context(
+            operation=operation,
+            caller=caller,
+            store=registry,
+            settings=registry.settings,
+            endpoint=registry.settings.public_url or request.base_url(),
+        )
         if tracer is not None:
             tracer.put_annotation("operation", operation)
         response = wire.ok_response(operations.run(operation_function, params, ctx), request.request_id)

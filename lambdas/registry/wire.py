@@ -31,9 +31,18 @@ class HttpRequest:
     source_ip: str | None = None
     header_values: dict[str, list[str]] = field(default_factory=dict)  # every value of each header
     signed_paths: tuple[str, ...] = ("/",)  # the path the client requested (and signed): candidates
+    requested_path: str = "/"  # the path as the client requested it (with a stage or base path)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    def base_url(self) -> str:
+        """The URL the client reached this API at: scheme, host, and any stage or base path in
+        front of the API's own paths (`https://<api>.execute-api.../prod`, `https://registry.example`)."""
+        scheme = (self.header("x-forwarded-proto") or "http").split(",")[0].strip()
+        host = self.header("host") or "localhost"
+        prefix = self.requested_path[: -len(self.path)] if self.requested_path.endswith(self.path) else ""
+        return f"{scheme}://{host}{prefix.rstrip('/')}"
 
 
 def http_request(event: dict[str, Any]) -> HttpRequest:
@@ -59,6 +68,7 @@ def http_request(event: dict[str, Any]) -> HttpRequest:
         source_ip=(context.get("identity") or {}).get("sourceIp"),
         header_values=_header_values(event, headers),
         signed_paths=_signed_paths(event, context),
+        requested_path=context.get("path") or event.get("path") or "/",
     )
 
 

@@ -17,6 +17,7 @@ from .. import errors
 from ..records import Grant, wildcard_matches
 
 PULL = (
+    "GetAuthorizationToken",
     "BatchGetImage",
     "BatchCheckLayerAvailability",
     "GetDownloadUrlForLayer",
@@ -69,6 +70,9 @@ def authorize(caller: Principal, operation: str, params: dict[str, Any], region:
     """AccessDeniedException unless the caller's key allows the operation on every repository the
     request names, in its own registry. DescribeRepositories without names needs the action on
     some repository; the operation then lists only the ones the key may describe."""
+    for named in params.get("registryIds") or ():  # GetAuthorizationToken's (deprecated) list
+        if named != caller.registry_id:
+            raise denied(caller, operation, region, named, "*")
     registry_id = params.get("registryId") or caller.registry_id
     names = params.get("repositoryNames") if operation == "DescribeRepositories" else None
     if names is None and "repositoryName" in params:

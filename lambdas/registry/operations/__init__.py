@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import errors
 from ..storage import BackendBusy, EncryptionKeyUnusable, RepositoryGone
-from . import images, layers, repositories
+from . import images, layers, login, repositories
 from .common import Caller, Context
 
 Operation = Callable[[dict[str, Any], Context], dict[str, Any]]
@@ -28,6 +28,7 @@ OPERATIONS: dict[str, Operation] = {
     "DescribeImages": images.describe_images,
     "ListImages": images.list_images,
     "BatchDeleteImage": images.batch_delete_image,
+    "GetAuthorizationToken": login.get_authorization_token,
 }
 
 

@@ -23,16 +23,29 @@ MAX_ATTEMPTS = 12  # reads-and-decides per request when conditional writes keep 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent the request: the verified key's registry (the tenant) and grants."""
+    """Who sent the request: the verified access key -- its registry (the tenant) and grants."""
 
-    registry_id: str
-    principal_arn: str
-    grants: tuple[Grant, ...]
-    access_key_id: str = ""
+    access_key: AccessKey
 
     @classmethod
     def of(cls, key: AccessKey) -> Caller:
-        return cls(key.registry_id, key.principal_arn, key.grants, key.access_key_id)
+        return cls(key)
+
+    @property
+    def registry_id(self) -> str:
+        return self.access_key.registry_id
+
+    @property
+    def principal_arn(self) -> str:
+        return self.access_key.principal_arn
+
+    @property
+    def grants(self) -> tuple[Grant, ...]:
+        return self.access_key.grants
+
+    @property
+    def access_key_id(self) -> str:
+        return self.access_key.access_key_id
 
     def may(self, operation: str, repository: str) -> bool:
         return allows(self.grants, operation, repository)
@@ -44,6 +57,7 @@ class Context:
     caller: Caller
     store: RegistryStore
     settings: Settings
+    endpoint: str = ""  # the registry's base URL, as clients reach it (GetAuthorizationToken's proxyEndpoint)
     clock: Callable[[], float] = field(default=time.time)
 
     def now(self) -> float:
