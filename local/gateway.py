@@ -7,16 +7,22 @@ Lambda's payload limits are applied, so what fails deployed fails here too.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
 import re
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Lock, Thread
 from urllib.parse import parse_qsl
+
+from registry.config import AUTHORIZER_CACHE_SECONDS
+from registry.distribution import http as distribution_http
+from registry.distribution import is_distribution_path
 
 from .worker import Worker
 
@@ -46,7 +52,18 @@ DROPPED_REQUEST_HEADERS = frozenset(
         "WWW-Authenticate",
     )
 )
+# The stack's binary media types (infra/api.py): layer bytes as docker, containerd and skopeo send them.
+# JSON bodies -- the ECR API's, manifests -- stay text: base64 would shrink what fits the payload.
+BINARY_MEDIA_TYPES = frozenset({"application/octet-stream"})
+# Response headers API Gateway renames when a function sets them: the challenge must come from the
+# gateway itself (its UNAUTHORIZED response), and the length is the gateway's own (0 for a HEAD).
+REMAPPED_RESPONSE_HEADERS = {
+    "www-authenticate": "x-amzn-Remapped-WWW-Authenticate",
+    "content-length": "x-amzn-Remapped-Content-Length",
+}
+V2_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 _DECIMAL = re.compile(r"[0-9]+")
+_CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,16})(?:;[^\r\n]*)?\r?\n")
 _QUERY = re.compile(r"\?[^\s'\"]*")  # the query of a request target, up to the end of the target
 
 
@@ -58,14 +75,17 @@ def proxy_event(
     source_ip: str,
     query: str = "",
     header_list: list[tuple[str, str]] | None = None,
+    authorizer: dict | None = None,
 ) -> dict:
     """The REST API proxy event of a request for `path` (as the client requested it, without the
     query string). Our URLs carry no stage, so `path` and `requestContext.path` are both the path
     the client requested, which is the one it signed; on AWS, `path` lacks the stage prefix
     that `requestContext.path` keeps."""
-    # No binary media types are configured: API Gateway hands the body over as text, invalid UTF-8
-    # replaced (U+FFFD). Such a body is no longer what the client signed, and is refused as such.
-    text = body.decode("utf-8", errors="replace")
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    binary = content_type.split(";", 1)[0].strip().lower() in BINARY_MEDIA_TYPES
+    # A body of a binary media type reaches the function base64-encoded. Any other is handed over
+    # as text, invalid UTF-8 replaced (U+FFFD): no longer what the client signed, refused as such.
+    text = base64.b64encode(body).decode("ascii") if binary else body.decode("utf-8", errors="replace")
     now = datetime.now(UTC)
     request_id = str(uuid.uuid4())
     multi_headers: dict[str, list[str]] = {}
@@ -100,9 +120,23 @@ def proxy_event(
             "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent")},
             "domainName": "localhost",
             "apiId": "local",
+            **({"authorizer": authorizer} if authorizer is not None else {}),
         },
         "body": text,
-        "isBase64Encoded": False,
+        "isBase64Encoded": binary,
+    }
+
+
+def authorizer_event(method: str, path: str, headers: dict[str, str], source_ip: str) -> dict:
+    """The event of a REQUEST authorizer (identity source: the Authorization header)."""
+    return {
+        "type": "REQUEST",
+        "methodArn": f"arn:aws:execute-api:us-east-1:000000000000:local/{STAGE}/{method}{path}",
+        "resource": "/v2/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "requestContext": {"stage": STAGE, "apiId": "local", "identity": {"sourceIp": source_ip}},
     }
 
 
@@ -169,6 +203,8 @@ class Gateway:
         if log_path:
             env["REGISTRY_LOCAL_HANDLER_LOG"] = log_path
         self.pool = WorkerPool(workers, env)
+        self._authorizer_cache: dict[str, tuple[float, dict | bool | None]] = {}
+        self._authorizer_lock = Lock()
         self.access_log = access_log
         self.read_timeout = read_timeout
         self.server = _Server(("127.0.0.1", port), self._handler_class())
@@ -178,6 +214,32 @@ class Gateway:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def authorize(
+        self, authorization: str, method: str, path: str, headers: list[tuple[str, str]], source_ip: str
+    ) -> dict | bool | None:
+        """The `/v2` authorizer, as API Gateway runs it: its context if it allows the request, False if
+        it denies it, None for Unauthorized; answers kept AUTHORIZER_CACHE_SECONDS per header."""
+        now = time.monotonic()
+        with self._authorizer_lock:
+            cached = self._authorizer_cache.get(authorization)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        event = authorizer_event(method, path, dict(headers), source_ip)
+        result, _ = self.pool.invoke(json.dumps(event).encode())
+        if result.get("errorMessage") == "Unauthorized":
+            decision: dict | bool | None = None
+        elif "errorMessage" in result:
+            raise RuntimeError(f"authorizer failed: {result['errorMessage']}")
+        else:
+            statements = (result.get("policyDocument") or {}).get("Statement") or []
+            allowed = any(s.get("Effect") == "Allow" for s in statements) and not any(
+                s.get("Effect") == "Deny" for s in statements
+            )
+            decision = dict(result.get("context") or {}, principalId=result.get("principalId")) if allowed else False
+        with self._authorizer_lock:
+            self._authorizer_cache[authorization] = (now + AUTHORIZER_CACHE_SECONDS, decision)
+        return decision
 
     def start(self) -> Gateway:
         self._thread = Thread(target=self.server.serve_forever, name="gateway", daemon=True)
@@ -201,27 +263,70 @@ class Gateway:
             # Not HTTP/0.9 (the default): every answer has a status line, a malformed request line's 400 too.
             default_request_version = "HTTP/1.1"
 
-            def do_POST(self):
+            def _route(self):
+                path, _, query = self.path.partition("?")
+                if self.command == "POST" and path == "/":
+                    return self._ecr_api(path, query)
+                if is_distribution_path(path) and self.command in V2_METHODS:
+                    return self._distribution(path, query)
+                if self._read_body() is not None:  # API Gateway has no such route
+                    self._reply(403, {"message": "Missing Authentication Token"})
+                return None
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _route
+
+            def _ecr_api(self, path: str, query: str) -> None:
                 body = self._read_body()
                 if body is None:
                     return None
-                path, _, query = self.path.partition("?")
-                if path != "/":
-                    return self._reply(403, {"message": "Missing Authentication Token"})
-                headers = [(k, v) for k, v in self.headers.items() if k.lower() not in DROPPED_REQUEST_HEADERS]
-                event = proxy_event(
-                    "POST",
+                event = self._event(path, query, body)
+                # Serialized once: a 4 MiB part is ~30 ms of json.dumps (measured, then sent as is).
+                invocation = json.dumps(event).encode()
+                if len(invocation) > LAMBDA_MAX_PAYLOAD:
+                    return self._reply(413, {"message": "Request Too Long"})
+                return self._invoke(invocation)
+
+            def _distribution(self, path: str, query: str) -> None:
+                """A `/v2` route: the authorizer first (identity source Authorization), then the function."""
+                body = self._read_body(distribution=True)
+                if body is None:
+                    return None
+                authorization = self.headers.get("Authorization")
+                if not authorization:  # API Gateway answers without calling the authorizer
+                    return self._gateway_response("UNAUTHORIZED")
+                try:
+                    allowed = gateway.authorize(
+                        authorization, self.command, path, self._headers(), self.client_address[0]
+                    )
+                except Exception as exc:  # noqa: BLE001 - API Gateway: 500 when its authorizer fails
+                    print(f"gateway: authorizer failed: {exc!r}", file=sys.stderr)
+                    return self._reply(500, {"message": None})
+                if allowed is None:
+                    return self._gateway_response("UNAUTHORIZED")
+                if allowed is False:
+                    return self._gateway_response("ACCESS_DENIED")
+                invocation = json.dumps(self._event(path, query, body, authorizer=allowed)).encode()
+                if len(invocation) > LAMBDA_MAX_PAYLOAD:  # what no function can be given
+                    return self._gateway_response("REQUEST_TOO_LARGE")
+                return self._invoke(invocation)
+
+            def _headers(self) -> list[tuple[str, str]]:
+                return [(k, v) for k, v in self.headers.items() if k.lower() not in DROPPED_REQUEST_HEADERS]
+
+            def _event(self, path: str, query: str, body: bytes, authorizer: dict | None = None) -> dict:
+                headers = self._headers()
+                return proxy_event(
+                    self.command,
                     path,
                     dict(headers),
                     body,
                     self.client_address[0],
                     query=query,
                     header_list=headers,
+                    authorizer=authorizer,
                 )
-                # Serialized once: a 4 MiB part is ~30 ms of json.dumps (measured, then sent as is).
-                invocation = json.dumps(event).encode()
-                if len(invocation) > LAMBDA_MAX_PAYLOAD:
-                    return self._reply(413, {"message": "Request Too Long"})
+
+            def _invoke(self, invocation: bytes) -> None:
                 try:
                     result, returned = gateway.pool.invoke(invocation)
                 except Exception as exc:  # noqa: BLE001 - a crashed worker is a 502, as in AWS
@@ -229,35 +334,75 @@ class Gateway:
                     return self._reply(502, {"message": "Internal server error"})
                 # Lambda's limit is on what the function returned, serialized (the body escaped once
                 # more inside it), not on the body: past it, the invoke fails and API Gateway says 502.
-                if returned > LAMBDA_MAX_PAYLOAD:
+                if returned > LAMBDA_MAX_PAYLOAD or "statusCode" not in result:
+                    if "errorMessage" in result:
+                        print(f"gateway: handler failed: {result['errorMessage']}", file=sys.stderr)
                     return self._reply(502, {"message": "Internal server error"})
-                payload = (result.get("body") or "").encode("utf-8")
-                return self._send(result["statusCode"], result.get("headers") or {}, payload)
+                raw = result.get("body") or ""
+                payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
+                headers = {
+                    REMAPPED_RESPONSE_HEADERS.get(name.lower(), name): value
+                    for name, value in (result.get("headers") or {}).items()
+                }
+                return self._send(result["statusCode"], headers, payload)
 
-            def do_GET(self):
-                if self._read_body() is not None:
-                    self._reply(403, {"message": "Missing Authentication Token"})
+            def _gateway_response(self, kind: str) -> None:
+                status, body = distribution_http.GATEWAY_RESPONSES[kind]
+                headers = {"Content-Type": "application/json", **distribution_http.API_VERSION}
+                if kind == "UNAUTHORIZED":
+                    headers["WWW-Authenticate"] = distribution_http.challenge(gateway.endpoint)
+                if kind == "REQUEST_TOO_LARGE":
+                    self.close_connection = True
+                return self._send(status, headers, body.encode())
 
-            do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
-
-            def _read_body(self) -> bytes | None:
+            def _read_body(self, distribution: bool = False) -> bytes | None:
                 """The body, at most API Gateway's limit; None once the request has been refused.
 
                 Refused by what the headers declare, before a byte of the body is read: the body
-                is then left unread, so the connection closes after the answer."""
-                if "Transfer-Encoding" in self.headers:  # a chunked body: not supported here
+                is then left unread, so the connection closes after the answer. A chunked body
+                (docker's streamed PATCH) is read chunk by chunk, and refused as soon as it is
+                past the limit."""
+                too_large = (
+                    (lambda: self._gateway_response("REQUEST_TOO_LARGE"))
+                    if distribution
+                    else (lambda: self._refuse(413, "Request Too Long"))
+                )
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    return self._read_chunked(too_large)
+                if "Transfer-Encoding" in self.headers:  # another coding: not supported here
                     return self._refuse(411, "Length Required")
                 declared = self.headers.get_all("Content-Length") or ["0"]
                 if len(set(declared)) != 1 or not _DECIMAL.fullmatch(declared[0]):
                     return self._refuse(400, "Invalid Content-Length")
                 length = int(declared[0])
                 if length > API_GATEWAY_MAX_BODY:
-                    return self._refuse(413, "Request Too Long")
+                    return too_large()
                 body = self.rfile.read(length)
                 if len(body) < length:  # the client closed the connection mid-body
                     self.close_connection = True
                     return None
                 return body
+
+            def _read_chunked(self, too_large) -> bytes | None:
+                parts, size = [], 0
+                while True:
+                    line = self.rfile.readline(1024)
+                    match = _CHUNK_SIZE.fullmatch(line)
+                    if match is None:
+                        return self._refuse(400, "Invalid chunked body")
+                    length = int(match[1], 16)
+                    if length == 0:
+                        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):  # trailers
+                            pass
+                        return b"".join(parts)
+                    size += length
+                    if size > API_GATEWAY_MAX_BODY:
+                        return too_large()
+                    chunk = self.rfile.read(length)
+                    if len(chunk) < length or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                        self.close_connection = True
+                        return None
+                    parts.append(chunk)
 
             def _refuse(self, status: int, message: str) -> None:
                 self.close_connection = True
@@ -271,6 +416,8 @@ class Gateway:
                 )
 
             def _send(self, status: int, headers: dict, payload: bytes) -> None:
+                if self.command == "HEAD":  # API Gateway sends no body, and says so: length 0
+                    payload = b""
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

@@ -68,7 +68,10 @@ def main() -> None:
 
         install(handler.store().clients(), faults)
     while (frame := _read_frame(events)) is not None:
-        result = handler.lambda_handler(json.loads(frame), LambdaContext())
+        try:
+            result = handler.lambda_handler(json.loads(frame), LambdaContext())
+        except Exception as error:  # noqa: BLE001 - what Lambda reports of a function that raised
+            result = {"errorMessage": str(error), "errorType": type(error).__name__}
         _write_frame(results, json.dumps(result).encode())
 
 

@@ -43,6 +43,10 @@ KMS_KEY_REGISTRY_TAG = "ecr-registry:registry-id"
 # The registry's URL as clients reach it (the stack's custom domain): GetAuthorizationToken's
 # proxyEndpoint and the realm of the `/v2` challenge. Unset: the URL each request came to.
 PUBLIC_URL_ENV = "REGISTRY_PUBLIC_URL"
+# How long API Gateway reuses the `/v2` authorizer's answer for one Authorization header (the local
+# gateway does the same). The function checks every login itself too, so a revoked key's logins
+# stop within the key cache bound whatever this is.
+AUTHORIZER_CACHE_SECONDS = 300
 # How long a warm function trusts a key it has read: the bound on how late a revocation takes effect.
 ACCESS_KEY_CACHE_SECONDS_ENV = "REGISTRY_KEY_CACHE_SECONDS"
 DEFAULT_KEY_CACHE_SECONDS = 60.0

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from . import auth, errors, operations, wire
+from . import auth, distribution, errors, operations, wire
 from .config import MAX_RETURNED_BYTES, METRICS_NAMESPACE, SERVICE_NAME, Settings
 from .errors import EcrError, ServerException, UnknownOperationException
 from .operations import OPERATIONS, Caller, Context
@@ -75,8 +75,41 @@ def access_keys() -> auth.AccessKeyCache:
 @metrics.log_metrics
 @traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("type") == "REQUEST" and "methodArn" in event:  # API Gateway's authorizer of /v2
+        return distribution.authorize(event, store(), access_keys())
     request = wire.http_request(event)
     started = time.perf_counter()
+    if distribution.is_distribution_path(request.path):
+        response, operation = distribution.serve(request, store(), access_keys(), store().settings)
+        outcome, key_id = str(response["statusCode"]), None
+    else:
+        response, operation, outcome, key_id = _ecr_api(request)
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    logger.info(
+        "request",
+        extra={
+            "operation": operation,
+            "outcome": outcome,
+            "ms": elapsed_ms,
+            "status": response["statusCode"],
+            "access_key_id": key_id,
+            "source_ip": request.source_ip,
+        },
+    )
+    metrics.add_metric(
+        name="Faults"
+        if response["statusCode"] >= 500
+        else "ClientErrors"
+        if response["statusCode"] >= 400
+        else "Successes",
+        unit=MetricUnit.Count,
+        value=1,
+    )
+    return response
+
+
+def _ecr_api(request: wire.HttpRequest) -> tuple[dict[str, Any], str, str, str | None]:
+    """One request of the ECR API (AWS JSON 1.1): (response, operation, outcome, access key id)."""
     operation = "Unknown"
     key_id = None
     try:
@@ -112,28 +145,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.exception("unhandled fault", extra={"operation": operation})
         response = wire.error_response(ServerException("An internal error occurred"), request.request_id)
         outcome = "ServerException"
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-    logger.info(
-        "request",
-        extra={
-            "operation": operation,
-            "outcome": outcome,
-            "ms": elapsed_ms,
-            "status": response["statusCode"],
-            "access_key_id": key_id,
-            "source_ip": request.source_ip,
-        },
-    )
-    metrics.add_metric(
-        name="Faults"
-        if response["statusCode"] >= 500
-        else "ClientErrors"
-        if response["statusCode"] >= 400
-        else "Successes",
-        unit=MetricUnit.Count,
-        value=1,
-    )
-    return response
+    return response, operation, outcome, key_id
 
 
 # Everything imported so far lives as long as the execution environment. Moved out of the garbage

@@ -123,7 +123,7 @@ def test_blob_must_be_base64(registry, ecr, repo):
 
 
 def test_other_paths_and_methods_are_not_routes(registry):
-    for method, path in (("GET", "/"), ("POST", "/v2/"), ("PUT", "/")):
+    for method, path in (("GET", "/"), ("POST", "/v1/"), ("PUT", "/")):
         status, _, body = send(registry.endpoint, "{}", method=method, path=path)
         assert status == 403 and json.loads(body) == {"message": "Missing Authentication Token"}
 

@@ -390,3 +390,34 @@ def _delete_one(
             "Requested image is referenced by a manifest list or image index in the repository",
         )
     return None
+
+
+# --- what the `/v2` API adds (not operations of the ECR API) ------------------------------------
+
+
+def list_tags(params: Params, ctx: Context) -> Result:
+    """A page of the repository's tags in lexical order, after `last`: `maxResults` of them, and
+    whether more follow."""
+    repo = existing_repository(params, ctx)
+    tags, more = ctx.store.images.tags(repo, params.get("last"), params.get("maxResults") or 100)
+    return {"tags": tags, "more": more}
+
+
+def list_referrers(params: Params, ctx: Context) -> Result:
+    """The descriptors of the images whose manifest names `subjectDigest` (OCI 1.1 referrers),
+    optionally only those of `artifactType`."""
+    repo = existing_repository(params, ctx)
+    wanted = params.get("artifactType")
+    descriptors = []
+    for image in ctx.store.images.referrers(repo, params["subjectDigest"]):
+        if wanted and image.artifact_media_type != wanted:
+            continue
+        manifest = ctx.store.images.manifest_bytes(image)
+        descriptor: Result = {"mediaType": image.media_type, "digest": image.digest, "size": len(manifest)}
+        if image.artifact_media_type:
+            descriptor["artifactType"] = image.artifact_media_type
+        annotations = json.loads(manifest).get("annotations")
+        if annotations:
+            descriptor["annotations"] = annotations
+        descriptors.append(descriptor)
+    return {"manifests": sorted(descriptors, key=lambda d: d["digest"])}

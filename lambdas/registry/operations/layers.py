@@ -14,7 +14,7 @@ from typing import Any
 from .. import errors
 from ..records import Quota, Upload, repository_partition
 from ..service_model import ecr_model
-from ..storage import LayerExists, PartOutOfOrder, PartsChanged, QuotaReached, UploadGone
+from ..storage import ConcurrentUpdate, LayerExists, PartOutOfOrder, PartsChanged, QuotaReached, UploadGone
 from .common import Context, Params, Result, existing_repository, retrying
 
 
@@ -175,13 +175,72 @@ def get_download_url_for_layer(params: Params, ctx: Context) -> Result:
     digest = params["layerDigest"]
     layer = ctx.store.layers.get(repo, [digest]).get(digest)
     if layer is None:
-        raise errors.LayersNotFoundException(
-            f"The layer with digest {digest} does not exist within the repository with name "
-            f"'{repo.name}' in the registry with id '{repo.registry_id}'"
-        )
+        raise _layer_not_found(repo.registry_id, repo.name, digest)
     if not layer.referenced:
         raise errors.LayerInaccessibleException(
             "The specified layer is not available because it is not associated with an image. "
             "Unassociated image layers may be cleaned up at any time."
         )
     return {"downloadUrl": ctx.store.layers.download_url(layer), "layerDigest": digest}
+
+
+def _layer_not_found(registry_id: str, name: str, digest: str) -> errors.LayersNotFoundException:
+    return errors.LayersNotFoundException(
+        f"The layer with digest {digest} does not exist within the repository with name "
+        f"'{name}' in the registry with id '{registry_id}'"
+    )
+
+
+# --- what the `/v2` API adds (not operations of the ECR API) ------------------------------------
+
+
+def upload_status(params: Params, ctx: Context) -> Result:
+    """Where an upload stands: the last byte received (-1: none yet)."""
+    registry_id, upload = _open_upload(params, ctx)
+    if upload is None or upload.completed_digest:
+        raise _upload_not_found(params, registry_id, ctx)
+    return {"uploadId": upload.upload_id, "lastByteReceived": upload.last_byte}
+
+
+def cancel_layer_upload(params: Params, ctx: Context) -> Result:
+    """End an upload that will not be completed; its staged bytes go."""
+    registry_id, upload = _open_upload(params, ctx)
+    if upload is None or upload.completed_digest:
+        raise _upload_not_found(params, registry_id, ctx)
+    try:
+        ctx.store.uploads.cancel(upload)
+    except UploadGone:
+        raise _upload_not_found(params, registry_id, ctx) from None
+    return {"uploadId": upload.upload_id}
+
+
+def mount_layer(params: Params, ctx: Context) -> Result:
+    """Make the layer `layerDigest` of `sourceRepositoryName` available in `repositoryName` without
+    an upload -- when the source has it and both repositories keep their bytes under the same
+    encryption. {"mounted": False} otherwise: the client uploads the layer instead."""
+    repo = existing_repository(params, ctx)
+    source = ctx.store.repositories.get(ctx.registry_id, params["sourceRepositoryName"])
+    digest = params["layerDigest"]
+    if source is None or source.encryption.scope != repo.encryption.scope:
+        return {"mounted": False}
+    layer = ctx.store.layers.get(source, [digest]).get(digest)
+    if layer is None:
+        return {"mounted": False}
+    try:
+        ctx.store.layers.mount(repo, layer, ctx.now())
+    except LayerExists:
+        pass  # there already: as good as mounted
+    except ConcurrentUpdate:
+        return {"mounted": False}  # its bytes' entry changed meanwhile: upload instead
+    return {"mounted": True, "layerDigest": digest, "layerSize": layer.size}
+
+
+def get_blob_location(params: Params, ctx: Context) -> Result:
+    """Where the bytes of a layer of the repository can be fetched: any layer uploaded to it, as
+    PutImage's layer rule counts them (GetDownloadUrlForLayer also wants an image to use it)."""
+    repo = existing_repository(params, ctx)
+    digest = params["layerDigest"]
+    layer = ctx.store.layers.get(repo, [digest]).get(digest)
+    if layer is None:
+        raise _layer_not_found(repo.registry_id, repo.name, digest)
+    return {"downloadUrl": ctx.store.layers.download_url(layer), "layerDigest": digest, "layerSize": layer.size}

@@ -182,6 +182,28 @@ class ImageStore:
         ):
             yield image_from_item(item)
 
+    def tags(self, repo: Repository, after: str | None, limit: int) -> tuple[list[str], bool]:
+        """The repository's tags in lexical order after `after`: (at most `limit`, whether more follow)."""
+        found: list[str] = []
+        for item in self.backend.query(
+            "tags", repo.partition, start=after, exclusive=True, projection="#t", names={"#t": "tag"}
+        ):
+            if len(found) == limit:
+                return found, True
+            found.append(item["tag"])
+        return found, False
+
+    def referrers(self, repo: Repository, subject: str) -> list[Image]:
+        """The images of the repository whose manifest names `subject` (OCI 1.1), with their manifests.
+        A filtered query of the repository's images: linear in its size."""
+        found = self.backend.query(
+            "images",
+            repo.partition,
+            filter_expression="subject_digest = :subject",
+            filter_values=codec.values(subject=subject),
+        )
+        return [image_from_item(item) for item in found]
+
     def manifest_bytes(self, image: Image) -> bytes:
         if image.manifest is not None:
             return image.manifest

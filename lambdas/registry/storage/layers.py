@@ -218,6 +218,49 @@ class LayerStore:
         except Exception:  # noqa: BLE001 - best effort: the sweep reclaims objects nothing names
             pass
 
+    # --- cross-repository mount (the `/v2` API) ---------------------------------------------------
+
+    def mount(self, repo: Repository, source: Layer, now: float) -> Layer:
+        """Make a layer of another repository of the registry available in `repo`, on the same
+        bytes: no upload. LayerExists if `repo` has it already; ConcurrentUpdate if the bytes'
+        entry changed (read again). Only within one encryption scope: the blob entry must be the
+        one `repo`'s uploads would use."""
+        scope = f"{repo.registry_id}/{repo.encryption.scope}"
+        item = codec.item(
+            repository=repo.partition,
+            digest=source.digest,
+            size=source.size,
+            blob_key=source.object_key,
+            created_at=now,
+        )
+        try:
+            self.backend.transact(
+                [
+                    action(
+                        "layer",
+                        "Put",
+                        self.backend.table("layers"),
+                        item=item,
+                        condition="attribute_not_exists(digest)",
+                    ),
+                    self.repositories.guard(repo),
+                    action(
+                        "blob",
+                        "Update",
+                        self.backend.table("blobs"),
+                        key=self.backend.item_key("blobs", scope, source.digest),
+                        update="SET used_at = :now",
+                        condition="blob_key = :key",
+                        values=codec.values(now=now, key=source.object_key),
+                    ),
+                ]
+            )
+        except Cancelled as cancelled:
+            if not cancelled.conflict and cancelled.reason("layer"):
+                raise LayerExists() from None
+            raise ConcurrentUpdate() from None
+        return Layer(digest=source.digest, size=source.size, object_key=source.object_key)
+
     # --- for the sweep ----------------------------------------------------------------------------
 
     def never_referenced(self) -> Iterator[LayerEntry]:

@@ -30,6 +30,7 @@ from .schema import (
 )
 
 S3_MIN_PART = 5 * 1024 * 1024
+CANCELLED = "cancelled"  # the completed_digest of an upload ended without a layer
 
 
 def upload_from_item(item: Item) -> Upload:
@@ -164,6 +165,22 @@ class UploadStore:
                 self.backend.abort_multipart(object_key, multipart_id)
         except Exception:  # noqa: BLE001 - cleanup must never hide the real outcome
             pass
+
+    def cancel(self, upload: Upload) -> None:
+        """End an upload before it completes (the `/v2` API's DELETE): it takes no more parts, its
+        staged bytes go; its item expires as every upload's does. UploadGone if already ended."""
+        try:
+            self.backend.write(
+                "update_item",
+                "uploads",
+                Key=self.backend.item_key("uploads", upload.upload_id),
+                UpdateExpression="SET completed_digest = :cancelled REMOVE hash_state",
+                ConditionExpression="attribute_exists(upload_id) AND attribute_not_exists(completed_digest)",
+                ExpressionAttributeValues=codec.values(cancelled=CANCELLED),
+            )
+        except ConditionFailed:
+            raise UploadGone() from None
+        self.discard(upload.tail_object_key, upload.multipart_id, upload.object_key)
 
     # --- for the sweep ----------------------------------------------------------------------------
 
