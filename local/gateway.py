@@ -52,9 +52,7 @@ DROPPED_REQUEST_HEADERS = frozenset(
         "WWW-Authenticate",
     )
 )
-# The stack's binary media types (infra/api.py): layer bytes as docker, containerd and skopeo send them.
-# JSON bodies -- the ECR API's, manifests -- stay text: base64 would shrink what fits the payload.
-BINARY_MEDIA_TYPES = frozenset({"application/octet-stream"})
+BINARY_MEDIA_TYPES = frozenset(distribution_http.BINARY_MEDIA_TYPES)
 # Response headers API Gateway renames when a function sets them: the challenge must come from the
 # gateway itself (its UNAUTHORIZED response), and the length is the gateway's own (0 for a HEAD).
 REMAPPED_RESPONSE_HEADERS = {
@@ -82,7 +80,9 @@ def proxy_event(
     the client requested, which is the one it signed; on AWS, `path` lacks the stage prefix
     that `requestContext.path` keeps."""
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    binary = content_type.split(";", 1)[0].strip().lower() in BINARY_MEDIA_TYPES
+    # API Gateway takes a request without a Content-Type for application/json (docker's PATCH has none)
+    media_type = content_type.split(";", 1)[0].strip().lower() or "application/json"
+    binary = media_type in BINARY_MEDIA_TYPES
     # A body of a binary media type reaches the function base64-encoded. Any other is handed over
     # as text, invalid UTF-8 replaced (U+FFFD): no longer what the client signed, refused as such.
     text = base64.b64encode(body).decode("ascii") if binary else body.decode("utf-8", errors="replace")

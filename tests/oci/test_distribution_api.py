@@ -147,8 +147,11 @@ def test_every_upload_mode(v2, ecr, repo):
         repositoryName=repo, layerDigests=[digest, sha256(other), sha256(chunked)]
     )
     assert len(availability["layers"]) == 3
+    # A HEAD is sent on to S3, whose Content-Length is the blob's (API Gateway's would be 0)
     head = v2.request("HEAD", f"/v2/{repo}/blobs/{sha256(chunked)}")
-    assert head.status == 200 and head.header("docker-content-digest") == sha256(chunked)
+    assert head.status == 307 and head.header("docker-content-digest") == sha256(chunked)
+    at_s3 = Client(head.header("location")).request("HEAD", head.header("location"))
+    assert at_s3.status == 200 and at_s3.header("content-length") == str(len(chunked))
 
 
 def test_a_wrong_digest_stores_nothing(v2, ecr, repo):

@@ -34,17 +34,19 @@ def layer_digest(value: str | None) -> str:
 
 
 def head_blob(x: Exchange) -> http.Reply:
+    """A redirect to a HEAD of the S3 object, whose Content-Length is the blob's size: API Gateway
+    answers a HEAD with its own Content-Length (0), and docker takes a pushed config's size from it."""
     digest = layer_digest(x.route.reference)
-    found = x.call(
-        "BatchCheckLayerAvailability",
-        layers.batch_check_layer_availability,
-        {"repositoryName": x.name, "layerDigests": [digest]},
-    )
-    if not found["layers"]:
-        raise http.OciError("BLOB_UNKNOWN", f"Blob {digest} is not in repository {x.name}", 404)
-    size = found["layers"][0]["layerSize"]
-    headers = {"Content-Length": str(size), "Docker-Content-Digest": digest, "Content-Type": "application/octet-stream"}
-    return http.Reply(200, headers)
+    try:
+        found = x.call(
+            "BatchCheckLayerAvailability",
+            layers.get_blob_location,
+            {"repositoryName": x.name, "layerDigest": digest, "head": True},
+            check_input=False,
+        )
+    except errors.LayersNotFoundException:
+        raise http.OciError("BLOB_UNKNOWN", f"Blob {digest} is not in repository {x.name}", 404) from None
+    return http.Reply(307, {"Location": found["downloadUrl"], "Docker-Content-Digest": digest, "Content-Length": "0"})
 
 
 def get_blob(x: Exchange) -> http.Reply:

@@ -105,6 +105,13 @@ def unauthorized(realm: str) -> Reply:
 # answers the same): the 401 challenge (a function's own WWW-Authenticate would be renamed), a
 # refused login, and a body past what reaches the function. ------------------------------------
 
+# The API's binary media types: bodies of these types reach the function base64-encoded, byte for byte;
+# any other arrives as UTF-8 text (invalid bytes replaced). Layer bytes come as application/octet-stream
+# (containerd, skopeo) or with no Content-Type at all (docker's PATCH), which API Gateway takes for
+# application/json. The ECR API's bodies (application/x-amz-json-1.1) and manifests (their own types)
+# stay text: base64 would shrink the 4 MiB layer parts of the ECR API out of the payload.
+BINARY_MEDIA_TYPES = ("application/octet-stream", "application/json")
+
 # A body reaches the function only up to this much (Lambda's 6,291,456-byte invoke payload, binary
 # bodies base64-encoded: +33 %, plus the event around them).
 MAX_REQUEST_BODY = 4_400_000

@@ -38,7 +38,7 @@ def _accepted(accept: str | None) -> list[str] | None:
 
 def _fetch(x: Exchange) -> dict[str, Any]:
     params: dict[str, Any] = {"repositoryName": x.name, "imageIds": [_image_id(x.route.reference)]}
-    accepted = _accepted(x.request.header("accept"))
+    accepted = _accepted(",".join(x.request.header_values.get("accept", [])))  # docker sends one header per type
     if accepted:
         params["acceptedMediaTypes"] = accepted
     found = x.call("BatchGetImage", images.batch_get_image, params)

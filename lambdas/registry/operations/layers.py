@@ -236,11 +236,13 @@ def mount_layer(params: Params, ctx: Context) -> Result:
 
 
 def get_blob_location(params: Params, ctx: Context) -> Result:
-    """Where the bytes of a layer of the repository can be fetched: any layer uploaded to it, as
-    PutImage's layer rule counts them (GetDownloadUrlForLayer also wants an image to use it)."""
+    """Where the bytes of a layer of the repository can be fetched (or, `head`, looked at): any layer
+    uploaded to it, as PutImage's layer rule counts them (GetDownloadUrlForLayer also wants an image
+    to use it)."""
     repo = existing_repository(params, ctx)
     digest = params["layerDigest"]
     layer = ctx.store.layers.get(repo, [digest]).get(digest)
     if layer is None:
         raise _layer_not_found(repo.registry_id, repo.name, digest)
-    return {"downloadUrl": ctx.store.layers.download_url(layer), "layerDigest": digest, "layerSize": layer.size}
+    url = ctx.store.layers.download_url(layer, head=bool(params.get("head")))
+    return {"downloadUrl": url, "layerDigest": digest, "layerSize": layer.size}

@@ -351,9 +351,10 @@ class Backend:
             if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
                 raise
 
-    def presigned_get(self, object_key: str, expires_seconds: int) -> str:
+    def presigned_get(self, object_key: str, expires_seconds: int, method: str = "get_object") -> str:
+        """A URL that lets its holder GET (or, with `head_object`, HEAD) the object until it expires."""
         url: str = self.s3.generate_presigned_url(
-            "get_object", Params={"Bucket": self.settings.bucket, "Key": object_key}, ExpiresIn=expires_seconds
+            method, Params={"Bucket": self.settings.bucket, "Key": object_key}, ExpiresIn=expires_seconds
         )
         return url
 

@@ -72,8 +72,10 @@ class LayerStore:
         keys = [self.backend.item_key("layers", repo.partition, d) for d in dict.fromkeys(digests)]
         return {i["digest"]: layer_from_item(i) for i in self.backend.batch_get({"layers": {"Keys": keys}})["layers"]}
 
-    def download_url(self, layer: Layer) -> str:
-        return self.backend.presigned_get(layer.object_key, self.backend.settings.download_url_seconds)
+    def download_url(self, layer: Layer, head: bool = False) -> str:
+        """A presigned URL of the layer's bytes: for GET, or (`head`) for HEAD."""
+        method = "head_object" if head else "get_object"
+        return self.backend.presigned_get(layer.object_key, self.backend.settings.download_url_seconds, method)
 
     def purge(self, repo: Repository) -> None:
         keys = [
