@@ -23,8 +23,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.local_only  # the blocks use make run's port and the local keys table
-
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = "<!-- runnable -->"
@@ -96,6 +94,7 @@ def test_the_docs_have_runnable_sessions():
     assert ROOT / "README.md" in SESSIONS
 
 
+@pytest.mark.local_only  # the blocks use make run's port and the local keys table
 @pytest.mark.parametrize("path", SESSIONS, ids=[str(p.relative_to(ROOT)) for p in SESSIONS])
 def test_runnable_blocks_run(path, registry, backends, ecr, tmp_path):
     home = tmp_path / "home"
