@@ -83,11 +83,12 @@ test: install
 
 ## The pure-logic tests only: seconds, no servers
 unit: $(DEV_STAMP)
-	$(PY) -m pytest tests/unit tests/auth/test_sigv4_unit.py tests/auth/test_registryctl_unit.py
+	$(PY) -m pytest tests/unit tests/auth/test_sigv4_unit.py tests/auth/test_registryctl_unit.py tests/docs/test_doc_references.py
 
-## The black-box suites against the local stack, without the e2e deploy and the soak (minutes)
+## The black-box suites against the local stack, and the docs' runnable blocks, without the e2e
+## deploy and the soak (minutes)
 api: $(DEV_STAMP) $(NPM_RUN_STAMP) $(SDK_JS_STAMP)
-	$(PY) -m pytest -m "not e2e and not soak" tests/api tests/auth tests/local
+	$(PY) -m pytest -m "not e2e and not soak" tests/api tests/auth tests/local tests/docs
 
 ## ruff (lint and format) and mypy; CI runs it before the tests
 lint: $(DEV_STAMP)
