@@ -273,7 +273,7 @@ class Gateway:
                     self._reply(403, {"message": "Missing Authentication Token"})
                 return None
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _route
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _route
 
             def _ecr_api(self, path: str, query: str) -> None:
                 body = self._read_body()

@@ -79,9 +79,14 @@ def start_upload(x: Exchange) -> http.Reply:
         )
         if mounted["mounted"]:
             return _created(x, mount)
+    whole_blob = layer_digest(digest) if digest is not None else None  # refused before anything is written
     upload_id = x.call("InitiateLayerUpload", layers.initiate_layer_upload, {"repositoryName": x.name})["uploadId"]
-    if digest is not None:  # the whole blob in this one request
-        return _finish(x, upload_id, layer_digest(digest), first=0)
+    if whole_blob is not None:  # the whole blob in this one request
+        try:
+            return _finish(x, upload_id, whole_blob, first=0)
+        except (errors.EcrError, http.OciError):  # the client never saw this upload: it goes with the refusal
+            _cancel(x, upload_id)
+            raise
     return http.Reply(202, {**_upload_headers(x, upload_id, -1), "OCI-Chunk-Max-Length": str(MAX_CHUNK)})
 
 
@@ -169,16 +174,20 @@ def _finish(x: Exchange, upload_id: str, digest: str, first: int | None) -> http
             {"repositoryName": x.name, "uploadId": upload_id, "layerDigests": [digest]},
         )
     except errors.LayerAlreadyExistsException:  # the repository has these bytes: done, the upload goes
-        try:
-            x.call(
-                "UploadLayerPart",
-                layers.cancel_layer_upload,
-                {"repositoryName": x.name, "uploadId": upload_id},
-                check_input=False,
-            )
-        except errors.UploadNotFoundException:
-            pass
+        _cancel(x, upload_id)
     return _created(x, digest)
+
+
+def _cancel(x: Exchange, upload_id: str) -> None:
+    try:
+        x.call(
+            "UploadLayerPart",
+            layers.cancel_layer_upload,
+            {"repositoryName": x.name, "uploadId": upload_id},
+            check_input=False,
+        )
+    except errors.UploadNotFoundException:
+        pass
 
 
 def _created(x: Exchange, digest: str) -> http.Reply:
