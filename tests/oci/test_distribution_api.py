@@ -166,6 +166,9 @@ def test_a_wrong_digest_stores_nothing(v2, ecr, repo):
     )
     assert answer.status == 400 and answer.error_code == "DIGEST_INVALID"
     assert ecr.batch_check_layer_availability(repositoryName=repo, layerDigests=[wrong, sha256(data)])["layers"] == []
+    # As in Distribution, the upload ends with the refusal: its bytes are not kept for a retry
+    gone = v2.request("GET", started.header("location"))
+    assert gone.status == 404 and gone.error_code == "BLOB_UPLOAD_UNKNOWN"
 
 
 def test_an_upload_can_be_cancelled(v2, repo):

@@ -84,8 +84,9 @@ def start_upload(x: Exchange) -> http.Reply:
     if whole_blob is not None:  # the whole blob in this one request
         try:
             return _finish(x, upload_id, whole_blob, first=0)
-        except (errors.EcrError, http.OciError):  # the client never saw this upload: it goes with the refusal
-            _cancel(x, upload_id)
+        except (errors.EcrError, http.OciError) as refused:  # the client never saw this upload: it goes too
+            if refused.status < 500:
+                _cancel(x, upload_id)
             raise
     return http.Reply(202, {**_upload_headers(x, upload_id, -1), "OCI-Chunk-Max-Length": str(MAX_CHUNK)})
 
@@ -175,6 +176,10 @@ def _finish(x: Exchange, upload_id: str, digest: str, first: int | None) -> http
         )
     except errors.LayerAlreadyExistsException:  # the repository has these bytes: done, the upload goes
         _cancel(x, upload_id)
+    except errors.EcrError as refused:  # bytes that are not the blob named (as Distribution: the upload ends)
+        if refused.status < 500:
+            _cancel(x, upload_id)
+        raise
     return _created(x, digest)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import errors, manifests
 from ..manifests.common import is_digest
@@ -18,6 +18,7 @@ from ..storage import (
     PushView,
     QuotaReached,
     ReferencedByManifestList,
+    StoredManifest,
 )
 from .common import (
     Context,
@@ -31,6 +32,8 @@ from .common import (
     page_size,
     retrying,
 )
+
+T = TypeVar("T")
 
 
 def manifest_digest(manifest: bytes) -> str:
@@ -78,6 +81,7 @@ def put_image(params: Params, ctx: Context) -> Result:
             new=view.image is None,
             tag=tag,
             tag_was=view.tag_digest,
+            manifest=raw,
             blobs_to_mark=tuple(d for d, layer in view.layers.items() if not layer.referenced)
             if view.image is None
             else (),
@@ -180,13 +184,21 @@ def _invalid_id(image_id: dict[str, Any]) -> Result | None:
 
 
 def _resolve(
-    repo: Repository, image_ids: list[dict[str, Any]], ctx: Context, with_manifest: bool = False
+    repo: Repository, image_ids: list[dict[str, Any]], ctx: Context
 ) -> Iterator[tuple[dict[str, Any], Image | Result]]:
     """Each well-formed image id with its image, or with the failure entry saying why there is none."""
     tags = ctx.store.images.resolve_tags(repo, [i["imageTag"] for i in image_ids if "imageTag" in i])
     digests = [i.get("imageDigest") or tags.get(i["imageTag"]) for i in image_ids]
-    images = ctx.store.images.get(repo, [d for d in digests if d], with_manifest=with_manifest)
-    for image_id, digest in zip(image_ids, digests, strict=False):
+    images = ctx.store.images.get(repo, [d for d in digests if d])
+    return _match(image_ids, tags, images)
+
+
+def _match(
+    image_ids: list[dict[str, Any]], tags: dict[str, str], images: Mapping[str, T]
+) -> Iterator[tuple[dict[str, Any], T | Result]]:
+    """Each image id with what `images` has for it, given where `tags` point, or its failure entry."""
+    for image_id in image_ids:
+        digest = image_id.get("imageDigest") or tags.get(image_id["imageTag"])
         if (
             "imageTag" in image_id
             and "imageDigest" in image_id
@@ -194,7 +206,7 @@ def _resolve(
         ):
             reason = "Invalid request parameters: given tag does not match the image digest"
             yield image_id, _failure(image_id, "ImageTagDoesNotMatchDigest", reason)
-        elif ("imageTag" in image_id and image_id["imageTag"] not in tags) or digest not in images:
+        elif ("imageTag" in image_id and image_id["imageTag"] not in tags) or digest is None or digest not in images:
             yield image_id, _failure(image_id, "ImageNotFound", "Requested image not found")
         else:
             yield image_id, images[digest]
@@ -204,7 +216,6 @@ def _resolve(
 
 
 def batch_get_image(params: Params, ctx: Context) -> Result:
-    repo = existing_repository(params, ctx)
     accepted = params.get("acceptedMediaTypes")
     images, failures, seen = [], [], set()
     budget = ResponseBudget()
@@ -215,8 +226,18 @@ def batch_get_image(params: Params, ctx: Context) -> Result:
             failures.append(failure)
         else:
             wanted.append(image_id)
-    for image_id, image in _resolve(repo, wanted, ctx, with_manifest=True):
-        if not isinstance(image, Image):
+    # One read for the repository, the tags and the manifests (a pull's every manifest request)
+    lookup = ctx.store.images.manifests(
+        ctx.registry_id,
+        params["repositoryName"],
+        digests=[i["imageDigest"] for i in wanted if "imageDigest" in i],
+        tags=[i["imageTag"] for i in wanted if "imageTag" in i],
+    )
+    repo = lookup.repository
+    if repo is None:
+        raise errors.repository_not_found(ctx.registry_id, params["repositoryName"])
+    for image_id, image in _match(wanted, lookup.tag_digests, lookup.manifests):
+        if not isinstance(image, StoredManifest):
             failures.append(image)
             continue
         if accepted and image.media_type not in accepted:

@@ -239,9 +239,10 @@ def get_blob_location(params: Params, ctx: Context) -> Result:
     """Where the bytes of a layer of the repository can be fetched (or, `head`, looked at): any layer
     uploaded to it, as PutImage's layer rule counts them (GetDownloadUrlForLayer also wants an image
     to use it)."""
-    repo = existing_repository(params, ctx)
     digest = params["layerDigest"]
-    layer = ctx.store.layers.get(repo, [digest]).get(digest)
+    repo, layer = ctx.store.layers.find(ctx.registry_id, params["repositoryName"], digest)
+    if repo is None:
+        raise errors.repository_not_found(ctx.registry_id, params["repositoryName"])
     if layer is None:
         raise _layer_not_found(repo.registry_id, repo.name, digest)
     url = ctx.store.layers.download_url(layer, head=bool(params.get("head")))

@@ -29,7 +29,7 @@ from .errors import (
     StorageError,
     UploadGone,
 )
-from .images import ImageCommit, ImageStore, ManifestPlace, PushView
+from .images import ImageCommit, ImageStore, ManifestPlace, PushView, StoredManifest
 from .layers import BlobEntry, LayerEntry, LayerStore
 from .repositories import RepositoryStore
 from .signing import TokenKey
@@ -55,6 +55,7 @@ __all__ = [
     "RepositoryGone",
     "RepositoryNotEmpty",
     "StorageError",
+    "StoredManifest",
     "UploadGone",
 ]
 

@@ -20,6 +20,10 @@ neither referenced nor downloadable -- so a push refused at the commit leaves it
 were for every reader, and the sweep reclaims them later (or, finding the claimant image, finishes
 the marking a push that stopped right after its commit left undone).
 
+A tag item carries a copy of its image's manifest (and media type) when it fits in the item: a
+pull by tag is then one read. Manifests never change, and the tag item is written and deleted in
+the same transactions as its image, so the copy is never stale.
+
 A condition that fails on a quota is QuotaReached; any other failure means the state we read is
 gone, and the operation reads again (ConcurrentUpdate). Deletions are transactions of the same kind.
 Each image item keeps its tag set in step with the tag items, in the same transactions.
@@ -37,7 +41,7 @@ from . import codec
 from .backend import TRANSACTION_LIMIT, Action, Backend, Cancelled, Item, action, sse_arguments
 from .errors import ConcurrentUpdate, QuotaReached, ReferencedByManifestList, RepositoryGone, StorageError
 from .layers import layer_from_item
-from .repositories import RepositoryStore, repository_from_item
+from .repositories import RepositoryStore, live_repository
 from .schema import MANIFESTS_PREFIX, manifest_object_key
 
 # Manifests up to this size live in the image item; bigger ones in S3 (content-addressed). The
@@ -57,6 +61,12 @@ IMAGE_FIELDS = (
 )
 IMAGE_PROJECTION = ", ".join(f"#{f}" for f in IMAGE_FIELDS)
 IMAGE_NAMES = {f"#{f}": f for f in IMAGE_FIELDS}
+MANIFEST_PROJECTION = {
+    "ProjectionExpression": "#d, #m, #t, #k",
+    "ExpressionAttributeNames": {"#d": "digest", "#m": "manifest", "#t": "media_type", "#k": "manifest_key"},
+}
+# A tag item without the manifest copy it may carry
+TAG_PROJECTION = {"ProjectionExpression": "#g, #d", "ExpressionAttributeNames": {"#g": "tag", "#d": "digest"}}
 # DescribeImages/ListImages `filter.tagStatus`, as a filter on image items
 TAG_STATUS_FILTERS = {"TAGGED": "attribute_exists(tags)", "UNTAGGED": "attribute_not_exists(tags)", "ANY": None}
 
@@ -88,6 +98,29 @@ class PushView:
 
 
 @dataclass(frozen=True)
+class StoredManifest:
+    """An image's manifest as BatchGetImage returns it: in the item (inline) or in an S3 object."""
+
+    digest: str
+    media_type: str
+    inline: bytes | None
+    object_key: str | None
+
+
+@dataclass(frozen=True)
+class ManifestLookup:
+    """What a manifest read needs: the repository, where the tags point, and the manifests."""
+
+    repository: Repository | None
+    tag_digests: dict[str, str]
+    manifests: dict[str, StoredManifest]  # by digest
+
+
+def stored_manifest(item: Item) -> StoredManifest:
+    return StoredManifest(item["digest"], item["media_type"], item.get("manifest"), item.get("manifest_key"))
+
+
+@dataclass(frozen=True)
 class ManifestPlace:
     """Where a new image's manifest bytes live: in its item, or in an S3 object."""
 
@@ -102,6 +135,7 @@ class ImageCommit:
     new: bool
     tag: str | None
     tag_was: str | None  # where the tag was when we read it (None: nowhere)
+    manifest: bytes = b""  # the image's manifest bytes (a small one is copied into the tag item)
     blobs_to_mark: tuple[str, ...] = ()  # layers no image referenced yet
     children: tuple[str, ...] = ()  # distinct images a new list references
 
@@ -136,12 +170,11 @@ class ImageStore:
             },
         }
         if tag is not None:
-            requests["tags"] = {"Keys": [self._key("tags", partition, tag)]}
+            requests["tags"] = {"Keys": [self._key("tags", partition, tag)], **TAG_PROJECTION}
         if blob_digests:
             requests["layers"] = {"Keys": [self._key("layers", partition, d) for d in blob_digests]}
         found = self.backend.batch_get(requests)
-        repos = [repository_from_item(i) for i in found["repositories"]]
-        repo = repos[0] if repos and not repos[0].deleting else None
+        repo = live_repository(found["repositories"])
         images = {i["digest"]: image_from_item(i) for i in found["images"]}
         tags = found.get("tags") or []
         return PushView(
@@ -152,12 +185,12 @@ class ImageStore:
             children={d: images[d] for d in child_digests if d in images},
         )
 
-    def get(self, repo: Repository, digests: list[str], with_manifest: bool = False) -> dict[str, Image]:
+    def get(self, repo: Repository, digests: list[str]) -> dict[str, Image]:
+        """The images of `digests` the repository has, without their manifests."""
         if not digests:
             return {}
-        request: dict[str, Any] = {"Keys": [self._key("images", repo.partition, d) for d in dict.fromkeys(digests)]}
-        if not with_manifest:
-            request |= {"ProjectionExpression": IMAGE_PROJECTION, "ExpressionAttributeNames": IMAGE_NAMES}
+        keys = [self._key("images", repo.partition, d) for d in dict.fromkeys(digests)]
+        request = {"Keys": keys, "ProjectionExpression": IMAGE_PROJECTION, "ExpressionAttributeNames": IMAGE_NAMES}
         found = self.backend.batch_get({"images": request})["images"]
         return {i["digest"]: image_from_item(i) for i in found}
 
@@ -165,7 +198,32 @@ class ImageStore:
         if not tags:
             return {}
         keys = [self._key("tags", repo.partition, t) for t in dict.fromkeys(tags)]
-        return {i["tag"]: i["digest"] for i in self.backend.batch_get({"tags": {"Keys": keys}})["tags"]}
+        found = self.backend.batch_get({"tags": {"Keys": keys, **TAG_PROJECTION}})["tags"]
+        return {i["tag"]: i["digest"] for i in found}
+
+    def manifests(self, registry_id: str, name: str, digests: list[str], tags: list[str]) -> ManifestLookup:
+        """The repository, the tags' digests and the manifests of `digests` and of the tags' images,
+        in one BatchGetItem: a tag item carries its image's manifest when that fits in the item.
+        A tag whose item doesn't (a big manifest) costs a second read, of its image."""
+        partition = repository_partition(registry_id, name)
+        repository_key = self.repositories.item_key(registry_id, name)
+        requests: dict[str, dict[str, Any]] = {"repositories": {"Keys": [repository_key]}}
+        if digests:
+            keys = [self._key("images", partition, d) for d in dict.fromkeys(digests)]
+            requests["images"] = {"Keys": keys, **MANIFEST_PROJECTION}
+        if tags:
+            requests["tags"] = {"Keys": [self._key("tags", partition, t) for t in dict.fromkeys(tags)]}
+        found = self.backend.batch_get(requests)
+        repo = live_repository(found["repositories"])
+        stored = {i["digest"]: stored_manifest(i) for i in found.get("images", [])}
+        tag_items = found.get("tags", [])
+        stored |= {i["digest"]: stored_manifest(i) for i in tag_items if "manifest" in i}
+        unread = [i["digest"] for i in tag_items if i["digest"] not in stored]
+        if repo is not None and unread:
+            keys = [self._key("images", partition, d) for d in dict.fromkeys(unread)]
+            more = self.backend.batch_get({"images": {"Keys": keys, **MANIFEST_PROJECTION}})["images"]
+            stored |= {i["digest"]: stored_manifest(i) for i in more}
+        return ManifestLookup(repo, {i["tag"]: i["digest"] for i in tag_items}, stored)
 
     def iterate(
         self, repo: Repository, start: str | None = None, inclusive: bool = False, tag_status: str = "ANY"
@@ -204,10 +262,10 @@ class ImageStore:
         )
         return [image_from_item(item) for item in found]
 
-    def manifest_bytes(self, image: Image) -> bytes:
-        if image.manifest is not None:
-            return image.manifest
-        return self.backend.read_object(image.manifest_object_key or "")
+    def manifest_bytes(self, image: Image | StoredManifest) -> bytes:
+        if isinstance(image, Image):
+            image = StoredManifest(image.digest, image.media_type, image.manifest, image.manifest_object_key)
+        return image.inline if image.inline is not None else self.backend.read_object(image.object_key or "")
 
     # --- PutImage -------------------------------------------------------------------------------
 
@@ -269,11 +327,16 @@ class ImageStore:
                 )
             )
         if plan.tag is not None:
+            small = len(plan.manifest) <= INLINE_MANIFEST_LIMIT
             tag_item = codec.item(
                 repository=repo.partition,
                 tag=plan.tag,
                 digest=image.digest,
                 pushed_at=image.pushed_at if plan.new else None,
+                # A pull by tag reads the tag item alone (manifests are immutable, and the tag item
+                # goes in the same transactions as its image's)
+                media_type=image.media_type if small and plan.manifest else None,
+                manifest=plan.manifest if small and plan.manifest else None,
             )
             if plan.tag_was is None:
                 actions.append(action("tag", "Put", tags, item=tag_item, condition="attribute_not_exists(tag)"))

@@ -66,6 +66,12 @@ def repository_from_item(item: Item) -> Repository:
     )
 
 
+def live_repository(items: list[Item]) -> Repository | None:
+    """The repository a batch read found, unless it is being deleted."""
+    repo = repository_from_item(items[0]) if items else None
+    return None if repo is None or repo.deleting else repo
+
+
 class RepositoryStore:
     def __init__(self, backend: Backend):
         self.backend = backend
