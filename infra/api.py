@@ -84,11 +84,11 @@ OBJECT_ACTIONS = [
 # Objects of KMS-encrypted repositories: S3 asks KMS for data keys on the caller's behalf.
 KMS_DATA_KEY_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
 
-# Every ECR request is signed (SigV4, or Basic for the /v2 API to come): a request without an
-# Authorization header is refused by API Gateway, before it can invoke (and bill) the function, with
-# the answer the function gives it (wire.py: MissingAuthenticationTokenException, HTTP 403), so that
-# boto3 raises the same error whichever of the two answered. BAD_REQUEST_PARAMETERS is the gateway
-# response of a missing required request parameter; this header is the API's only required one.
+# Every ECR API request is signed (SigV4): a request without an Authorization header is refused by
+# API Gateway, before it can invoke (and bill) the function, with the answer the function gives it
+# (wire.py: MissingAuthenticationTokenException, HTTP 403), so that boto3 raises the same error
+# whichever of the two answered. BAD_REQUEST_PARAMETERS is the gateway response of a missing required
+# request parameter; this header is the API's only required one (on /v2, the authorizer does the same).
 REQUIRED_HEADER = "Authorization"
 UNSIGNED_STATUS = "403"
 UNSIGNED_ERROR = "MissingAuthenticationTokenException"

@@ -104,8 +104,14 @@ def environment(template) -> dict:
 
 
 @pytest.fixture(scope="module")
-def with_domain(variant):
-    return variant({"registry:domainName": DOMAIN, "registry:certificateArn": CERTIFICATE, **ZONE}).template
+def domain_stack(variant):
+    """The stack with a custom domain in a Route 53 zone."""
+    return variant({"registry:domainName": DOMAIN, "registry:certificateArn": CERTIFICATE, **ZONE})
+
+
+@pytest.fixture(scope="module")
+def with_domain(domain_stack):
+    return domain_stack.template
 
 
 # --- routes and the authorizer -----------------------------------------------------------------------
@@ -395,3 +401,20 @@ def test_custom_domain_settings_are_normalized():
         domain_name="example.com", certificate_arn=CERTIFICATE, hosted_zone_id="Z1", hosted_zone_name="example.com"
     )
     assert apex.domain_name == "example.com", "the zone's apex is in the zone"
+
+
+def test_cfn_lint_reports_no_error_with_a_custom_domain(domain_stack):
+    """The default stack is linted in test_checks.py; the domain, its mapping and record here."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run(
+        [str(cfn_lint), "--non-zero-exit-code", "error", str(domain_stack.template_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(re.findall(r"^([EWI]\d{4})", result.stdout, flags=re.MULTILINE)) <= {"W3005"}, result.stdout
