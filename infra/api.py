@@ -1,6 +1,8 @@
-"""The one Lambda function, its least-privilege role, and the REST API in front of it.
+"""The one Lambda function, its least-privilege role, and the REST API in front of it: the ECR API
+(`POST /`) and the Docker/OCI Distribution API (`/v2`, behind a REQUEST authorizer that is the same
+function), with the gateway responses that speak OCI to container tools.
 
-Why a REST API (v1) rather than an HTTP API: see infra/README.md.
+Why a REST API (v1) rather than an HTTP API, and why /v2 needs what it has: see infra/README.md.
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ from constructs import Construct
 from registry.config import (
     ACCESS_KEY_CACHE_SECONDS_ENV,
     ACCESS_KEYS_KMS_KEY_ENV,
+    AUTHORIZER_CACHE_SECONDS,
     BUCKET_ENV,
     KMS_KEY_REGISTRY_TAG,
     METRICS_NAMESPACE,
+    PUBLIC_URL_ENV,
     QUOTA_ENV,
     SERVICE_NAME,
     TABLE_ENV,
     TOKEN_KMS_KEY_ENV,
 )
+from registry.distribution import http as distribution_http
 from registry.storage import schema
 
 from .bundling import BOTOCORE_SERVICES, PLATFORMS, BundleSpec, bytecode_compiler, lambda_code, python_version_of
@@ -79,16 +84,27 @@ OBJECT_ACTIONS = [
 # Objects of KMS-encrypted repositories: S3 asks KMS for data keys on the caller's behalf.
 KMS_DATA_KEY_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
 
-# Every ECR request is signed (SigV4, or Basic for the /v2 API to come): a request without an
-# Authorization header is refused by API Gateway, before it can invoke (and bill) the function, with
-# the answer the function gives it (wire.py: MissingAuthenticationTokenException, HTTP 403), so that
-# boto3 raises the same error whichever of the two answered. BAD_REQUEST_PARAMETERS is the gateway
-# response of a missing required request parameter; this header is the API's only required one.
+# Every ECR API request is signed (SigV4): a request without an Authorization header is refused by
+# API Gateway, before it can invoke (and bill) the function, with the answer the function gives it
+# (wire.py: MissingAuthenticationTokenException, HTTP 403), so that boto3 raises the same error
+# whichever of the two answered. BAD_REQUEST_PARAMETERS is the gateway response of a missing required
+# request parameter; this header is the API's only required one (on /v2, the authorizer does the same).
 REQUIRED_HEADER = "Authorization"
 UNSIGNED_STATUS = "403"
 UNSIGNED_ERROR = "MissingAuthenticationTokenException"
 UNSIGNED_BODY = json.dumps({"__type": UNSIGNED_ERROR, "message": "Missing Authentication Token"}, separators=(",", ":"))
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
+
+# The /v2 API (lambdas/registry/distribution; local/gateway.py does the same to its requests):
+# - every method of /v2 and below, so HEAD and PATCH too;
+# - a REQUEST authorizer keyed on the Authorization header: a request without a valid login gets the
+#   UNAUTHORIZED gateway response, whose WWW-Authenticate challenge docker, skopeo and containerd
+#   need before they send credentials. The function cannot send it itself: API Gateway renames a
+#   function's WWW-Authenticate (x-amzn-Remapped-WWW-Authenticate);
+# - ACCESS_DENIED and REQUEST_TOO_LARGE as OCI errors too (DENIED, SIZE_INVALID: what to do instead).
+# Gateway responses belong to the whole REST API: the ECR API gets them too, in the same situations.
+V2_PATH = "v2"
+V2_ANSWER_HEADERS = {"Content-Type": "application/json", **distribution_http.API_VERSION}
 
 
 class RegistryApi(Construct):
@@ -131,6 +147,8 @@ class RegistryApi(Construct):
             TOKEN_KMS_KEY_ENV: storage.token_key.key_arn,
             ACCESS_KEY_CACHE_SECONDS_ENV: str(props.key_cache_seconds),
             **{env: str(getattr(quotas, name)) for name, env in QUOTA_ENV.items()},
+            # GetAuthorizationToken's proxyEndpoint and the /v2 URLs: the custom domain, when there is one
+            **({PUBLIC_URL_ENV: props.public_url} if props.public_url else {}),
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -140,7 +158,7 @@ class RegistryApi(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            description="Amazon ECR-compatible registry API (AWS JSON 1.1)",
+            description="Amazon ECR-compatible registry: the ECR API (AWS JSON 1.1) and the Docker/OCI /v2 API",
             runtime=RUNTIME,
             architecture=architecture,
             handler=HANDLER,
@@ -175,8 +193,12 @@ class RegistryApi(Construct):
             self,
             "Api",
             rest_api_name=f"{Aws.STACK_NAME}-ecr",
-            description="Amazon ECR-compatible registry API: POST / with X-Amz-Target",
+            description="Amazon ECR-compatible registry: POST / with X-Amz-Target (the ECR API), /v2 (Docker/OCI)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            # Bodies of these types reach the function base64-encoded, byte for byte (layer bytes; a
+            # body without Content-Type, docker's PATCH, is application/json to API Gateway). The ECR
+            # API's application/x-amz-json-1.1 stays text: base64 would not fit its 4 MiB parts.
+            binary_media_types=list(distribution_http.BINARY_MEDIA_TYPES),
             cloud_watch_role=props.api_gateway_cloud_watch_role,
             # other APIs of the account may use it
             cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if props.api_gateway_cloud_watch_role else None,
@@ -198,11 +220,12 @@ class RegistryApi(Construct):
         )
         # RestApi adds an "Endpoint" output of its own; the stack's EndpointUrl output replaces it.
         self.api.node.try_remove_child("Endpoint")
-        self.api.root.add_method(
+        integration = apigw.LambdaIntegration(
+            self.function, proxy=True, allow_test_invoke=False, timeout=Duration.seconds(props.integration_timeout)
+        )
+        self.ecr_method = self.api.root.add_method(
             "POST",
-            apigw.LambdaIntegration(
-                self.function, proxy=True, allow_test_invoke=False, timeout=Duration.seconds(props.integration_timeout)
-            ),
+            integration,
             request_parameters={f"method.request.header.{REQUIRED_HEADER}": True},
             request_validator=self.api.add_request_validator("RequireSignature", validate_request_parameters=True),
         )
@@ -219,6 +242,12 @@ class RegistryApi(Construct):
         self.api.latest_deployment.add_to_logical_id(
             {"unsignedRequest": [UNSIGNED_STATUS, UNSIGNED_ERROR, JSON_CONTENT_TYPE, UNSIGNED_BODY]}
         )
+
+        # The registry's URL: the realm of the 401 challenge. The stage's URL, built from the stage's
+        # name (a reference to the stage itself would make the deployment depend on what it deploys).
+        stage_url = f"https://{self.api.rest_api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}/{props.stage_name}"
+        self.public_url = props.public_url or stage_url
+        self._distribution_api(integration)
 
         self.execution_logs = None
         if logging:
@@ -241,6 +270,39 @@ class RegistryApi(Construct):
     @property
     def stage_url(self) -> str:
         return self.api.url
+
+    def _distribution_api(self, integration: apigw.LambdaIntegration) -> None:
+        """/v2 and everything under it, every method, behind the authorizer; the OCI gateway responses."""
+        self.authorizer = apigw.RequestAuthorizer(
+            self,
+            "V2Authorizer",
+            handler=self.function,  # lambdas/registry/handler.py: an event of type REQUEST
+            identity_sources=[apigw.IdentitySource.header("Authorization")],
+            # Per Authorization header; the function checks each login again (and the key's grants),
+            # so a revoked key's logins stop within the key cache bound whatever this is.
+            results_cache_ttl=Duration.seconds(AUTHORIZER_CACHE_SECONDS),
+        )
+        v2 = self.api.root.add_resource(V2_PATH)
+        self.v2_methods = [
+            resource.add_method("ANY", integration, authorizer=self.authorizer)
+            for resource in (v2, v2.add_resource("{proxy+}"))
+        ]
+        self.v2_responses = []
+        for kind, (status, body) in distribution_http.GATEWAY_RESPONSES.items():
+            headers = dict(V2_ANSWER_HEADERS)
+            if kind == "UNAUTHORIZED":
+                headers["WWW-Authenticate"] = distribution_http.challenge(self.public_url)
+            response = self.api.add_gateway_response(
+                f"V2{kind.title().replace('_', '')}",
+                type=apigw.ResponseType.of(kind),
+                status_code=str(status),
+                # CloudFormation takes static header values single-quoted
+                response_headers={name: f"'{value}'" for name, value in headers.items()},
+                templates={"application/json": body},
+            )
+            self.api.latest_deployment.node.add_dependency(response)
+            self.api.latest_deployment.add_to_logical_id({kind: [status, headers, body]})
+            self.v2_responses.append(response)
 
     def _grant_data(self, storage: RegistryStorage) -> None:
         unlisted = sorted(set(storage.tables) - set(TABLE_ACCESS))

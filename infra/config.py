@@ -42,6 +42,13 @@ Every field can be set in `cdk.json` ("context") or on the command line with
     registry:operatorPrincipalArns []                     if set: IAM principals (registryctl users) that
                                                           alone may encrypt access keys' secrets; the
                                                           account then only administers that KMS key
+    registry:domainName          ""                       if set: the registry's host name (no scheme), a
+                                                          Regional custom domain mapped at its root to
+                                                          the stage: the URL docker logs in to
+    registry:certificateArn      ""                       the ACM certificate of domainName, in the
+                                                          stack's Region (required with domainName)
+    registry:hostedZoneId        ""                       if set (with hostedZoneName): the Route 53
+    registry:hostedZoneName      ""                       hosted zone that gets the domain's A alias
 """
 
 from __future__ import annotations
@@ -59,6 +66,9 @@ from registry.sweep import DEFAULT_GRACE_SECONDS
 PREFIX = "registry:"
 # Roles and users (incl. paths); assumed-role session ARNs are not principals a key policy can name.
 _IAM_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+")
+# A host name of at least two labels (RFC 1123), lower-cased, without the root's trailing dot.
+_HOST_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_ACM_CERTIFICATE = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[\w-]+")
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,10 @@ class RegistryProps:
     api_gateway_logs: bool = False
     api_gateway_cloud_watch_role: bool = False
     operator_principal_arns: tuple[str, ...] = ()
+    domain_name: str = ""
+    certificate_arn: str = ""
+    hosted_zone_id: str = ""
+    hosted_zone_name: str = ""
 
     def __post_init__(self) -> None:
         if self.removal_policy not in ("retain", "destroy"):
@@ -110,6 +124,37 @@ class RegistryProps:
                     f"(arn:<partition>:iam::<account>:role/<name>), not {arn!r}"
                 )
         Quotas(**self.quotas)  # unknown quota names fail here, at synth
+        self._check_domain()
+
+    def _check_domain(self) -> None:
+        # Host names are case-insensitive and may be written fully qualified: kept in one form.
+        object.__setattr__(self, "domain_name", self.domain_name.strip().lower().removesuffix("."))
+        object.__setattr__(self, "hosted_zone_name", self.hosted_zone_name.strip().lower().removesuffix("."))
+        domain, zone = self.domain_name, self.hosted_zone_name
+        if not domain:
+            for name, value in (("certificateArn", self.certificate_arn), ("hostedZoneId", self.hosted_zone_id)):
+                if value:
+                    raise ValueError(f"registry:{name} is set without registry:domainName")
+            if zone:
+                raise ValueError("registry:hostedZoneName is set without registry:domainName")
+            return
+        if "://" in domain:
+            raise ValueError(f"registry:domainName must be a host name, without a scheme: not {domain!r}")
+        if not _HOST_NAME.fullmatch(domain):
+            raise ValueError(
+                f"registry:domainName must be a host name of at least two labels (no path, no port): not {domain!r}"
+            )
+        if not self.certificate_arn:
+            raise ValueError("registry:domainName needs registry:certificateArn (an ACM certificate in the Region)")
+        if not _ACM_CERTIFICATE.fullmatch(self.certificate_arn):
+            raise ValueError(
+                f"registry:certificateArn must be an ACM certificate ARN "
+                f"(arn:aws:acm:<region>:<account>:certificate/<id>), not {self.certificate_arn!r}"
+            )
+        if bool(self.hosted_zone_id) != bool(zone):
+            raise ValueError("registry:hostedZoneId and registry:hostedZoneName go together: set both or neither")
+        if zone and not (domain == zone or domain.endswith("." + zone)):
+            raise ValueError(f"registry:domainName {domain!r} is not in the hosted zone {zone!r}")
 
     @property
     def destroy(self) -> bool:
@@ -119,6 +164,11 @@ class RegistryProps:
     def api_gateway_logging(self) -> bool:
         """API Gateway may write CloudWatch logs for this account: its role is set, by us or before."""
         return self.api_gateway_logs or self.api_gateway_cloud_watch_role
+
+    @property
+    def public_url(self) -> str:
+        """The registry's URL on its custom domain, or "" (then: the stage's URL)."""
+        return f"https://{self.domain_name}" if self.domain_name else ""
 
     def quota_values(self) -> Quotas:
         return Quotas(**self.quotas)

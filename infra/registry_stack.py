@@ -11,6 +11,7 @@ from constructs import Construct
 
 from .api import OBJECT_PREFIXES, RegistryApi
 from .config import RegistryProps
+from .domain import RegistryDomain
 from .monitoring import RegistryMonitoring
 from .storage import RegistryStorage
 from .sweep import SWEPT_PREFIXES, RegistrySweep
@@ -33,15 +34,31 @@ class RegistryStack(Stack):
         self.monitoring = RegistryMonitoring(
             self, "Monitoring", props=props, storage=self.storage, api=self.api, sweep=self.sweep
         )
+        self.domain = RegistryDomain(self, "Domain", props=props, api=self.api.api) if props.domain_name else None
         Tags.of(self).add("application", "serverless-ecr-registry")
 
-        endpoint = self.api.stage_url
+        endpoint = props.public_url or self.api.stage_url
         CfnOutput(
             self,
             "EndpointUrl",
             value=endpoint,
             description="The ECR API endpoint: pass it as --endpoint-url / endpoint_url",
         )
+        if self.domain is not None:
+            CfnOutput(
+                self,
+                "DockerLogin",
+                value=f"aws ecr get-login-password --region {Aws.REGION} --endpoint-url {endpoint} "
+                f"| docker login -u AWS --password-stdin {props.domain_name}",
+                description="Log docker in (add --profile <the profile registryctl printed> to get-login-password)",
+            )
+            if self.domain.record is None:
+                CfnOutput(
+                    self,
+                    "DomainTarget",
+                    value=self.domain.target,
+                    description=f"Point {props.domain_name} here: a CNAME, or an alias A record in Route 53",
+                )
         CfnOutput(
             self,
             "TryIt",
@@ -122,13 +139,15 @@ class RegistryStack(Stack):
         ack(
             api.api,
             "AwsSolutions-APIG2",
-            "The request validator checks parameters only (the required Authorization header, so unsigned "
-            "requests never invoke the function); bodies are validated by the function against the "
-            "botocore ECR model (members, types, lengths, patterns, enums), which an API Gateway model "
-            "could only duplicate.",
+            "The request validator checks parameters only (the ECR API's required Authorization header, so "
+            "unsigned requests never invoke the function; on /v2 the authorizer plays that part); bodies are "
+            "validated by the function: ECR API bodies against the botocore ECR model (members, types, "
+            "lengths, patterns, enums), /v2 bodies against their digests and manifest schemas, which an API "
+            "Gateway model could only duplicate or, for layer bytes, not express.",
         )
+        # POST / (the ECR API); the /v2 routes have the REQUEST authorizer.
         ack(
-            api.api,
+            api.ecr_method,
             "AwsSolutions-APIG4",
             "ECR clients sign requests with SigV4 for the 'ecr' service, which API Gateway IAM "
             "authorization (execute-api) cannot verify. The function verifies every signature itself, "
@@ -136,11 +155,20 @@ class RegistryStack(Stack):
             "encrypted with the stack's KMS key), and checks the key's grants per operation.",
         )
         ack(
-            api.api,
+            api.ecr_method,
             "AwsSolutions-COG4",
             "ECR clients (AWS SDKs, the AWS CLI) sign with SigV4 access keys and cannot present Cognito "
             "tokens; the function authenticates every request by its signature (see AwsSolutions-APIG4).",
         )
+        for method in api.v2_methods:
+            ack(
+                method,
+                "AwsSolutions-COG4",
+                "Container tools (docker, containerd, skopeo) log in with HTTP Basic, user AWS and the "
+                "password of GetAuthorizationToken, as to Amazon ECR; they cannot present Cognito tokens. "
+                "The REQUEST authorizer (the registry function) verifies that login before any /v2 request "
+                "reaches the function, which verifies it again with the key's grants.",
+            )
         if not self.props.web_acl_arn:
             ack(
                 api.api,

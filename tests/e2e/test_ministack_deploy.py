@@ -1,7 +1,26 @@
 """A real deploy: the CDK CLI deploys the stack to ministack (IAM enforced), `registryctl --stack`
 issues the suite's access key (`test`/`test`, admin of registry 000000000000) into the deployed keys
-table, the black-box suites (tests/api and tests/auth, those not marked local_only) run through the
-emulated API Gateway -> Lambda -> DynamoDB/S3/KMS, signing for `ecr` as clients do, then `cdk destroy`.
+table, the black-box suites (tests/api, tests/auth and the /v2 suite tests/oci/test_distribution_api.py,
+those not marked local_only) run through the emulated API Gateway -> Lambda -> DynamoDB/S3/KMS,
+signing for `ecr` or logging in with Basic as clients do; the /v2 workflows of docker run here too,
+by raw HTTP, through the /v2 routes, their authorizer and gateway responses; then `cdk destroy`.
+
+The function is told its URL (REGISTRY_PUBLIC_URL, what registry:domainName sets): the emulator's
+invoke URL, `https://127.0.0.1:<port>/_aws/execute-api/<api>/<stage>`, is not a URL that AWS has,
+and the function cannot rebuild it from its event (path `/<stage>/...`, Host 127.0.0.1:<port>):
+left to itself it would name `https://127.0.0.1:<port>/<stage>` in GetAuthorizationToken's
+proxyEndpoint and in the absolute URLs of /v2 (upload locations, pages), which lead nowhere there.
+On AWS the same derivation gives the stage's URL (Host <api>.execute-api.<region>.amazonaws.com).
+
+What ministack 1.5.33 does of the /v2 wiring (seen here; cdk.out.e2e/v2-observed.json):
+- the REQUEST authorizer runs (the function, as `type: REQUEST`), its answer is cached, and the
+  UNAUTHORIZED gateway response is applied with its static headers (the realm resolved by CloudFormation);
+- binary media types: a body of application/octet-stream reaches the function base64-encoded, byte for
+  byte; a body WITHOUT Content-Type arrives as text (invalid UTF-8 replaced): AWS takes it for
+  application/json, one of the binary types. docker's PATCH has none: sent here with UTF-8 bytes only;
+- no payload limit (neither API Gateway's 10 MB nor Lambda's 6 MB): REQUEST_TOO_LARGE never happens;
+- a function's WWW-Authenticate and Content-Length pass unrenamed (AWS renames them), and the
+  Transfer-Encoding of a chunked request reaches the function (AWS drops it).
 
 The tests of this module run in order and share one deployment. Everything (emulator log, CLI
 output, cloud assembly, the API suite's log and JUnit report, timings) is in cdk.out.e2e/.
@@ -9,9 +28,12 @@ output, cloud assembly, the API suite's log and JUnit report, timings) is in cdk
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -31,20 +53,31 @@ from ministack_harness import (
     run_cdk,
     wheel_platform,
 )
+from oci.distribution import Client, sha256
+from support import DOCKER_MANIFEST, image_manifest
+
+from registry.config import PUBLIC_URL_ENV
+from registry.distribution.http import API_VERSION, challenge
 
 pytestmark = pytest.mark.e2e
 WORKDIR = ROOT / "cdk.out.e2e"
 STACK = "ServerlessEcrRegistry"
-SUITES = ("tests/api", "tests/auth")
+SUITES = ("tests/api", "tests/auth", "tests/oci/test_distribution_api.py")
 # The key the suites sign with (tests/conftest.py, tests/auth/auth_support.py ADMIN).
 SUITE_KEY = {"id": "test", "secret": "test", "registry": ACCOUNT, "grant": "admin"}
 DEPLOY_BUDGET_SECONDS = 120
 TIMINGS: dict[str, float] = {}
+OBSERVED: dict[str, object] = {}  # what the emulator did of the /v2 wiring (see the module's docstring)
 
 
 def _record(name: str, seconds: float) -> None:
     TIMINGS[name] = round(seconds, 1)
     (WORKDIR / "timings.json").write_text(json.dumps(TIMINGS, indent=2) + "\n")
+
+
+def _observe(name: str, what: object) -> None:
+    OBSERVED[name] = what
+    (WORKDIR / "v2-observed.json").write_text(json.dumps(OBSERVED, indent=2) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +189,38 @@ def suite_key(deployment, emulator):
     return json.loads(result.stdout)
 
 
+@pytest.fixture(scope="module")
+def registry_endpoint(deployment, emulator, suite_key):
+    """The stage's invoke URL on the emulator, which the function is told is its URL (the module's
+    docstring says why); what the function made of the path-style URL on its own is recorded first."""
+    outputs = deployment["outputs"]
+    endpoint = emulator.invoke_url(outputs["RestApiId"], urlparse(outputs["EndpointUrl"]).path.strip("/"))
+    (data,) = _ecr(emulator, endpoint).get_authorization_token()["authorizationData"]
+    _observe("proxyEndpoint_before_REGISTRY_PUBLIC_URL", data["proxyEndpoint"])
+    functions = emulator.boto3_client("lambda")
+    variables = functions.get_function_configuration(FunctionName=outputs["FunctionName"])["Environment"]["Variables"]
+    functions.update_function_configuration(
+        FunctionName=outputs["FunctionName"], Environment={"Variables": {**variables, PUBLIC_URL_ENV: endpoint}}
+    )
+    functions.get_waiter("function_updated_v2").wait(FunctionName=outputs["FunctionName"])
+    return endpoint
+
+
+def _ecr(emulator, endpoint: str):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "ecr",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        verify=str(emulator.ca_bundle),
+        aws_access_key_id=SUITE_KEY["id"],
+        aws_secret_access_key=SUITE_KEY["secret"],
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
 def test_deploys_within_budget(deployment):
     assert TIMINGS["deploy"] < DEPLOY_BUDGET_SECONDS, TIMINGS
 
@@ -182,6 +247,31 @@ def test_function_runs_the_deployed_configuration(deployment, emulator):
     assert emulator.boto3_client("kms").get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
 
 
+def test_the_api_serves_v2_behind_the_authorizer_with_the_oci_gateway_responses(deployment, emulator):
+    """What CloudFormation created of the /v2 wiring on the emulator (the template: tests/infra)."""
+    outputs = deployment["outputs"]
+    apis = emulator.boto3_client("apigateway")
+    api = apis.get_rest_api(restApiId=outputs["RestApiId"])
+    assert api["binaryMediaTypes"] == ["application/octet-stream", "application/json"]
+    (authorizer,) = apis.get_authorizers(restApiId=outputs["RestApiId"])["items"]
+    assert authorizer["type"] == "REQUEST"
+    assert authorizer["identitySource"] == "method.request.header.Authorization"
+    assert authorizer["authorizerUri"].endswith(f":function:{outputs['FunctionName']}/invocations")
+    routes = {r["path"]: r for r in apis.get_resources(restApiId=outputs["RestApiId"], embed=["methods"])["items"]}
+    assert set(routes) == {"/", "/v2", "/v2/{proxy+}"}
+    for path in ("/v2", "/v2/{proxy+}"):
+        method = apis.get_method(restApiId=outputs["RestApiId"], resourceId=routes[path]["id"], httpMethod="ANY")
+        assert method["authorizationType"] == "CUSTOM" and method["authorizerId"] == authorizer["id"], path
+    responses = {
+        r["responseType"]: r
+        for r in apis.get_gateway_responses(restApiId=outputs["RestApiId"])["items"]
+        if not r.get("defaultResponse")
+    }
+    assert {"UNAUTHORIZED", "ACCESS_DENIED", "REQUEST_TOO_LARGE", "BAD_REQUEST_PARAMETERS"} <= set(responses)
+    challenge_header = responses["UNAUTHORIZED"]["responseParameters"]["gatewayresponse.header.WWW-Authenticate"]
+    assert challenge_header == f"'{challenge(outputs['EndpointUrl'])}'", "the realm as CloudFormation resolved it"
+
+
 def test_registryctl_issues_the_suites_key_into_the_deployed_table(deployment, emulator, suite_key):
     assert suite_key["AccessKeyId"] == SUITE_KEY["id"] and suite_key["RegistryId"] == ACCOUNT
     assert suite_key["Principal"] == f"arn:aws:iam::{ACCOUNT}:user/e2e"
@@ -192,10 +282,9 @@ def test_registryctl_issues_the_suites_key_into_the_deployed_table(deployment, e
     assert SUITE_KEY["secret"].encode() not in item["secret_ciphertext"]["B"], "the secret is stored encrypted"
 
 
-def test_black_box_suites_pass_through_api_gateway(deployment, emulator, suite_key):
+def test_black_box_suites_pass_through_api_gateway(deployment, emulator, registry_endpoint):
     outputs = deployment["outputs"]
-    stage = urlparse(outputs["EndpointUrl"]).path.strip("/")
-    endpoint = emulator.invoke_url(outputs["RestApiId"], stage)
+    endpoint = registry_endpoint
     log, report = WORKDIR / "api-tests.log", WORKDIR / "api-tests.xml"
     env = emulator.tool_env()
     env.pop("AWS_ENDPOINT_URL")  # the suites' clients name the registry endpoint themselves
@@ -237,27 +326,109 @@ def test_black_box_suites_pass_through_api_gateway(deployment, emulator, suite_k
     # Both suites ran through the deployment, not just collected: the signature tests among them.
     names = {case.get("classname", "") for case in suite.iter("testcase") if case.find("skipped") is None}
     for folder in SUITES:
-        assert any(name.startswith(folder.replace("/", ".") + ".") for name in names), (folder, sorted(names)[:5])
+        prefix = folder.removesuffix(".py").replace("/", ".")
+        assert any(name == prefix or name.startswith(prefix + ".") for name in names), (folder, sorted(names)[:5])
     assert any(name == "tests.auth.test_authentication" for name in names)
 
 
-def test_the_sweep_reclaims_an_abandoned_layer_with_its_own_role(deployment, emulator, suite_key):
+def test_v2_refuses_without_a_login_with_the_gateways_challenge(deployment, emulator, registry_endpoint):
+    """No login: API Gateway answers (its UNAUTHORIZED response) without calling the authorizer; a bad
+    login: the authorizer (the function, as `type: REQUEST`) refuses it, and API Gateway answers the
+    same. Its realm is the stack's URL as CloudFormation resolved it (EndpointUrl)."""
+    context = ssl.create_default_context(cafile=str(emulator.ca_bundle))
+    expected = challenge(deployment["outputs"]["EndpointUrl"])
+    bad = "Basic " + base64.b64encode(b"AWS:not-a-token").decode()
+    seen = {}
+    for case, authorization in (("no login", None), ("bad login", bad)):
+        answer = Client(registry_endpoint, authorization, ssl_context=context).request("GET", "/v2/")
+        seen[case] = {"status": answer.status, "headers": answer.headers, "body": answer.body.decode()}
+        assert answer.status == 401 and answer.error_code == "UNAUTHORIZED", (case, answer)
+        # The gateway's answer, not the function's: the function's own would name the invoke URL.
+        assert answer.header("www-authenticate") == expected, (case, answer.headers)
+        for name, value in API_VERSION.items():
+            assert answer.header(name) == value
+        assert answer.header("content-type") == "application/json"
+    _observe("unauthenticated", seen)
+
+
+def test_v2_workflows_of_docker_through_api_gateway(deployment, emulator, registry_endpoint):
+    """docker login's token from the deployed ECR API, then a push (POST, one PATCH, PUT ?digest=, the
+    manifest), a pull (the manifest byte for byte, the blob from S3 after the 307) and tags/list."""
+    ecr = _ecr(emulator, registry_endpoint)
+    repository = "e2e-v2"
+    ecr.create_repository(repositoryName=repository)
+    (data,) = ecr.get_authorization_token()["authorizationData"]
+    assert data["proxyEndpoint"] == registry_endpoint
+    context = ssl.create_default_context(cafile=str(emulator.ca_bundle))
+    v2 = Client(registry_endpoint, f"Basic {data['authorizationToken']}", ssl_context=context)
+    assert v2.request("GET", "/v2/").status == 200
+
+    def push(blob: bytes, content_type: str | None) -> str:
+        started = v2.request("POST", f"/v2/{repository}/blobs/uploads/")
+        assert started.status == 202, started
+        headers = {"Content-Type": content_type} if content_type else {}
+        patched = v2.request("PATCH", started.header("location"), body=blob, chunked=True, headers=headers)
+        assert patched.status == 202 and patched.header("range") == f"0-{len(blob) - 1}", patched
+        done = v2.request("PUT", f"{patched.header('location')}?digest={sha256(blob)}")
+        assert done.status == 201 and done.header("docker-content-digest") == sha256(blob), done
+        return sha256(blob)
+
+    # docker's PATCH: no Content-Type (UTF-8 bytes: the emulator hands such a body over as text)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "nonce": os.urandom(8).hex()}).encode()
+    push(config, None)
+    # Layer bytes as skopeo sends them: application/octet-stream, a binary media type, byte for byte
+    layer = os.urandom(300_000)
+    push(layer, "application/octet-stream")
+
+    manifest = image_manifest(config, [layer])
+    put = v2.request(
+        "PUT", f"/v2/{repository}/manifests/v1", body=manifest.encode(), headers={"Content-Type": DOCKER_MANIFEST}
+    )
+    assert put.status == 201 and put.header("docker-content-digest") == sha256(manifest.encode()), put
+    got = v2.request("GET", f"/v2/{repository}/manifests/v1", headers={"Accept": DOCKER_MANIFEST})
+    assert got.status == 200 and got.body == manifest.encode()
+    assert got.header("docker-content-digest") == sha256(manifest.encode())
+    head = v2.request("HEAD", f"/v2/{repository}/manifests/v1", headers={"Accept": DOCKER_MANIFEST})
+    assert head.status == 200 and head.body == b""
+    blob = v2.request("GET", f"/v2/{repository}/blobs/{sha256(layer)}")
+    assert blob.status == 307 and blob.header("docker-content-digest") == sha256(layer)
+    at_s3 = Client(blob.header("location"), ssl_context=context).request("GET", blob.header("location"))
+    assert at_s3.status == 200 and sha256(at_s3.body) == sha256(layer), "the bytes pushed, from the bucket"
+    tags = v2.request("GET", f"/v2/{repository}/tags/list")
+    assert tags.status == 200 and tags.json() == {"name": repository, "tags": ["v1"]}
+    (image,) = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": "v1"}])["images"]
+    assert image["imageManifest"] == manifest, "what /v2 pushed, the ECR API reads"
+    _observe(
+        "head_manifest",
+        {"headers": head.headers, "note": "API Gateway would rename Content-Length and send its own (0)"},
+    )
+
+    # The emulator's gap, recorded: random bytes without Content-Type arrive as text there (AWS: as
+    # application/json, base64). Either way no blob is stored under a digest its bytes do not have.
+    raw = os.urandom(3000)
+    started = v2.request("POST", f"/v2/{repository}/blobs/uploads/")
+    patched = v2.request("PATCH", started.header("location"), body=raw, chunked=True)
+    done = v2.request("PUT", f"{patched.header('location')}?digest={sha256(raw)}")
+    _observe(
+        "patch_without_content_type_of_non_utf8_bytes",
+        {"patch": [patched.status, patched.header("range")], "put": [done.status, done.body.decode()]},
+    )
+    if done.status == 201:
+        fetched = v2.request("GET", f"/v2/{repository}/blobs/{sha256(raw)}")
+        at_s3 = Client(fetched.header("location"), ssl_context=context).request("GET", fetched.header("location"))
+        assert sha256(at_s3.body) == sha256(raw)
+    else:
+        assert (done.status, done.error_code) == (400, "DIGEST_INVALID"), done
+        available = ecr.batch_check_layer_availability(repositoryName=repository, layerDigests=[sha256(raw)])
+        assert available["layers"] == []
+    ecr.delete_repository(repositoryName=repository, force=True)
+
+
+def test_the_sweep_reclaims_an_abandoned_layer_with_its_own_role(deployment, emulator, registry_endpoint):
     """The scheduled sweep, invoked as its rule does, under the role the stack gives it (IAM enforced):
     a layer uploaded and never used by an image is deleted with its blob entry and object."""
-    import boto3
-    from botocore.config import Config
-
     outputs = deployment["outputs"]
-    endpoint = emulator.invoke_url(outputs["RestApiId"], urlparse(outputs["EndpointUrl"]).path.strip("/"))
-    ecr = boto3.client(
-        "ecr",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        verify=str(emulator.ca_bundle),
-        aws_access_key_id=SUITE_KEY["id"],
-        aws_secret_access_key=SUITE_KEY["secret"],
-        config=Config(retries={"max_attempts": 1}),
-    )
+    ecr = _ecr(emulator, registry_endpoint)
     repository = "e2e-sweep"
     ecr.create_repository(repositoryName=repository)
     blob = b"abandoned layer " * 64

@@ -57,6 +57,17 @@ def function(template) -> dict:
     return function_by_handler(template, API_HANDLER)[1]
 
 
+def ecr_method(template) -> dict:
+    """The ECR API's one method, POST / (the others are the /v2 routes)."""
+    (api_id, _) = only(template, "AWS::ApiGateway::RestApi")
+    (method,) = [
+        m
+        for m in resources(template, "AWS::ApiGateway::Method").values()
+        if m["Properties"]["ResourceId"] == {"Fn::GetAtt": [api_id, "RootResourceId"]}
+    ]
+    return method
+
+
 def function_policy_statements(template) -> list[dict]:
     return role_policy_statements(template, function(template))
 
@@ -187,7 +198,7 @@ def test_handler_named_in_the_template_exists():
 
 def test_function_times_out_before_api_gateway(template):
     props = function(template)["Properties"]
-    (_, method) = only(template, "AWS::ApiGateway::Method")
+    method = ecr_method(template)
     integration_ms = method["Properties"]["Integration"].get("TimeoutInMillis", 29_000)
     assert props["Timeout"] * 1000 < integration_ms
 
@@ -237,8 +248,8 @@ def test_quotas_and_throttling_come_from_context(variant):
     (_, stage) = only(synthesized.template, "AWS::ApiGateway::Stage")
     (setting,) = stage["Properties"]["MethodSettings"]
     assert (setting["ThrottlingRateLimit"], setting["ThrottlingBurstLimit"]) == (7, 9)
-    (_, method) = only(synthesized.template, "AWS::ApiGateway::Method")
-    assert method["Properties"]["Integration"]["TimeoutInMillis"] == 60_000
+    for method in resources(synthesized.template, "AWS::ApiGateway::Method").values():  # POST / and /v2
+        assert method["Properties"]["Integration"]["TimeoutInMillis"] == 60_000
 
 
 def test_key_cache_seconds_come_from_context(variant):
@@ -597,15 +608,14 @@ def test_logs_only_to_its_own_log_group(template):
 def test_regional_rest_api_with_one_post_on_root(template):
     (api_id, api) = only(template, "AWS::ApiGateway::RestApi")
     assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
-    assert not resources(template, "AWS::ApiGateway::Resource"), "POST / is the only route"
-    (_, method) = only(template, "AWS::ApiGateway::Method")
-    props = method["Properties"]
+    props = ecr_method(template)["Properties"]  # the /v2 routes: tests/infra/test_distribution_stack.py
     assert props["HttpMethod"] == "POST"
     assert props["ResourceId"] == {"Fn::GetAtt": [api_id, "RootResourceId"]}
     assert props["AuthorizationType"] == "NONE"
     assert props["Integration"]["Type"] == "AWS_PROXY"
     assert props["Integration"]["IntegrationHttpMethod"] == "POST"
-    assert "BinaryMediaTypes" not in api["Properties"], "application/x-amz-json-1.1 must arrive as text"
+    # application/x-amz-json-1.1 must arrive as text (the binary media types are the /v2 API's)
+    assert "application/x-amz-json-1.1" not in api["Properties"]["BinaryMediaTypes"]
 
 
 @pytest.fixture(scope="module")
@@ -699,8 +709,7 @@ def test_the_stack_sets_the_account_role_only_when_asked(variant):
 def test_unsigned_requests_are_refused_before_the_function(template):
     """Every request without an Authorization header would otherwise invoke (and bill) the function."""
     (api_id, _) = only(template, "AWS::ApiGateway::RestApi")
-    (_, method) = only(template, "AWS::ApiGateway::Method")
-    props = method["Properties"]
+    props = ecr_method(template)["Properties"]
     assert props["RequestParameters"] == {"method.request.header.Authorization": True}
     validator = resources(template, "AWS::ApiGateway::RequestValidator")[props["RequestValidatorId"]["Ref"]]
     assert validator["Properties"]["RestApiId"] == {"Ref": api_id}
@@ -738,23 +747,20 @@ def test_the_gateway_refuses_an_unsigned_request_as_the_function_does(template):
     assert headers["gatewayresponse.header.Content-Type"] == f"'{expected['headers']['Content-Type']}'"
 
 
-def test_the_stage_is_deployed_after_the_gateway_response(synthesized):
-    """A gateway response takes effect with the next deployment of the stage."""
-    resources_ = synthesized.template_json["Resources"]
-    (response_id,) = [i for i, r in resources_.items() if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
-    (deployment,) = [r for r in resources_.values() if r["Type"] == "AWS::ApiGateway::Deployment"]
-    assert response_id in deployment.get("DependsOn", [])
-
-
-def test_only_the_stage_may_invoke_the_function(template):
+def test_only_the_api_may_invoke_the_function(template):
+    """Its stage (POST / and the /v2 routes) and its authorizer: which, tests/infra/test_distribution_stack.py."""
     api_id = function_by_handler(template, API_HANDLER)[0]
-    (props,) = [
+    (rest_api_id, _) = only(template, "AWS::ApiGateway::RestApi")
+    permissions = [
         p["Properties"]
         for p in resources(template, "AWS::Lambda::Permission").values()
         if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [api_id, "Arn"]}
     ]
-    assert props["Principal"] == "apigateway.amazonaws.com"
-    assert props["SourceArn"]["Fn::Join"][1][-1] == "/POST/"
+    assert len(permissions) == 4
+    for props in permissions:
+        assert props["Principal"] == "apigateway.amazonaws.com"
+        assert {"Ref": rest_api_id} in props["SourceArn"]["Fn::Join"][1]
+    assert sum(p["SourceArn"]["Fn::Join"][1][-1] == "/POST/" for p in permissions) == 1
 
 
 def test_optional_source_ip_policy_and_waf(variant):

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import http.client
 import json
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -40,11 +41,21 @@ def login_header(ecr) -> str:
 
 
 class Client:
-    def __init__(self, endpoint: str, authorization: str | None = None):
+    def __init__(self, endpoint: str, authorization: str | None = None, ssl_context: ssl.SSLContext | None = None):
+        """`endpoint` over http or https (the deployed stack's; by default, the certificates trusted
+        are the system's, or those of SSL_CERT_FILE)."""
         self.endpoint = endpoint.rstrip("/")
         parts = urlsplit(self.endpoint)
         self.host, self.port, self.prefix = parts.hostname, parts.port, parts.path
+        self.tls = parts.scheme == "https"
+        self.ssl_context = ssl_context
         self.authorization = authorization
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.tls:
+            context = self.ssl_context or ssl.create_default_context()
+            return http.client.HTTPSConnection(self.host, self.port, timeout=120, context=context)
+        return http.client.HTTPConnection(self.host, self.port, timeout=120)
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict | None = None, chunked: bool = False
@@ -58,7 +69,7 @@ class Client:
         sent = dict(headers or {})
         if self.authorization and "Authorization" not in sent:
             sent["Authorization"] = self.authorization
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        connection = self._connection()
         try:
             if chunked:
                 connection.putrequest(method, path)
