@@ -59,7 +59,8 @@ REMAPPED_RESPONSE_HEADERS = {
     "www-authenticate": "x-amzn-Remapped-WWW-Authenticate",
     "content-length": "x-amzn-Remapped-Content-Length",
 }
-V2_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+# The stack routes `ANY` on /v2 and /v2/{proxy+}: every method API Gateway accepts reaches the authorizer
+V2_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _DECIMAL = re.compile(r"[0-9]+")
 _CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,16})(?:;[^\r\n]*)?\r?\n")
 _QUERY = re.compile(r"\?[^\s'\"]*")  # the query of a request target, up to the end of the target

@@ -332,19 +332,23 @@ def test_black_box_suites_pass_through_api_gateway(deployment, emulator, registr
 
 
 def test_v2_refuses_without_a_login_with_the_gateways_challenge(deployment, emulator, registry_endpoint):
-    """No login: API Gateway answers (its UNAUTHORIZED response) without calling the authorizer; a bad
-    login: the authorizer (the function, as `type: REQUEST`) refuses it, and API Gateway answers the
-    same. Its realm is the stack's URL as CloudFormation resolved it (EndpointUrl)."""
+    """No login: API Gateway answers (its UNAUTHORIZED response) without calling the authorizer, with
+    the challenge whose realm is the stack's URL as CloudFormation resolved it (EndpointUrl). A bad
+    login: the authorizer (the function, as `type: REQUEST`) denies it, and API Gateway answers with
+    its ACCESS_DENIED response (403 DENIED)."""
     context = ssl.create_default_context(cafile=str(emulator.ca_bundle))
     expected = challenge(deployment["outputs"]["EndpointUrl"])
     bad = "Basic " + base64.b64encode(b"AWS:not-a-token").decode()
     seen = {}
-    for case, authorization in (("no login", None), ("bad login", bad)):
+    for case, authorization, status, code in (
+        ("no login", None, 401, "UNAUTHORIZED"),
+        ("bad login", bad, 403, "DENIED"),
+    ):
         answer = Client(registry_endpoint, authorization, ssl_context=context).request("GET", "/v2/")
         seen[case] = {"status": answer.status, "headers": answer.headers, "body": answer.body.decode()}
-        assert answer.status == 401 and answer.error_code == "UNAUTHORIZED", (case, answer)
-        # The gateway's answer, not the function's: the function's own would name the invoke URL.
-        assert answer.header("www-authenticate") == expected, (case, answer.headers)
+        assert answer.status == status and answer.error_code == code, (case, answer)
+        if status == 401:  # the gateway's answer, not the function's: the function's would name the invoke URL
+            assert answer.header("www-authenticate") == expected, (case, answer.headers)
         for name, value in API_VERSION.items():
             assert answer.header(name) == value
         assert answer.header("content-type") == "application/json"

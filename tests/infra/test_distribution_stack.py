@@ -206,8 +206,10 @@ def test_the_authorizers_policy_covers_every_v2_route_of_the_stage_and_nothing_e
         assert re.match(pattern, f"{api}/prod/{route}"), route
     assert not re.match(pattern, f"{api}/prod/POST/"), "not the ECR API"
     assert not re.match(pattern, f"{api}/test/GET/v2/"), "not another stage"
-    with pytest.raises(Exception, match=r"^Unauthorized$"):
-        authorize({**event, "headers": {}}, store, keys)  # type: ignore[arg-type]
+    for headers in ({}, {"Authorization": "Basic " + login.basic_credentials("AWS", "not-a-login")}):
+        # Denied, never raised: a raised Unauthorized would count in the function's error alarm
+        (denied,) = authorize({**event, "headers": headers}, store, keys)["policyDocument"]["Statement"]  # type: ignore[arg-type]
+        assert denied["Effect"] == "Deny" and denied["Resource"] == statement["Resource"]
 
 
 # --- bodies: binary media types ----------------------------------------------------------------------

@@ -94,24 +94,25 @@ def serve(
 
 
 def authorize(event: dict[str, Any], store: RegistryStore, access_keys: AccessKeyCache) -> dict[str, Any]:
-    """API Gateway's REQUEST authorizer of the `/v2` routes: a valid login is let through (the
-    function checks it again, and the grants, on the request itself); anything else raises
-    Unauthorized, which API Gateway answers with the 401 challenge of its UNAUTHORIZED response."""
+    """API Gateway's REQUEST authorizer of the `/v2` routes. A valid login is let through (the
+    function checks it again, and the grants, on the request itself); any other is denied, which
+    API Gateway answers with its ACCESS_DENIED response (403 DENIED), as ECR answers an expired
+    login. Never by failing: an authorizer says Unauthorized by raising, and every such error would
+    count in the function's error alarm. A request without credentials never gets here: API Gateway
+    answers it with the 401 challenge itself."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     key = login.verify(headers.get("authorization"), store.token_key.get(), access_keys, time.time())
-    if key is None:
-        raise Unauthorized("Unauthorized")
     # arn:aws:execute-api:<region>:<account>:<api>/<stage>/<method>/<path>: every /v2 route of the stage
     api, stage = event["methodArn"].split("/")[:2]
-    return {
-        "principalId": key.access_key_id,
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": f"{api}/{stage}/*/v2*"}],
-        },
-        "context": {"registryId": key.registry_id},
+    statement = {
+        "Action": "execute-api:Invoke",
+        "Effect": "Allow" if key else "Deny",
+        "Resource": f"{api}/{stage}/*/v2*",
     }
-
-
-class Unauthorized(Exception):
-    """Lambda authorizers say 'no credentials worth checking' by failing with exactly this message."""
+    decision: dict[str, Any] = {
+        "principalId": key.access_key_id if key else "anonymous",
+        "policyDocument": {"Version": "2012-10-17", "Statement": [statement]},
+    }
+    if key:
+        decision["context"] = {"registryId": key.registry_id}
+    return decision

@@ -123,7 +123,10 @@ SIZE_INVALID_MESSAGE = (
 
 
 def gateway_body(code: str, message: str) -> str:
-    return json.dumps({"errors": [{"code": code, "message": message}]}, separators=(",", ":"))
+    """The spec's error body; its top-level message is for AWS SDKs, which meet these answers on the
+    ECR API too (a gateway response covers the whole API) and read an error's message there."""
+    body = {"errors": [{"code": code, "message": message}], "message": message}
+    return json.dumps(body, separators=(",", ":"))
 
 
 GATEWAY_RESPONSES: dict[str, tuple[int, str]] = {
@@ -132,7 +135,14 @@ GATEWAY_RESPONSES: dict[str, tuple[int, str]] = {
         401,
         gateway_body("UNAUTHORIZED", "authentication required: log in with aws ecr get-login-password"),
     ),
-    "ACCESS_DENIED": (403, gateway_body("DENIED", "the login is not valid for this registry")),
+    "ACCESS_DENIED": (
+        403,
+        gateway_body(
+            "DENIED",
+            "not authorized: the login has expired, was revoked or is not one of this registry's, "
+            "or the request's source is not allowed; log in again with aws ecr get-login-password",
+        ),
+    ),
     "REQUEST_TOO_LARGE": (413, gateway_body("SIZE_INVALID", SIZE_INVALID_MESSAGE)),
 }
 
