@@ -1,1 +1,1 @@
-"""`make bench`: the numbers behind the README's Performance section (see bench/__main__.py)."""
+"""`make bench`: the numbers behind docs/performance.md (see bench/__main__.py)."""

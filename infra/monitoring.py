@@ -3,7 +3,7 @@ capacity before they do (client-error floods, account concurrency, DynamoDB thro
 that cannot keep up, and a one-screen dashboard.
 
 Every alarm notifies registry:alarmTopicArn when set. CloudWatch bills alarms per metric they read:
-a metric math alarm over seven tables counts seven (see the cost note in infra/README.md).
+a metric math alarm over seven tables counts seven (see Costs in docs/deploying.md).
 """
 
 from __future__ import annotations

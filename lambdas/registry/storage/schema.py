@@ -14,7 +14,7 @@
 Repository names match [a-z0-9]..., so the `#registry` counter item sorts before every repository
 and a query from "0" upwards lists repositories only.
 
-The bucket's objects, by prefix (the function may touch only these; the sweep only the first two):
+The bucket's objects, by prefix (the function and the sweep may touch only these three):
 
     blobs/<registry>/<encryption scope>/<upload id>       a layer's bytes: the object (or the S3
                                                           multipart upload) an upload writes to;
