@@ -73,11 +73,11 @@ $(DEBIAN_TOOLS_STAMP): tests/tools/install-debian-tools.sh
 	mkdir -p $(@D)
 	touch $@
 
-## Serve the ECR API on http://127.0.0.1:$${REGISTRY_PORT:-4566} (DynamoDB Local + moto S3/KMS)
+## Serve the ECR API and /v2 on http://127.0.0.1:$${REGISTRY_PORT:-4566} (DynamoDB Local + moto S3/KMS)
 run: install-run
 	$(PY) -m local
 
-## Unit, storage, black-box API and infrastructure tests
+## Every test: unit, storage, black-box ECR API and /v2 (with docker, ctr, skopeo), infrastructure, e2e deploy
 test: install
 	$(PY) -m pytest tests
 

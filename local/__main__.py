@@ -1,4 +1,5 @@
-"""`make run`: serve the ECR API on http://127.0.0.1:${REGISTRY_PORT:-4566} until SIGTERM/Ctrl-C."""
+"""`make run`: serve the ECR API and the Docker/OCI `/v2` API on http://127.0.0.1:${REGISTRY_PORT:-4566}
+until SIGTERM/Ctrl-C."""
 
 from __future__ import annotations
 
@@ -32,12 +33,13 @@ def main() -> int:
     ctl = f"env $(cat {_short(ctl_env)}) {_short(Path(sys.executable))} -m registryctl"
     print(
         f"""
-ECR API listening on {endpoint}   (registry {REGISTRY_ID}, region {REGION})
+ECR API and /v2 listening on {endpoint}   (registry {REGISTRY_ID}, region {REGION})
 Access key 'test', secret 'test': admin of registry {REGISTRY_ID}. Handler logs: .local/handler.log
 
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={REGION}
   aws ecr create-repository --repository-name demo --endpoint-url {endpoint}
   aws ecr describe-repositories --endpoint-url {endpoint}
+  aws ecr get-login-password --endpoint-url {endpoint} | docker login -u AWS --password-stdin {endpoint.split("://")[1]}
 
 Issue more keys (any 12-digit registry id: each registry is a tenant), list and revoke them:
 

@@ -62,3 +62,24 @@ def test_within_the_bound_a_warm_worker_does_not_read_the_key_again(start_regist
     assert outcome(ecr) == "OK"
     access_key_store.revoke(key.access_key_id, time.time())
     assert outcome(ecr) == "OK"  # sequential calls reuse the warmest worker: it trusts its cached key
+
+
+def test_a_revoked_keys_docker_login_stops_within_the_cache_bound(start_registry, issue_key, access_key_store):
+    """`/v2`: the authorizer's allow is cached for minutes per Authorization header, but the function
+    checks the login again on every request, with the key cache: the bound is the same, and the
+    refusal is the authorizer's own (403 DENIED)."""
+    from distribution import Client
+
+    registry = start_registry(REGISTRY_KEY_CACHE_SECONDS=str(CACHE_SECONDS))
+    key = issue_key(new_registry_id(), (("pull",), ("*",)))
+    (data,) = client_of(registry.endpoint, key).get_authorization_token()["authorizationData"]
+    v2 = Client(registry.endpoint, f"Basic {data['authorizationToken']}")
+    assert v2.request("GET", "/v2/").status == 200  # the authorizer's allow is now cached
+
+    access_key_store.revoke(key.access_key_id, time.time())
+    revoked_at = time.monotonic()
+    answer = v2.request("GET", "/v2/")
+    while answer.status == 200 and time.monotonic() < revoked_at + CACHE_SECONDS + MARGIN_SECONDS:
+        answer = v2.request("GET", "/v2/")
+    assert answer.status == 403 and answer.error_code == "DENIED", (answer.status, answer.body[:300])
+    assert time.monotonic() - revoked_at <= CACHE_SECONDS + MARGIN_SECONDS

@@ -7,15 +7,11 @@ authorizer's and the key cache."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from distribution import Client, login_header
-from support import DOCKER_MANIFEST, push_image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "reliability"))
 from harness import IsolatedRegistry
+from support import DOCKER_MANIFEST, push_image
 
 pytestmark = pytest.mark.local_only
 

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from distribution import Client, login_header, sha256
 from harness import IsolatedRegistry
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from invariants import ObjectReader, assert_invariants, read_state
 from support import OCI_MANIFEST, image_manifest, new_blobs, push_image, upload_blob
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "oci"))
-from distribution import Client, login_header, sha256
 
 pytestmark = pytest.mark.local_only
 WRITES = {

@@ -76,7 +76,7 @@ def serve(
     try:
         key = login.verify(request.header("authorization"), store.token_key.get(), access_keys, clock())
         if key is None:
-            return http.unauthorized(endpoint).proxy_response(request.request_id), "unauthorized"
+            return http.login_refused().proxy_response(request.request_id), "login refused"
         route = routes.parse(request.path)
         kind = route.kind
         handler = HANDLERS.get((route.kind, request.method))

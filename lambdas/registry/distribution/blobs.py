@@ -21,7 +21,7 @@ from .exchange import Exchange
 from .routes import is_repository_name
 
 # What one request may carry (advertised as OCI-Chunk-Max-Length): under what reaches the function
-# (http.MAX_REQUEST_BODY).
+# (about 4.4 MiB: http.SIZE_INVALID_MESSAGE).
 MAX_CHUNK = 4 * 1024 * 1024
 _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/\d+|/\*)?")
 

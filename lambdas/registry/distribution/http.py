@@ -90,15 +90,11 @@ def ecr_error_reply(error: errors.EcrError, invalid: str) -> Reply:
     return error_reply(code, error.message, status, headers=headers)
 
 
-def unauthorized(realm: str) -> Reply:
-    """ECR's challenge: Basic auth on every request, with the registry's URL as the realm."""
-    challenge = f'Basic realm="{realm.rstrip("/")}/",service="{SERVICE}"'
-    return error_reply(
-        "UNAUTHORIZED",
-        "authentication required: log in with aws ecr get-login-password",
-        401,
-        headers={"WWW-Authenticate": challenge},
-    )
+def login_refused() -> Reply:
+    """A login the authorizer let through that is no longer good (it expired, or its key was revoked,
+    while API Gateway cached the authorizer's answer): the authorizer's own refusal."""
+    status, body = GATEWAY_RESPONSES["ACCESS_DENIED"]
+    return Reply(status, {"Content-Type": "application/json"}, body.encode())
 
 
 # --- what API Gateway itself answers on the /v2 routes (its gateway responses; the local gateway
@@ -112,13 +108,12 @@ def unauthorized(realm: str) -> Reply:
 # stay text: base64 would shrink the 4 MiB layer parts of the ECR API out of the payload.
 BINARY_MEDIA_TYPES = ("application/octet-stream", "application/json")
 
-# A body reaches the function only up to this much (Lambda's 6,291,456-byte invoke payload, binary
-# bodies base64-encoded: +33 %, plus the event around them).
-MAX_REQUEST_BODY = 4_400_000
+# A body reaches the function only up to about 4.4 MiB: Lambda's invoke payload is 6,291,456 bytes,
+# and a binary body is base64-encoded in it (+33 %, plus the event around it).
 SIZE_INVALID_MESSAGE = (
     "A request body reaches this registry only up to about 4.4 MiB (its API runs on AWS Lambda): push "
-    "larger layers in chunks of at most 4 MiB (OCI-Chunk-Max-Length), with a client that uploads "
-    "through the ECR API (UploadLayerPart), or through the registry's image tool or local proxy."
+    "larger layers in chunks of at most 4 MiB (OCI-Chunk-Max-Length) with a client that chunks, or "
+    "through the ECR API (UploadLayerPart), which takes a layer of any size in parts."
 )
 
 

@@ -4,7 +4,8 @@
     repositories  registry_id                    name       repository; plus one `#registry` item
                                                             per registry holding repository_count
     images        repository ("<registry>/<name>") digest   image (manifest) in a repository
-    tags          repository                     tag        tag in a repository
+    tags          repository                     tag        tag in a repository (with a copy of its
+                                                            image's manifest when that is small)
     layers        repository                     digest     blob (layer or config) available to it
     blobs         scope ("<registry>/<encryption>") digest  stored blob object (content-addressed)
     uploads       upload_id                      -          layer upload in progress (TTL expires_at)
