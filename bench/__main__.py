@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smaller sizes, fewer runs, shorter windows, no 1 GiB layer (~4 min instead of ~11)",
+        help="smaller sizes, fewer runs, shorter windows, no 1 GiB layer (~4 min instead of ~7)",
     )
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--out", default=str(common.ROOT / "bench" / "results"), help="folder for the JSON")
