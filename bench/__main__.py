@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench [--quick] [--only calls,size,cold,layers,throughput]`
+"""`make bench` / `python -m bench [--quick] [--only calls,size,cold,layers,throughput,v2]`
 
 Starts DynamoDB Local and moto once, runs each section, prints one table and writes
 bench/results/bench-<time>.json (and latest.json) with the machine it ran on. Every ratio is
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import common
 
-SECTIONS = ("calls", "size", "cold", "layers", "throughput")
+SECTIONS = ("calls", "size", "cold", "layers", "throughput", "v2")
 
 
 @dataclass
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smaller sizes, fewer runs, shorter windows, no 1 GiB layer (~4 min instead of ~9)",
+        help="smaller sizes, fewer runs, shorter windows, no 1 GiB layer (~4 min instead of ~7)",
     )
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--out", default=str(common.ROOT / "bench" / "results"), help="folder for the JSON")
@@ -46,11 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
 
-    from bench import calls, cold_start, layers, repo_size, report, throughput
+    from bench import calls, cold_start, layers, repo_size, report, throughput, v2
     from local.registry import Backends
     from local.services import STATE_DIR
 
-    modules = {"calls": calls, "size": repo_size, "cold": cold_start, "layers": layers, "throughput": throughput}
+    modules = {
+        "calls": calls,
+        "size": repo_size,
+        "cold": cold_start,
+        "layers": layers,
+        "throughput": throughput,
+        "v2": v2,
+    }
     started = time.time()
     results = {
         "machine": common.machine(),

@@ -96,6 +96,57 @@ def complete(arguments: dict) -> dict:
     }
 
 
+def v2_calls(arguments: dict) -> dict:
+    """Section 6: DynamoDB/S3 calls of one `/v2` request, per route, in a warm function (every route
+    asked once before counting: clients made, the key and the token key cached)."""
+    from bench import inproc
+    from bench.common import DOCKER_ACCEPT
+    from tests.oci.distribution import login_header
+    from tests.support import push_image
+
+    hooks = inproc.Hooks()
+    ecr = inproc.ecr_client()
+    repo = f"bench/v2-calls-{nonce()}"
+    ecr.create_repository(repositoryName=repo)
+    pushed = push_image(ecr, repo, tag="v1", layers=2)
+    layer = json.loads(pushed.manifest)["layers"][0]["digest"]
+    headers = {"Authorization": login_header(ecr), "Accept": DOCKER_ACCEPT}
+    requests = {
+        "GET manifest by tag": ("GET", f"/v2/{repo}/manifests/v1", 200),
+        "GET manifest by digest": ("GET", f"/v2/{repo}/manifests/{pushed.digest}", 200),
+        "HEAD manifest by tag": ("HEAD", f"/v2/{repo}/manifests/v1", 200),
+        "HEAD manifest by digest": ("HEAD", f"/v2/{repo}/manifests/{pushed.digest}", 200),
+        "GET blob (the 307)": ("GET", f"/v2/{repo}/blobs/{layer}", 307),
+    }
+    repeats = arguments.get("repeats", 5)
+    cases = [_v2_case(hooks, name, request, headers, repeats) for name, request in requests.items()]
+    return {"repeats": repeats, "cases": cases}
+
+
+def _v2_case(hooks, name: str, request: tuple[str, str, int], headers: dict[str, str], repeats: int) -> dict:
+    """What one kind of `/v2` request asks of the backends: the mean of `repeats` requests, after one."""
+    from bench import inproc
+
+    method, path, status = request
+    inproc.v2_request(method, path, headers)
+    tally = hooks.open()
+    for _ in range(repeats):
+        answer = inproc.v2_request(method, path, headers)
+        if answer["statusCode"] != status:
+            raise RuntimeError(f"{name}: {answer['statusCode']} {answer.get('body', '')[:300]}")
+    hooks.close()
+    counted = tally.as_dict()
+    return {
+        "request": name,
+        "calls": counted["calls"] / repeats,
+        "http_requests": counted["http_attempts"] / repeats,
+        "by_operation": {op: n / repeats for op, n in counted["by_operation"].items()},
+        "presigned_urls": {op: n / repeats for op, n in counted["presigned_urls"].items()},
+        "read_request_units": round(counted["read_request_units"] / repeats, 2),
+        "auth_calls": counted["auth_calls"],
+    }
+
+
 def _jsonable(value):
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -108,7 +159,7 @@ def _jsonable(value):
     return value
 
 
-TASKS = {"calls": calls, "capture": capture, "complete": complete}
+TASKS = {"calls": calls, "capture": capture, "complete": complete, "v2_calls": v2_calls}
 
 if __name__ == "__main__":
     task, source, target = sys.argv[1:4]

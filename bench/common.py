@@ -1,11 +1,12 @@
 """What every benchmark section shares: paths, the machine record, statistics, manifests, the
-gateway as a separate process, CPU accounting of processes, and signed requests."""
+gateway as a separate process and its handler's log, CPU accounting of processes, and signed requests."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -21,6 +22,15 @@ CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+# What docker 20.10 accepts when it resolves a tag (it sends one Accept header per type; joined here).
+DOCKER_ACCEPT = ", ".join(
+    (
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        OCI_MANIFEST,
+        "application/vnd.oci.image.index.v1+json",
+    )
+)
 MiB = 1024 * 1024
 
 
@@ -118,6 +128,12 @@ def nonce() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def random_bytes(size: int, seed: int) -> bytes:
+    """Incompressible bytes, cheap to make (randbytes takes at most 2**31 bits at a time)."""
+    generator, chunk = random.Random(seed), 64 * MiB
+    return b"".join(generator.randbytes(min(chunk, size - start)) for start in range(0, size, chunk))
+
+
 # --- the gateway, as its own process -----------------------------------------------------------------
 
 
@@ -165,6 +181,30 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class HandlerLog:
+    """The handler's own log (one JSON line per request, with its route:status and `ms`, the time
+    inside the function): which requests reached it since `mark()`, and how long it took on them,
+    beside what the client saw (the rest is the gateway, the worker pipe and the HTTP hop)."""
+
+    def __init__(self, path: Path):
+        path.unlink(missing_ok=True)
+        self.path, self.offset = path, 0
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def since_mark(self) -> dict[str, dict]:
+        """operation (or route:status) -> summary of the handler's ms."""
+        times: dict[str, list[float]] = {}
+        with self.path.open("rb") as log:
+            log.seek(self.offset)
+            for line in log:
+                record = json.loads(line)
+                if record.get("message") == "request":
+                    times.setdefault(record["operation"], []).append(record["ms"] / 1000)
+        return {operation: summary(ms) for operation, ms in sorted(times.items())}
 
 
 # --- processes -------------------------------------------------------------------------------------

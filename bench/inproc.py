@@ -15,6 +15,7 @@ import boto3
 from botocore.awsrequest import AWSResponse
 
 from bench.common import CREDENTIALS, REGION, event_of
+from local.gateway import proxy_event
 from local.worker import LambdaContext
 from registry import handler
 
@@ -38,6 +39,13 @@ def ecr_client(**config):
     return client
 
 
+def v2_request(method: str, path: str, headers: dict[str, str]) -> dict:
+    """The handler's proxy response to one `/v2` request without a body (what the gateway passes on
+    once its authorizer has let the request through)."""
+    event = proxy_event(method, path, {"Host": "127.0.0.1:4566", **headers}, b"", "127.0.0.1")
+    return handler.lambda_handler(event, LambdaContext())
+
+
 @dataclass
 class Tally:
     """What the handler asked of DynamoDB, S3 and KMS while the tally was open. Calls that only
@@ -46,6 +54,7 @@ class Tally:
 
     calls: Counter = field(default_factory=Counter)  # (service, operation) -> API calls
     auth_calls: Counter = field(default_factory=Counter)  # the same, for key lookups
+    presigned: Counter = field(default_factory=Counter)  # URLs signed locally: no request is sent
     attempts: Counter = field(default_factory=Counter)  # HTTP requests, retries included
     read_units: float = 0.0
     write_units: float = 0.0
@@ -62,6 +71,7 @@ class Tally:
             "read_request_units": round(self.read_units, 2),
             "write_request_units": round(self.write_units, 2),
             "auth_calls": {f"{s}.{o}": n for (s, o), n in sorted(self.auth_calls.items())},
+            "presigned_urls": {f"{s}.{o}": n for (s, o), n in sorted(self.presigned.items())},
             "auth_read_request_units": round(self.auth_read_units, 2),
         }
 
@@ -107,6 +117,9 @@ class Hooks:
         auth = service == "kms" or (self.keys_table is not None and params.get("TableName") == self.keys_table)
         context["bench_auth"] = auth
         if self.tally is None:
+            return
+        if context.get("is_presign_request"):  # botocore builds a presigned URL's parameters too
+            self.tally.presigned[(service, model.name)] += 1
             return
         (self.tally.auth_calls if auth else self.tally.calls)[(service, model.name)] += 1
         if self.record:

@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 
 from botocore.config import Config
 
-from bench.common import CpuMeter, GatewayProcess, MiB, children_of, nonce, now, peak_rss_mib
+from bench.common import CpuMeter, GatewayProcess, MiB, children_of, nonce, now, peak_rss_mib, random_bytes
 from bench.runner import run_child
 
 CLIENT = Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=600, max_pool_connections=2)
-
-
-def _bytes(size: int, seed: int) -> bytes:
-    """Incompressible bytes, cheap to make (randbytes takes at most 2**31 bits at a time)."""
-    generator, chunk = random.Random(seed), 64 * MiB
-    return b"".join(generator.randbytes(min(chunk, size - start)) for start in range(0, size, chunk))
 
 
 def _push_parts(ecr, repo: str, data: bytes) -> tuple[str, float, int]:
@@ -64,7 +57,7 @@ def run(ctx) -> dict:
         ecr = gateway.ecr(config=CLIENT)
         repo = f"bench/layers-{nonce()}"
         ecr.create_repository(repositoryName=repo)
-        data = _bytes(size, 1)
+        data = random_bytes(size, 1)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         me = os.getpid()
         meter = CpuMeter(
@@ -79,7 +72,7 @@ def run(ctx) -> dict:
                 ],
             }
         )
-        _plain_put(s3, ctx.backends.bucket, _bytes(8 * MiB, 9))  # warm the S3 client and moto
+        _plain_put(s3, ctx.backends.bucket, random_bytes(8 * MiB, 9))  # warm the S3 client and moto
         meter.start()
         plain = _plain_put(s3, ctx.backends.bucket, data)
         plain_cpu = meter.stop()
@@ -114,7 +107,7 @@ def run(ctx) -> dict:
         )
         del data
         if big:
-            data = _bytes(big, 2)
+            data = random_bytes(big, 2)
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
             ctx.log("pushing the parts of 1 GiB")
             upload_id, big_parts_seconds, _ = _push_parts(ecr, repo, data)

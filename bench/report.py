@@ -47,6 +47,7 @@ def render(results: dict) -> str:
         ("cold", _cold),
         ("layers", _layers),
         ("throughput", _throughput),
+        ("v2", _v2),
     ):
         if name not in sections:
             continue
@@ -302,6 +303,136 @@ def _throughput(s: dict):
         ]
     )
     return text, checks
+
+
+def _v2(s: dict):
+    lines, checks = ["## 6. The Docker/OCI /v2 API (through the local gateway and its authorizer)", ""], []
+    warm = s.get("warm_up", {})
+    if "requests" in warm:
+        lines += [
+            f"Warm-up first: {warm['requests']} GETs of a manifest and a blob; median of the first 100 "
+            f"{warm['first_100_ms']['median']} ms, of the last 100 {warm['last_100_ms']['median']} ms "
+            "(DynamoDB Local's JVM compiling its hot paths).",
+            "",
+        ]
+    elif "error" in warm:
+        lines += [f"warm_up: FAILED -- {warm['error']}", ""]
+    for part, render_part in (
+        ("blob_pull", _v2_blob),
+        ("docker_pull", _v2_docker),
+        ("manifests", _v2_manifests),
+        ("calls", _v2_calls),
+    ):
+        result = s.get(part, {})
+        if "error" in result:
+            lines += [f"{part}: FAILED -- {result['error']}", ""]
+            continue
+        text, part_checks = render_part(result)
+        lines += [text, ""]
+        checks += part_checks
+    return "\n".join(lines).rstrip(), checks
+
+
+def _v2_blob(b: dict):
+    ways = (
+        ("registry", "GET /v2 blob, its 307 followed to S3"),
+        ("presigned", "GET of a presigned URL made without the registry"),
+        ("boto3", "boto3 get_object, streamed"),
+    )
+    rows = [[label, b["mib_per_s"][way], b["seconds"][way]["median"], b["seconds"][way]["min"]] for way, label in ways]
+    handler = b.get("handler_ms", {}).get("blob:307", {})
+    text = "\n".join(
+        [
+            f"### Blob pull: {b['blob_mib']} MiB from moto (medians of {b['runs']} alternating runs)",
+            "",
+            table(["", "MiB/s", "median s", "fastest s"], rows),
+            "",
+            f"Ratio /v2 ÷ direct GET: {b['ratio']} (÷ boto3 get_object: {b['ratio_to_boto3']}; from the parts, "
+            f"direct ÷ (direct + the 307): {b['ratio_from_parts']}). The 307 before "
+            f"the bytes (the authorizer's answer cached): median {b['redirect_ms']['median']} ms, p99 "
+            f"{b['redirect_ms']['p99']} ms, of which in the handler: median {handler.get('median')} ms; then the "
+            f"S3 GET it points at: median {b['registry_transfer_seconds']['median']} s.",
+        ]
+    )
+    return text, [["blob pull via /v2 ≥ 0.9 of a direct S3 GET", f"{b['ratio']}", verdict(b["ratio"] >= 0.9)]]
+
+
+def _v2_docker(d: dict):
+    if "skipped" in d:
+        return f"### docker pull: skipped -- {d['skipped']}", [["docker pull ≥ 0.8 of Distribution", "skipped", "n/a"]]
+    rows = [
+        [
+            name,
+            d["median_seconds"][name],
+            d["mib_per_s"][name],
+            " / ".join(f"{x:.2f}" for x in d["pull_seconds"][name]),
+            ", ".join(f"{k} {v:.2f}" for k, v in d["cpu_seconds_per_pull"][name].items()),
+        ]
+        for name in ("registry", "distribution")
+    ]
+    requests = ", ".join(
+        f"{route} {round(x['n'] / d['runs'], 1):g} (handler median {x['median']} ms)"
+        for route, x in d["handler_ms"].items()
+    )
+    text = "\n".join(
+        [
+            f"### docker pull of a {d['image_mib']} MiB image of {d['layers']} random layers, cold "
+            f"(docker {d['docker']}, Distribution {d['distribution']}; {d['runs']} alternating pulls each)",
+            "",
+            table(["from", "median s", "MiB/s", "each pull, s", "CPU s per pull, by process"], rows),
+            "",
+            f"Throughput ratio registry ÷ Distribution: {d['ratio']}. Requests per pull that reached the handler: "
+            f"{requests}. First pulls (workers starting, not counted): "
+            + ", ".join(f"{k} {v} s" for k, v in d["first_pull_seconds"].items())
+            + f". Seeding: docker push to Distribution {d['seed_seconds']['docker_push_to_distribution']} s, "
+            f"the same blobs and manifest into the registry through the ECR API {d['seed_seconds']['ecr_api']} s.",
+        ]
+    )
+    return text, [["docker pull ≥ 0.8 of Distribution", f"{d['ratio']}", verdict(d["ratio"] >= 0.8)]]
+
+
+def _v2_manifests(m: dict):
+    rows = [[kind, x["median"], x["p99"], x["n"]] for kind, x in m["latency_ms"].items()]
+    handler = ", ".join(f"{op} {x['median']} ms" for op, x in m["handler_ms"].items())
+    text = "\n".join(
+        [
+            "### Manifest latency, one client on a keep-alive connection (kinds interleaved)",
+            "",
+            table(["request", "p50 ms", "p99 ms", "requests"], rows),
+            "",
+            f"Inside the handler (its log's `ms`, median): {handler}.",
+        ]
+    )
+    return text, []
+
+
+def _v2_calls(c: dict):
+    rows = [
+        [
+            case["request"],
+            _fmt_number(case["calls"]),
+            _fmt_number(case["http_requests"]),
+            ", ".join(f"{op.split('.', 1)[1]} {_fmt_number(n)}" for op, n in case["by_operation"].items()),
+            ", ".join(f"{op.split('.', 1)[1]} {_fmt_number(n)}" for op, n in case["presigned_urls"].items()) or None,
+            case["read_request_units"],
+        ]
+        for case in c["cases"]
+    ]
+    text = "\n".join(
+        [
+            f"### Backend calls per /v2 request (handler in-process, warm; mean of {c['repeats']} requests)",
+            "",
+            table(["request", "calls", "HTTP requests", "which", "presigned URLs (no request)", "RRU"], rows),
+            "",
+            "Not counted: the authorizer's (its answer cached by API Gateway) and the key lookup (GetItem + "
+            "KMS Decrypt), once per key per REGISTRY_KEY_CACHE_SECONDS.",
+        ]
+    )
+    return text, []
+
+
+def _fmt_number(value: float) -> str:
+    return f"{value:g}"
 
 
 if __name__ == "__main__":
