@@ -24,6 +24,22 @@ TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 CREDENTIALS = Credentials("test", "test")
 REGION = "us-east-1"
 REGISTRY_ID = "000000000000"
+# The backend operations that change state (the journal's "did a refusal write?")
+WRITES = {
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "TransactWriteItems",
+    "BatchWriteItem",
+    "PutObject",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "UploadPartCopy",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "DeleteObject",
+}
 
 
 class IsolatedRegistry:

@@ -30,27 +30,12 @@ from dataclasses import dataclass
 
 import pytest
 from botocore.exceptions import ClientError
-from harness import IsolatedRegistry
+from harness import WRITES, IsolatedRegistry
 from invariants import ObjectReader, assert_invariants
 from support import image_manifest, new_blobs, sha256, upload_blob, upload_image_blobs
 
 pytestmark = pytest.mark.local_only
 MiB = 1024 * 1024
-WRITES = {
-    "PutItem",
-    "UpdateItem",
-    "DeleteItem",
-    "TransactWriteItems",
-    "BatchWriteItem",
-    "PutObject",
-    "CopyObject",
-    "CreateMultipartUpload",
-    "UploadPart",
-    "UploadPartCopy",
-    "CompleteMultipartUpload",
-    "AbortMultipartUpload",
-    "DeleteObject",
-}
 KINDS = ["throttled", "flaky", "timeout", "lost", "lost-always", "crash"]
 ABSORBED = {"flaky", "lost"}  # one bad attempt: botocore's own retry must make the request succeed
 # `make test` runs a slice of the matrix that still strikes every call: every write gets "lost"

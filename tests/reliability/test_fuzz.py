@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.parsers import create_parser
-from harness import IsolatedRegistry, SignedClient
+from harness import WRITES, IsolatedRegistry, SignedClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from invariants import ObjectReader, assert_invariants, read_state
@@ -36,21 +36,6 @@ from registry.operations import OPERATIONS
 
 pytestmark = pytest.mark.local_only
 BATCH = 8
-WRITES = {
-    "PutItem",
-    "UpdateItem",
-    "DeleteItem",
-    "TransactWriteItems",
-    "BatchWriteItem",
-    "PutObject",
-    "CopyObject",
-    "CreateMultipartUpload",
-    "UploadPart",
-    "UploadPartCopy",
-    "CompleteMultipartUpload",
-    "AbortMultipartUpload",
-    "DeleteObject",
-}
 
 # Shrinking a failing batch re-sends requests for minutes: report the failing example as found.
 _phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]

@@ -18,27 +18,13 @@ from urllib.parse import quote
 
 import pytest
 from distribution import Client, login_header, sha256
-from harness import IsolatedRegistry
+from harness import WRITES, IsolatedRegistry
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from invariants import ObjectReader, assert_invariants, read_state
 from support import OCI_MANIFEST, image_manifest, new_blobs, push_image, upload_blob
 
 pytestmark = pytest.mark.local_only
-WRITES = {
-    "PutItem",
-    "UpdateItem",
-    "DeleteItem",
-    "TransactWriteItems",
-    "BatchWriteItem",
-    "PutObject",
-    "CopyObject",
-    "CreateMultipartUpload",
-    "UploadPart",
-    "UploadPartCopy",
-    "CompleteMultipartUpload",
-    "DeleteObject",
-}
 # The spec's codes (and those we add for what ECR answers), each with the statuses it may come with.
 CODES = {
     "BLOB_UNKNOWN": {404},

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from ..records import Layer, Repository, Upload, repository_partition
 from . import codec
-from .backend import Backend, Cancelled, ConditionFailed, Item, action, sse_arguments
+from .backend import Action, Backend, Cancelled, ConditionFailed, Item, action, sse_arguments
 from .errors import ConcurrentUpdate, LayerExists, PartsChanged, UploadGone
 from .repositories import RepositoryStore, live_repository
 from .schema import BLOBS_PREFIX
@@ -113,17 +113,10 @@ class LayerStore:
             self._finish_object(upload)
             object_key = self._register_blob(scope, digest, upload.object_key, size, now)
         layer = Layer(digest=digest, size=size, object_key=object_key)
-        item = codec.item(repository=repo.partition, digest=digest, size=size, blob_key=object_key, created_at=now)
         try:
             self.backend.transact(
                 [
-                    action(
-                        "layer",
-                        "Put",
-                        self.backend.table("layers"),
-                        item=item,
-                        condition="attribute_not_exists(digest)",
-                    ),
+                    self._new_layer(repo, layer, now),
                     action(
                         "upload",
                         "Update",
@@ -134,15 +127,7 @@ class LayerStore:
                         values=codec.values(d=digest, last=upload.last_byte),
                     ),
                     self.repositories.guard(repo),
-                    action(
-                        "blob",
-                        "Update",
-                        self.backend.table("blobs"),
-                        key=self.backend.item_key("blobs", scope, digest),
-                        update="SET used_at = :now",
-                        condition="blob_key = :key",
-                        values=codec.values(now=now, key=object_key),
-                    ),
+                    self._blob_used(scope, layer, now),
                 ]
             )
         except Cancelled as cancelled:
@@ -239,40 +224,34 @@ class LayerStore:
         entry changed (read again). Only within one encryption scope: the blob entry must be the
         one `repo`'s uploads would use."""
         scope = f"{repo.registry_id}/{repo.encryption.scope}"
-        item = codec.item(
-            repository=repo.partition,
-            digest=source.digest,
-            size=source.size,
-            blob_key=source.object_key,
-            created_at=now,
-        )
         try:
             self.backend.transact(
-                [
-                    action(
-                        "layer",
-                        "Put",
-                        self.backend.table("layers"),
-                        item=item,
-                        condition="attribute_not_exists(digest)",
-                    ),
-                    self.repositories.guard(repo),
-                    action(
-                        "blob",
-                        "Update",
-                        self.backend.table("blobs"),
-                        key=self.backend.item_key("blobs", scope, source.digest),
-                        update="SET used_at = :now",
-                        condition="blob_key = :key",
-                        values=codec.values(now=now, key=source.object_key),
-                    ),
-                ]
+                [self._new_layer(repo, source, now), self.repositories.guard(repo), self._blob_used(scope, source, now)]
             )
         except Cancelled as cancelled:
             if not cancelled.conflict and cancelled.reason("layer"):
                 raise LayerExists() from None
             raise ConcurrentUpdate() from None
         return Layer(digest=source.digest, size=source.size, object_key=source.object_key)
+
+    def _new_layer(self, repo: Repository, layer: Layer, now: float) -> Action:
+        """The repository's entry for a layer it did not have."""
+        item = codec.item(
+            repository=repo.partition, digest=layer.digest, size=layer.size, blob_key=layer.object_key, created_at=now
+        )
+        return action("layer", "Put", self.backend.table("layers"), item=item, condition="attribute_not_exists(digest)")
+
+    def _blob_used(self, scope: str, layer: Layer, now: float) -> Action:
+        """Stamp the stored bytes as used now, if they are still the object the layer names."""
+        return action(
+            "blob",
+            "Update",
+            self.backend.table("blobs"),
+            key=self.backend.item_key("blobs", scope, layer.digest),
+            update="SET used_at = :now",
+            condition="blob_key = :key",
+            values=codec.values(now=now, key=layer.object_key),
+        )
 
     # --- for the sweep ----------------------------------------------------------------------------
 
