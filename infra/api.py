@@ -112,8 +112,25 @@ class RegistryApi(Construct):
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.DESTROY if props.destroy else RemovalPolicy.RETAIN
         retention = log_retention(props.log_retention_days)
-        architecture = lambda_.Architecture.ARM_64 if props.architecture == "arm64" else lambda_.Architecture.X86_64
+        self._function(props, storage, removal, retention)
+        self._rest_api(props, removal, retention)
+        integration = apigw.LambdaIntegration(
+            self.function, proxy=True, allow_test_invoke=False, timeout=Duration.seconds(props.integration_timeout)
+        )
+        self._ecr_api(integration)
+        # The registry's URL: the realm of the 401 challenge. The stage's URL, built from the stage's
+        # name (a reference to the stage itself would make the deployment depend on what it deploys).
+        stage_url = f"https://{self.api.rest_api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}/{props.stage_name}"
+        self.public_url = props.public_url or stage_url
+        self._distribution_api(integration)
 
+        self._stage_extras(props, removal, retention)
+
+    def _function(
+        self, props: RegistryProps, storage: RegistryStorage, removal: RemovalPolicy, retention: logs.RetentionDays
+    ) -> None:
+        """The registry function, its role (its own data and log group only) and its environment."""
+        architecture = lambda_.Architecture.ARM_64 if props.architecture == "arm64" else lambda_.Architecture.X86_64
         python_version = props.bundle_python_version or python_version_of(RUNTIME)
         self.bundle = BundleSpec(
             platform=props.bundle_platform or PLATFORMS[architecture.name],
@@ -178,6 +195,8 @@ class RegistryApi(Construct):
                 f"set -c registry:bytecodePython=<its path>.",
             )
 
+    def _rest_api(self, props: RegistryProps, removal: RemovalPolicy, retention: logs.RetentionDays) -> None:
+        """The REST API and its stage: throttling, tracing; logs only where the account allows them."""
         # API Gateway writes a REST API's CloudWatch logs, access logs and execution logs alike, with the
         # role set for the whole account and Region (AWS::ApiGateway::Account); a stage asking for
         # either fails to deploy where none is set. Setting it is an account-wide change (it replaces a
@@ -220,9 +239,9 @@ class RegistryApi(Construct):
         )
         # RestApi adds an "Endpoint" output of its own; the stack's EndpointUrl output replaces it.
         self.api.node.try_remove_child("Endpoint")
-        integration = apigw.LambdaIntegration(
-            self.function, proxy=True, allow_test_invoke=False, timeout=Duration.seconds(props.integration_timeout)
-        )
+
+    def _ecr_api(self, integration: apigw.LambdaIntegration) -> None:
+        """POST /, refused at the gateway when unsigned (with the function's own answer to that)."""
         self.ecr_method = self.api.root.add_method(
             "POST",
             integration,
@@ -243,12 +262,9 @@ class RegistryApi(Construct):
             {"unsignedRequest": [UNSIGNED_STATUS, UNSIGNED_ERROR, JSON_CONTENT_TYPE, UNSIGNED_BODY]}
         )
 
-        # The registry's URL: the realm of the 401 challenge. The stage's URL, built from the stage's
-        # name (a reference to the stage itself would make the deployment depend on what it deploys).
-        stage_url = f"https://{self.api.rest_api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}/{props.stage_name}"
-        self.public_url = props.public_url or stage_url
-        self._distribution_api(integration)
-
+    def _stage_extras(self, props: RegistryProps, removal: RemovalPolicy, retention: logs.RetentionDays) -> None:
+        """The execution log group (when logging) and the web ACL (when given)."""
+        logging = props.api_gateway_logging
         self.execution_logs = None
         if logging:
             # API Gateway writes execution logs (level ERROR above) to a group it would create itself,

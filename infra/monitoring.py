@@ -54,56 +54,65 @@ class RegistryMonitoring(Construct):
         sweep: RegistrySweep,
     ) -> None:
         super().__init__(scope, construct_id)
-        function, rest_api = api.function, api.api
+        self.props = props
         self.alarms: list[cloudwatch.Alarm] = []
+        self._failure_alarms(api, sweep)
+        self._cost_alarms(api, storage)
+        self._dashboard(api, sweep)
 
-        def alarm(alarm_id: str, metric: cloudwatch.IMetric, threshold: float, description: str, *, periods: int = 1):
-            created = cloudwatch.Alarm(
-                self,
-                alarm_id,
-                metric=metric,
-                threshold=threshold,
-                evaluation_periods=periods,
-                datapoints_to_alarm=periods if periods > 1 else None,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description=description,
+    def _alarm(
+        self, alarm_id: str, metric: cloudwatch.IMetric, threshold: float, description: str, *, periods: int = 1
+    ) -> cloudwatch.Alarm:
+        created = cloudwatch.Alarm(
+            self,
+            alarm_id,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods if periods > 1 else None,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=description,
+        )
+        if self.props.alarm_topic_arn:
+            created.add_alarm_action(
+                actions.SnsAction(sns.Topic.from_topic_arn(self, f"{alarm_id}Topic", self.props.alarm_topic_arn))
             )
-            if props.alarm_topic_arn:
-                created.add_alarm_action(
-                    actions.SnsAction(sns.Topic.from_topic_arn(self, f"{alarm_id}Topic", props.alarm_topic_arn))
-                )
-            self.alarms.append(created)
-            return created
+        self.alarms.append(created)
+        return created
 
-        self.function_errors = alarm(
+    # --- what users would notice ------------------------------------------------------------------
+
+    def _failure_alarms(self, api: RegistryApi, sweep: RegistrySweep) -> None:
+        function, rest_api = api.function, api.api
+        self.function_errors = self._alarm(
             "FunctionErrors",
             function.metric_errors(period=PERIOD, statistic="Sum"),
             1,
             "The registry function crashed or timed out (handled faults are ServerException responses, "
             "counted by the API 5XX alarm)",
         )
-        self.function_throttles = alarm(
+        self.function_throttles = self._alarm(
             "FunctionThrottles",
             function.metric_throttles(period=PERIOD, statistic="Sum"),
             1,
             "Lambda throttled the registry function: account or reserved concurrency reached",
         )
-        self.api_server_errors = alarm(
+        self.api_server_errors = self._alarm(
             "ApiServerErrors",
             rest_api.metric_server_error(period=PERIOD, statistic="Sum"),
             API_5XX_THRESHOLD,
             f"At least {API_5XX_THRESHOLD} HTTP 5xx answers in 5 minutes (ServerException, crashes, timeouts)",
         )
         timeout_ms = api.timeout.to_milliseconds()
-        self.near_timeout = alarm(
+        self.near_timeout = self._alarm(
             "FunctionNearTimeout",
             function.metric_duration(period=PERIOD, statistic="p99"),
             round(timeout_ms * NEAR_TIMEOUT_FRACTION),
             f"p99 duration above {int(NEAR_TIMEOUT_FRACTION * 100)}% of the {timeout_ms // 1000} s timeout",
         )
         # One failed run is finished by the next; a sweep failing for hours lets storage grow.
-        self.sweep_errors = alarm(
+        self.sweep_errors = self._alarm(
             "SweepErrors",
             sweep.function.metric_errors(period=SCHEDULE, statistic="Sum"),
             1,
@@ -111,9 +120,12 @@ class RegistryMonitoring(Construct):
             "are not being reclaimed until it succeeds",
         )
 
-        # --- what costs money or capacity before users notice ----------------------------------------
+    # --- what costs money or capacity before users notice -----------------------------------------
+
+    def _cost_alarms(self, api: RegistryApi, storage: RegistryStorage) -> None:
+        function, rest_api, props = api.function, api.api, self.props
         client_error_threshold = round(props.throttle_rate_limit * PERIOD.to_seconds() * API_4XX_FRACTION)
-        self.api_client_errors = alarm(
+        self.api_client_errors = self._alarm(
             "ApiClientErrors",
             rest_api.metric_client_error(period=PERIOD, statistic="Sum"),
             client_error_threshold,
@@ -121,7 +133,7 @@ class RegistryMonitoring(Construct):
             "stage throttle lets through): clients throttled (429), a flood of unsigned or badly signed "
             "requests, or a client stuck in an error loop. See the access log or the function's log.",
         )
-        self.account_concurrency = alarm(
+        self.account_concurrency = self._alarm(
             "AccountConcurrency",
             function.metric_all_concurrent_executions(period=PERIOD, statistic="Maximum"),
             props.concurrency_alarm_threshold,
@@ -144,21 +156,21 @@ class RegistryMonitoring(Construct):
                 label=f"{metric_name} (registry tables)",
             )
 
-        self.table_read_throttles = alarm(
+        self.table_read_throttles = self._alarm(
             "TableReadThrottles",
             tables_sum("ReadThrottleEvents"),
             DYNAMODB_THROTTLE_THRESHOLD,
             f"DynamoDB throttled at least {DYNAMODB_THROTTLE_THRESHOLD} reads of the registry's tables in 5 "
             "minutes (a hot item, or traffic above what on-demand capacity has adapted to).",
         )
-        self.table_write_throttles = alarm(
+        self.table_write_throttles = self._alarm(
             "TableWriteThrottles",
             tables_sum("WriteThrottleEvents"),
             DYNAMODB_THROTTLE_THRESHOLD,
             f"DynamoDB throttled at least {DYNAMODB_THROTTLE_THRESHOLD} writes to the registry's tables in 5 "
             "minutes (a hot item, or traffic above what on-demand capacity has adapted to).",
         )
-        self.table_system_errors = alarm(
+        self.table_system_errors = self._alarm(
             "TableSystemErrors",
             cloudwatch.MathExpression(
                 expression=DYNAMODB_SYSTEM_ERRORS_QUERY,
@@ -170,7 +182,7 @@ class RegistryMonitoring(Construct):
             f"DynamoDB answered HTTP 500 at least {DYNAMODB_SYSTEM_ERRORS_THRESHOLD} times in 5 minutes, to "
             "any table of this account and Region: a DynamoDB incident (see the AWS Health Dashboard).",
         )
-        self.sweep_incomplete = alarm(
+        self.sweep_incomplete = self._alarm(
             "SweepIncomplete",
             cloudwatch.Metric(
                 namespace=METRICS_NAMESPACE,
@@ -184,6 +196,11 @@ class RegistryMonitoring(Construct):
             "uploads and unused blobs as fast as they appear (see its log: the report of each run).",
             periods=SWEEP_INCOMPLETE_RUNS,
         )
+
+    # --- one screen -------------------------------------------------------------------------------
+
+    def _dashboard(self, api: RegistryApi, sweep: RegistrySweep) -> None:
+        function, rest_api = api.function, api.api
 
         def outcome(name: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
