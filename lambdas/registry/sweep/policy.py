@@ -81,6 +81,7 @@ class Sweeper:
                 continue
             self.store.images.purge(repo)
             self.store.layers.purge(repo)
+            self.store.lifecycle.purge(repo)
             try:
                 self.store.repositories.finish_deletion(repo)
             except RepositoryGone:  # a DeleteRepository finished it meanwhile
