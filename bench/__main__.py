@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import common
 
-SECTIONS = ("calls", "size", "cold", "layers", "throughput")
+SECTIONS = ("calls", "size", "cold", "layers", "throughput", "lifecycle")
 
 
 @dataclass
@@ -46,11 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
 
-    from bench import calls, cold_start, layers, repo_size, report, throughput
+    from bench import calls, cold_start, layers, lifecycle, repo_size, report, throughput
     from local.registry import Backends
     from local.services import STATE_DIR
 
-    modules = {"calls": calls, "size": repo_size, "cold": cold_start, "layers": layers, "throughput": throughput}
+    modules = {
+        "calls": calls,
+        "size": repo_size,
+        "cold": cold_start,
+        "layers": layers,
+        "throughput": throughput,
+        "lifecycle": lifecycle,
+    }
     started = time.time()
     results = {
         "machine": common.machine(),
