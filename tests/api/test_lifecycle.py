@@ -10,16 +10,11 @@ tests/reliability/test_lifecycle_runs.py.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from support import error_code, push_image, snapshot, unique_name
+from support import aws, error_code, push_image, snapshot, unique_name
 
-AWS = str(Path(sys.executable).parent / "aws")
 PREFIX = (
     "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: "
 )
@@ -299,28 +294,6 @@ def test_a_policy_for_a_deleted_repository_is_refused(ecr):
 
 
 # --- the AWS CLI -----------------------------------------------------------------------------------------
-
-
-def aws(registry, *args: str) -> dict:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_PAGER": "",
-    }
-    env.pop("AWS_PROFILE", None)
-    done = subprocess.run(
-        [AWS, "ecr", *args, "--endpoint-url", registry.endpoint, "--output", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"aws ecr {args[0]} failed ({done.returncode}): {done.stderr}")
-    return json.loads(done.stdout) if done.stdout.strip() else {}
 
 
 def test_lifecycle_policies_with_the_aws_cli(registry, ecr, repo, tmp_path):

@@ -18,7 +18,7 @@ import time
 import uuid
 
 import pytest
-from harness import IsolatedRegistry
+from harness import IsolatedRegistry, sweeper_for
 from invariants import ObjectReader, assert_invariants, garbage, read_state
 from support import index_manifest, push_image
 
@@ -28,7 +28,6 @@ from registry.records import PREVIEW_IN_PROGRESS, Preview
 
 pytestmark = pytest.mark.local_only
 DAY = 24 * 3600
-HOUR = 3600
 
 
 def rule(priority, tag_status, count_type="imageCountMoreThan", count=1, **lists):
@@ -48,17 +47,6 @@ def stack(backends, tmp_path):
     registry.reader = ObjectReader(registry.backends)
     yield registry
     registry.stop()
-
-
-def sweeper_for(stack, monkeypatch, grace: float = HOUR):
-    """A Sweeper built as the scheduled Lambda builds it: from the function's environment."""
-    for name, value in stack.backends.environment().items():
-        monkeypatch.setenv(name, value)
-    from registry.config import Settings
-    from registry.storage import RegistryStore
-    from registry.sweep import Sweeper
-
-    return Sweeper(RegistryStore(Settings.from_environment()), grace_seconds=grace)
 
 
 def digests(ecr, repo) -> set[str]:
@@ -158,8 +146,7 @@ def test_the_sweep_completes_a_preview_left_in_progress(backends, tmp_path, monk
 
         monkeypatch.setattr("registry.storage.lifecycle.PART_BYTES", 300)  # about two results a part
         sweeper = sweeper_for(stack, monkeypatch)
-        dry = sweeper_for(stack, monkeypatch)
-        dry.dry_run = True
+        dry = sweeper_for(stack, monkeypatch, dry_run=True)
         later = time.time() + 8 * DAY
         counted = dry.run(now=later)
         assert ecr.get_lifecycle_policy_preview(repositoryName="slow")["status"] == "IN_PROGRESS"  # dry: untouched

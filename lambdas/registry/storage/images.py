@@ -467,7 +467,7 @@ class ImageStore:
         """Remove one tag from an image that keeps at least one other tag."""
         self._delete(
             [
-                self._count_removal(repo),
+                self._removal(repo),
                 self._delete_tag(repo, tag, digest, name="tag"),
                 action(
                     "image",
@@ -501,7 +501,7 @@ class ImageStore:
                 condition="attribute_exists(digest)",
                 values=codec.values(batch=set(batch)),
             )
-            self._delete([*(self._delete_tag(repo, t, image.digest) for t in batch), strip, self._count_removal(repo)])
+            self._delete([*(self._delete_tag(repo, t, image.digest) for t in batch), strip, self._removal(repo)])
         condition = "attribute_exists(digest) AND (attribute_not_exists(parent_count) OR parent_count = :zero)"
         values: dict[str, Any] = {"zero": 0}
         if tags:
@@ -509,16 +509,7 @@ class ImageStore:
             values["tags"] = set(tags)
         else:
             condition += " AND attribute_not_exists(tags)"
-        counter = action(
-            "repository",
-            "Update",
-            self.backend.table("repositories"),
-            key=self.repositories.item_key(repo.registry_id, repo.name),
-            update="ADD image_count :minus, removals :one",
-            condition="attribute_exists(#name)",
-            names={"#name": "name"},
-            values=codec.values(minus=-1, one=1),
-        )
+        counter = self._removal(repo, image_count=-1)
         image_delete = action(
             "image",
             "Delete",
@@ -537,16 +528,26 @@ class ImageStore:
             ]
         )
 
-    def _count_removal(self, repo: Repository) -> Action:
+    def _removal(self, repo: Repository, image_count: int = 0, seen: int | None = None) -> Action:
+        """The repository's side of a removal: `removals` + 1 (and `image_count` changed by
+        `image_count`). With `seen` (a lifecycle expiry): only while the repository is live and its
+        `removals` is still `seen`, the old item returned when not."""
+        update = "ADD removals :one" + (", image_count :change" if image_count else "")
+        values: dict[str, Any] = {"one": 1, **({"change": image_count} if image_count else {})}
+        condition = "attribute_exists(#name)"
+        if seen is not None:
+            same = "removals = :seen" if seen else "(attribute_not_exists(removals) OR removals = :seen)"
+            condition, values["seen"] = f"{LIVE} AND {same}", seen
         return action(
             "repository",
             "Update",
             self.backend.table("repositories"),
             key=self.repositories.item_key(repo.registry_id, repo.name),
-            update="ADD removals :one",
-            condition="attribute_exists(#name)",
+            update=update,
+            condition=condition,
             names={"#name": "name"},
-            values=codec.values(one=1),
+            values=codec.values(**values),
+            return_old=seen is not None,
         )
 
     def _delete_tag(self, repo: Repository, tag: str, digest: str, name: str | None = None) -> Action:
@@ -608,7 +609,6 @@ class ImageStore:
             values["tags"] = set(tags)
         else:
             condition += " AND attribute_not_exists(tags)"
-        seen = "removals = :seen" if removals else "(attribute_not_exists(removals) OR removals = :seen)"
         actions = [
             action(
                 "policy",
@@ -618,17 +618,7 @@ class ImageStore:
                 condition="policy_id = :policy",
                 values=codec.values(policy=policy.policy_id),
             ),
-            action(
-                "repository",
-                "Update",
-                self.backend.table("repositories"),
-                key=self.repositories.item_key(repo.registry_id, repo.name),
-                update="ADD image_count :minus, removals :one",
-                condition=f"{LIVE} AND {seen}",
-                names={"#name": "name"},
-                values=codec.values(minus=-1, one=1, seen=removals),
-                return_old=True,
-            ),
+            self._removal(repo, image_count=-1, seen=removals),
             action(
                 "image",
                 "Delete",
