@@ -106,7 +106,8 @@ bench: $(DEV_STAMP) $(NPM_RUN_STAMP)
 ## operation with ten times the examples, and faults at every storage call of the push path with
 ## every fault kind (tests/reliability/).
 fuzz: $(DEV_STAMP) $(NPM_RUN_STAMP)
-	REGISTRY_FUZZ_PROFILE=fuzz REGISTRY_FAULT_MATRIX=full $(PY) -m pytest tests/reliability/test_fuzz.py tests/reliability/test_fuzz_distribution.py tests/reliability/test_faults.py
+	REGISTRY_FUZZ_PROFILE=fuzz REGISTRY_FAULT_MATRIX=full $(PY) -m pytest tests/reliability/test_fuzz.py tests/reliability/test_fuzz_distribution.py \
+		tests/reliability/test_fuzz_lifecycle.py tests/reliability/test_faults.py
 
 ## Concurrent clients pushing, retagging, reading and deleting for SOAK_SECONDS (default 300) with
 ## the sweep running beside them; then every invariant is checked.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import common
 
-SECTIONS = ("calls", "size", "cold", "layers", "throughput", "v2")
+SECTIONS = ("calls", "size", "cold", "layers", "throughput", "v2", "lifecycle")
 
 
 @dataclass
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
 
-    from bench import calls, cold_start, layers, repo_size, report, throughput, v2
+    from bench import calls, cold_start, layers, lifecycle, repo_size, report, throughput, v2
     from local.registry import Backends
     from local.services import STATE_DIR
 
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         "layers": layers,
         "throughput": throughput,
         "v2": v2,
+        "lifecycle": lifecycle,
     }
     started = time.time()
     results = {

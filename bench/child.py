@@ -57,6 +57,80 @@ def calls(arguments: dict) -> dict:
     return {"repository": repo, "cases": cases}
 
 
+def lifecycle(arguments: dict) -> dict:
+    """Section 6: a lifecycle policy over repositories of each size -- a preview computed (as
+    StartLifecyclePolicyPreview and the sweep compute it) and a run applied (as the sweep applies
+    it), with the sweep's own store: time, DynamoDB calls and request units."""
+    from types import SimpleNamespace
+
+    from bench import inproc
+    from bench.repo_size import _fill
+    from registry.config import Settings
+    from registry.lifecycle.runs import apply_policy, compute_preview
+    from registry.records import PREVIEW_IN_PROGRESS, LifecyclePolicy, Preview, Repository
+    from registry.storage import RegistryStore
+
+    store = RegistryStore(Settings.from_environment())
+    hooks = inproc.Hooks(store=store)
+    backends = SimpleNamespace(client=lambda service: store.backend.dynamodb, tables=store.settings.tables)
+    shim = SimpleNamespace(backends=backends)  # what section 2's filling uses of its context
+    blobs = (("sha256:" + "c" * 64, 30), ("sha256:" + "d" * 64, 1000))
+
+    def policy(keep: int) -> str:
+        selection = {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep}
+        return json.dumps({"rules": [{"rulePriority": 1, "selection": selection, "action": {"type": "expire"}}]})
+
+    def measured(work, *args):
+        tally = hooks.open()
+        started = time.perf_counter()
+        outcome = work(store, *args, time.time())
+        seconds = time.perf_counter() - started
+        hooks.close()
+        return outcome, round(seconds, 2), tally.as_dict()
+
+    cases = []
+    for count in arguments["sizes"]:
+        name = f"bench/lifecycle-{count}-{nonce()}"
+        store.repositories.create(Repository("000000000000", name, created_at=time.time()), 10**6)
+        _fill(shim, name, blobs, count)
+        repo = store.repositories.get("000000000000", name)
+        text = policy(count // 2)  # half the images expire: the results are stored in parts
+        repeats = arguments.get("repeats", 3)  # the best of a few: the machine is shared
+        previews, idles, runs = [], [], []
+        for _ in range(repeats):
+            preview = Preview(repo.registry_id, name, nonce(), PREVIEW_IN_PROGRESS, text, time.time())
+            store.lifecycle.start_preview(repo, preview)
+            previews.append(measured(compute_preview, preview))
+            idle = LifecyclePolicy(repo.registry_id, name, policy(count), nonce())  # expires nothing
+            store.lifecycle.put_policy(repo, idle)
+            idles.append(measured(apply_policy, idle))
+        expiries = arguments["expiries"]
+        for repeat in range(repeats):  # each run expires `expiries` more of the oldest images
+            applied = LifecyclePolicy(repo.registry_id, name, policy(count - expiries * (repeat + 1)), nonce())
+            store.lifecycle.put_policy(repo, applied)
+            runs.append(measured(apply_policy, applied))
+        if count == arguments["sizes"][0] and arguments.get("warm_up"):
+            continue  # the first repository warms the process up (clients, imports): not reported
+        completed, preview_seconds, preview_tally = min(previews, key=lambda m: m[1])
+        _, idle_seconds, idle_tally = min(idles, key=lambda m: m[1])
+        report, run_seconds, run_tally = min(runs, key=lambda m: m[1])
+        cases.append(
+            {
+                "images": count,
+                "repeats": repeats,
+                "preview": {
+                    "seconds": preview_seconds,
+                    "results": completed.expiring_count,
+                    "parts": completed.parts,
+                    **preview_tally,
+                },
+                "idle_run": {"seconds": idle_seconds, **idle_tally},
+                "run": {"seconds": run_seconds, "expired": report["images_expired"], **run_tally},
+            }
+        )
+    return {"cases": cases}
+
+
 def capture(arguments: dict) -> dict:
     """Section 5: the exact DynamoDB requests of one steady-state PutImage, to replay them raw."""
     from bench import inproc
@@ -159,7 +233,7 @@ def _jsonable(value):
     return value
 
 
-TASKS = {"calls": calls, "capture": capture, "complete": complete, "v2_calls": v2_calls}
+TASKS = {"calls": calls, "capture": capture, "complete": complete, "v2_calls": v2_calls, "lifecycle": lifecycle}
 
 if __name__ == "__main__":
     task, source, target = sys.argv[1:4]

@@ -84,10 +84,11 @@ _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWri
 class Hooks:
     """botocore event hooks on the handler's clients (fault-free cousin of local/faults.py)."""
 
-    def __init__(self, record: bool = False):
+    def __init__(self, record: bool = False, store=None):
+        """On the clients of `store`, by default the handler's."""
         self.tally: Tally | None = None
         self.record = record
-        store = handler.store()
+        store = store if store is not None else handler.store()
         self.keys_table = store.settings.tables.get("keys")
         store.backend.kms  # noqa: B018 - made now, so that its calls are counted too
         for client in store.clients():

@@ -48,6 +48,7 @@ def render(results: dict) -> str:
         ("layers", _layers),
         ("throughput", _throughput),
         ("v2", _v2),
+        ("lifecycle", _lifecycle),
     ):
         if name not in sections:
             continue
@@ -441,3 +442,58 @@ if __name__ == "__main__":
 
     with open(sys.argv[1]) as results:
         print(render(json.load(results)))
+
+
+def _lifecycle(s: dict):
+    rows = []
+    for case in s["cases"]:
+        p, idle, r = case["preview"], case["idle_run"], case["run"]
+        rows.append(
+            [
+                f"{case['images']:,}",
+                p["seconds"],
+                p["ms_per_1000_images"],
+                p["dynamodb_calls"],
+                p["read_request_units"],
+                f"{p['results']:,} in {p['parts']}",
+                idle["seconds"],
+                idle["dynamodb_calls"],
+                r["seconds"],
+                r["dynamodb_calls"],
+                r["ms_per_expiry"],
+            ]
+        )
+    headers = [
+        "images",
+        "preview s",
+        "ms / 1,000 images",
+        "calls",
+        "read units",
+        "results in parts",
+        "run, none expire: s",
+        "calls",
+        "run, 100 expire: s",
+        "calls",
+        "ms / expiry",
+    ]
+    text = "\n".join(
+        [
+            "## 7. Lifecycle policies: previews and runs over a repository (the sweep's store, in-process)",
+            "",
+            table(headers, rows),
+            "",
+            f"Time per image, largest over smaller: preview {s['preview_ratio']}x, run {s['run_ratio']}x. "
+            f"Within StartLifecyclePolicyPreview's 20 s budget a preview covers about "
+            f"{s['cases'][-1]['preview']['images_in_20_s']:,} images here (DynamoDB Local); calls are DynamoDB "
+            f"calls: one Query page per ~1 MB of image items, one transaction per expiry.",
+        ]
+    )
+    worst = max(s["preview_ratio"], s["run_ratio"])
+    return text, [
+        [
+            f"lifecycle: time per image at {s['cases'][-1]['images']:,} images ≤ 1.5x of at "
+            f"{s['cases'][0]['images']:,}",
+            f"{s['preview_ratio']}x / {s['run_ratio']}x",
+            verdict(worst <= 1.5),
+        ]
+    ]

@@ -1,7 +1,7 @@
 """The scheduled sweep (lambdas/registry/sweep/, docs/sweep.md): a second function from the registry's own asset,
 run every hour by an EventBridge rule, that reclaims what abandoned work leaves behind (expired
 uploads, layers no image ever referenced, unused blobs, orphaned objects, half-done repository
-deletions).
+deletions) and applies the repositories' lifecycle policies (and completes their previews).
 
 It has its own role: it lists and deletes, where the API function reads and writes. It never sees the
 access keys table nor any KMS key (deleting an SSE-KMS object needs no key).
@@ -44,9 +44,12 @@ SAFE_GRACE_SECONDS = 3600
 SWEPT_PREFIXES = (STAGED_PARTS_PREFIX, BLOBS_PREFIX, MANIFESTS_PREFIX)
 TABLE_ACTIONS = (
     # Scan: every phase judges whole tables. Query + BatchWriteItem: purging a half-deleted
-    # repository's images, tags and layers. UpdateItem: stamping old items, and the repository
-    # counter in the transaction that finishes a deletion (with DeleteItem). BatchGetItem: whether
-    # the images that claimed a layer exist (storage/images.py).
+    # repository's images, tags, layers and preview results. UpdateItem: stamping old items, and the
+    # repository counter in the transaction that finishes a deletion (with DeleteItem). BatchGetItem:
+    # whether the images that claimed a layer exist (storage/images.py). Lifecycle policies: an
+    # expiry is BatchDeleteImage's transaction (DeleteItem, UpdateItem) with ConditionCheckItem on
+    # the policy item; a preview's results are UpdateItems (an Update creates the item: no PutItem)
+    # with ConditionCheckItem on the repository and the preview (storage/lifecycle.py).
     "dynamodb:Scan",
     "dynamodb:Query",
     "dynamodb:GetItem",
@@ -54,6 +57,7 @@ TABLE_ACTIONS = (
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
     "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
 )
 
 
@@ -72,7 +76,7 @@ class RegistrySweep(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="The registry's sweep: lists and deletes abandoned uploads, layers and blobs",
+            description="The registry's sweep: deletes abandoned uploads, layers and blobs; applies lifecycle policies",
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -111,7 +115,7 @@ class RegistrySweep(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            description="ECR registry sweep: reclaims abandoned uploads, unreferenced layers, unused blobs",
+            description="ECR registry sweep: reclaims abandoned uploads, layers, blobs; applies lifecycle policies",
             runtime=api.function.runtime,
             architecture=api.function.architecture,
             handler=HANDLER,

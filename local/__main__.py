@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .registry import REGION, REGISTRY_ID, Backends, LocalRegistry
 from .services import STATE_DIR, die_with_parent
+from .sweeper import INTERVAL_ENV, SweepLoop
 
 
 def main() -> int:
@@ -19,6 +20,7 @@ def main() -> int:
     print("Starting DynamoDB Local and moto (S3, KMS)...", flush=True)
     backends = Backends.start()
     try:
+        sweep = SweepLoop.from_environment(backends)
         registry = LocalRegistry(backends, port=port, access_log=True)
     except BaseException:
         backends.stop()
@@ -27,6 +29,7 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     endpoint = registry.endpoint
+    sweep.start()
     # registryctl's settings for this stack (its table, KMS key and the stand-ins' endpoints)
     ctl_env = STATE_DIR / "registryctl.env"
     ctl_env.write_text("".join(f"{k}={v}\n" for k, v in backends.registryctl_environment().items()))
@@ -41,6 +44,8 @@ Access key 'test', secret 'test': admin of registry {REGISTRY_ID}. Handler logs:
   aws ecr describe-repositories --endpoint-url {endpoint}
   aws ecr get-login-password --endpoint-url {endpoint} | docker login -u AWS --password-stdin {endpoint.split("://")[1]}
 
+The sweep (what abandoned work leaves, lifecycle policies) runs every {sweep.interval:g} s ({INTERVAL_ENV}).
+
 Issue more keys (any 12-digit registry id: each registry is a tenant), list and revoke them:
 
   {ctl} keys create --registry {REGISTRY_ID} --name ci --grant 'push:team/*'
@@ -52,6 +57,7 @@ Press Ctrl-C to stop.""",
     )
     stop.wait()
     print("Stopping...", flush=True)
+    sweep.stop()
     registry.stop()
     backends.stop()
     return 0

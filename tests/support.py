@@ -6,8 +6,11 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from botocore.config import Config
 
@@ -149,3 +152,30 @@ def tags_of(ecr, repo: str, digest: str) -> list[str]:
 
 def error_code(excinfo) -> str:
     return excinfo.value.response["Error"]["Code"]
+
+
+AWS_CLI = str(Path(sys.executable).parent / "aws")
+
+
+def aws(registry, *args: str) -> dict:
+    """`aws ecr <args> --endpoint-url <the registry>`, as a user types it; its JSON output.
+    AssertionError with the CLI's stderr when it fails."""
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_PAGER": "",
+    }
+    env.pop("AWS_PROFILE", None)
+    done = subprocess.run(
+        [AWS_CLI, "ecr", *args, "--endpoint-url", registry.endpoint, "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"aws ecr {args[0]} failed ({done.returncode}): {done.stderr}")
+    return json.loads(done.stdout) if done.stdout.strip() else {}

@@ -51,6 +51,7 @@ AUTHORIZER_CACHE_SECONDS = 300
 ACCESS_KEY_CACHE_SECONDS_ENV = "REGISTRY_KEY_CACHE_SECONDS"
 DEFAULT_KEY_CACHE_SECONDS = 60.0
 MAX_KEY_CACHE_SECONDS = 900.0
+PREVIEW_BUDGET_ENV = "REGISTRY_PREVIEW_BUDGET_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ class Settings:
     access_key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
     token_kms_key: str | None = None
     public_url: str | None = None  # where clients reach the registry (a custom domain), if not as they asked
+    # How long StartLifecyclePolicyPreview computes the preview within its request (API Gateway
+    # waits 29 s); a repository too big for that is left IN_PROGRESS, and the sweep completes it.
+    preview_budget_seconds: float = 20.0
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -110,6 +114,7 @@ class Settings:
             access_key_cache_seconds=_key_cache_seconds(env.get(ACCESS_KEY_CACHE_SECONDS_ENV)),
             token_kms_key=env.get(TOKEN_KMS_KEY_ENV) or None,
             public_url=(env.get(PUBLIC_URL_ENV) or "").rstrip("/") or None,
+            preview_budget_seconds=float(env.get(PREVIEW_BUDGET_ENV) or 20.0),
         )
 
 

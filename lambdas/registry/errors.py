@@ -160,6 +160,18 @@ class EmptyUploadException(EcrError):
     pass
 
 
+class LifecyclePolicyNotFoundException(EcrError):
+    pass
+
+
+class LifecyclePolicyPreviewNotFoundException(EcrError):
+    pass
+
+
+class LifecyclePolicyPreviewInProgressException(EcrError):
+    pass
+
+
 # --- ECR's wording of the errors several operations raise ---------------------------------------
 
 
@@ -186,6 +198,19 @@ def upload_not_found(registry_id: str, name: str, upload_id: str) -> UploadNotFo
     return UploadNotFoundException(
         f"The upload with id '{upload_id}' does not exist in the repository with name "
         f"'{name}' in the registry with id '{registry_id}'"
+    )
+
+
+def lifecycle_policy_not_found(registry_id: str, name: str) -> LifecyclePolicyNotFoundException:
+    return LifecyclePolicyNotFoundException(
+        f"Lifecycle policy does not exist for the repository with name '{name}' in the registry with id '{registry_id}'"
+    )
+
+
+def invalid_lifecycle_policy(problem: str) -> InvalidParameterException:
+    return InvalidParameterException(
+        "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: "
+        f"'Lifecycle policy validation failure: {problem}'"
     )
 
 

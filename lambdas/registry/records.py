@@ -183,3 +183,43 @@ class AccessKey:
     @property
     def principal_arn(self) -> str:
         return f"arn:aws:iam::{self.registry_id}:user/{self.name}"
+
+
+@dataclass(frozen=True)
+class LifecyclePolicy:
+    """A repository's lifecycle policy: the text as it was put, and which version of it this is."""
+
+    registry_id: str
+    repository: str
+    text: str
+    policy_id: str  # new at every PutLifecyclePolicy: a run asserts the policy it applies is still this one
+    last_evaluated_at: float | None = None  # when a run last applied it
+
+
+PREVIEW_IN_PROGRESS, PREVIEW_COMPLETE, PREVIEW_FAILED = "IN_PROGRESS", "COMPLETE", "FAILED"
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    """An image a previewed policy expires, as it was when the preview was computed."""
+
+    digest: str
+    tags: tuple[str, ...]  # sorted
+    pushed_at: float
+    rule_priority: int
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A repository's lifecycle policy preview (one at a time): IN_PROGRESS until its results are stored."""
+
+    registry_id: str
+    repository: str
+    preview_id: str
+    status: str
+    policy_text: str
+    started_at: float
+    attempt: str | None = None  # which computation's stored results are the preview's
+    parts: int = 0  # items its results are stored in
+    expiring_count: int = 0
+    evaluated_at: float | None = None  # the clock the results were computed for

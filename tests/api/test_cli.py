@@ -2,37 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
-from support import image_manifest, new_blobs, sha256, upload_image_blobs
-
-AWS = str(Path(sys.executable).parent / "aws")
-
-
-def aws(registry, *args: str) -> dict:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_PAGER": "",
-    }
-    env.pop("AWS_PROFILE", None)
-    done = subprocess.run(
-        [AWS, "ecr", *args, "--endpoint-url", registry.endpoint, "--output", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"aws ecr {args[0]} failed ({done.returncode}): {done.stderr}")
-    return json.loads(done.stdout) if done.stdout.strip() else {}
+from support import AWS_CLI, aws, image_manifest, new_blobs, sha256, upload_image_blobs
 
 
 def test_push_and_pull_with_the_aws_cli(registry, ecr, tmp_path):
@@ -66,7 +39,15 @@ def test_cli_reports_modeled_errors(registry):
         "AWS_MAX_ATTEMPTS": "1",
     }
     done = subprocess.run(
-        [AWS, "ecr", "describe-images", "--repository-name", "cli/does-not-exist", "--endpoint-url", registry.endpoint],
+        [
+            AWS_CLI,
+            "ecr",
+            "describe-images",
+            "--repository-name",
+            "cli/does-not-exist",
+            "--endpoint-url",
+            registry.endpoint,
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -159,6 +159,17 @@ def test_batch_delete_by_digest_removes_every_tag(ecr, repo):
     push_image(ecr, repo, tag="a")
 
 
+def test_batch_delete_of_an_image_with_more_tags_than_one_transaction_holds(ecr, repo):
+    """Deleted in several transactions (each at most 100 actions): 150 tags, all gone."""
+    pushed = push_image(ecr, repo, tag="t0")
+    for i in range(1, 150):
+        ecr.put_image(repositoryName=repo, imageManifest=pushed.manifest, imageTag=f"t{i}")
+    result = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": pushed.digest}])
+    assert len(result["imageIds"]) == 150 and result["failures"] == []
+    assert snapshot(ecr, repo) == {"images": [], "ids": []}
+    push_image(ecr, repo, tag="t7")  # the tags are free again
+
+
 def test_batch_delete_failures(ecr, repo):
     pushed = push_image(ecr, repo, tag="v1")
     before = snapshot(ecr, repo)

@@ -158,3 +158,35 @@ def test_a_key_cannot_name_another_registry(registry, tenant):
         admin.create_repository(registryId=other, repositoryName="app/web")
     denied(excinfo, registry_id, "admin", "CreateRepository", "app/web", resource_registry=other)
     assert admin.describe_repositories(registryId=registry_id, repositoryNames=["app/web"])["repositories"]
+
+
+def test_lifecycle_policies_are_read_by_pull_and_push_and_changed_by_admin_only(registry, tenant, issue_key):
+    """As AWS's managed policies have it: ReadOnly and PowerUser read lifecycle policies and their
+    previews; only FullAccess puts, deletes or starts a preview."""
+    registry_id, admin = tenant
+    text = json.dumps(
+        {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1},
+                    "action": {"type": "expire"},
+                }
+            ]
+        }
+    )
+    admin.put_lifecycle_policy(repositoryName="app/web", lifecyclePolicyText=text)
+    admin.start_lifecycle_policy_preview(repositoryName="app/web")
+    for role in ("pull", "push"):
+        key = client_of(registry.endpoint, issue_key(registry_id, ((role,), ("*",)), name=role))
+        assert key.get_lifecycle_policy(repositoryName="app/web")["lifecyclePolicyText"] == text
+        assert key.get_lifecycle_policy_preview(repositoryName="app/web")["status"] == "COMPLETE"
+        for operation, method, params in (
+            ("PutLifecyclePolicy", key.put_lifecycle_policy, {"lifecyclePolicyText": text}),
+            ("DeleteLifecyclePolicy", key.delete_lifecycle_policy, {}),
+            ("StartLifecyclePolicyPreview", key.start_lifecycle_policy_preview, {}),
+        ):
+            with pytest.raises(ClientError) as excinfo:
+                method(repositoryName="app/web", **params)
+            denied(excinfo, registry_id, role, operation, "app/web")
+    assert admin.get_lifecycle_policy(repositoryName="app/web")["lifecyclePolicyText"] == text

@@ -96,6 +96,22 @@ class IsolatedRegistry:
                 pass
 
 
+def use_function_environment(stack: IsolatedRegistry, monkeypatch) -> None:
+    """The environment the function has, for this test: `Settings.from_environment()` is the stack's."""
+    for name, value in stack.backends.environment().items():
+        monkeypatch.setenv(name, value)
+
+
+def sweeper_for(stack: IsolatedRegistry, monkeypatch, grace_seconds: float = 3600, **kwargs):
+    """A Sweeper of `stack` built as the scheduled Lambda builds it: from the function's environment."""
+    use_function_environment(stack, monkeypatch)
+    from registry.config import Settings
+    from registry.storage import RegistryStore
+    from registry.sweep import Sweeper
+
+    return Sweeper(RegistryStore(Settings.from_environment()), grace_seconds=grace_seconds, **kwargs)
+
+
 class SignedClient:
     """Raw AWS JSON 1.1 requests, signed as any AWS SDK signs them (SigV4, service `ecr`)."""
 

@@ -10,6 +10,10 @@ Invariants (the conditions in storage/*.py are what keeps each of them):
     R1  the per-registry counter item `#registry` counts the repository items of its registry
     R2  a live repository's image_count is the number of its image items
     R3  no tag, image or layer item lives in a partition without a repository item
+    P1  a lifecycle policy or preview item (`#lifecycle:<name>`, `#preview:<name>`, its parts) has
+        the repository item of its name beside it
+    P2  a COMPLETE preview's parts (its attempt, 0 .. parts-1) are all there, and hold
+        expiring_count results
     T1  every tag item names an image item of its repository whose tag set holds the tag
     T2  every tag in an image's tag set has its tag item, pointing at that image
     I1  an image's manifest (inline, or the S3 object of manifest_key) hashes to its digest
@@ -34,7 +38,14 @@ from dataclasses import dataclass, field
 from registry import manifests
 from registry.records import Encryption
 from registry.storage import codec
-from registry.storage.schema import REGISTRY_ITEM
+from registry.storage.lifecycle import decode_results
+from registry.storage.schema import (
+    LIFECYCLE_POLICY_PREFIX,
+    PREVIEW_PREFIX,
+    REGISTRY_ITEM,
+    is_repository_item,
+    preview_part_item,
+)
 
 
 @dataclass
@@ -50,7 +61,7 @@ class RegistryState:
 
     def counts(self) -> dict[str, int]:
         return {
-            "repositories": len([r for r in self.repositories if r["name"] != REGISTRY_ITEM]),
+            "repositories": len([r for r in self.repositories if is_repository_item(r["name"])]),
             "images": len(self.images),
             "tags": len(self.tags),
             "layers": len(self.layers),
@@ -166,8 +177,9 @@ def violations(
     """Every broken invariant; with `repositories` ("<registry>/<name>"), only those that concern
     these repositories (their items, the blobs their layers use, their uploads)."""
     found: list[str] = []
-    repos = {_partition(r): r for r in state.repositories if r["name"] != REGISTRY_ITEM}
+    repos = {_partition(r): r for r in state.repositories if is_repository_item(r["name"])}
     counters = {r["registry_id"]: r for r in state.repositories if r["name"] == REGISTRY_ITEM}
+    found.extend(_check_lifecycle(state, repos, repositories))
     per_registry = Counter(r["registry_id"] for r in repos.values())
     for registry_id in (set(per_registry) | set(counters)) if repositories is None else ():
         counted = (counters.get(registry_id) or {}).get("repository_count", 0)
@@ -260,6 +272,33 @@ def violations(
     for upload in state.uploads:
         if not upload.get("completed_digest") and in_scope(upload["repository"]):
             found.extend(_check_upload(upload, state, reader))
+    return found
+
+
+def _lifecycle_owner(name: str) -> str | None:
+    """The repository a lifecycle item of `repositories` belongs to (by its sort key), if it is one."""
+    for prefix in (LIFECYCLE_POLICY_PREFIX, PREVIEW_PREFIX):
+        if name.startswith(prefix):
+            return name[len(prefix) :].split("#", 1)[0]
+    return None
+
+
+def _check_lifecycle(state: RegistryState, repos: dict, repositories: set[str] | None) -> list[str]:
+    found = []
+    items = {(r["registry_id"], r["name"]): r for r in state.repositories}
+    for (registry_id, name), item in items.items():
+        owner = _lifecycle_owner(name)
+        if owner is None or (repositories is not None and f"{registry_id}/{owner}" not in repositories):
+            continue
+        if f"{registry_id}/{owner}" not in repos:
+            found.append(f"P1 {registry_id} {name}: no repository {owner}")
+        if name == PREVIEW_PREFIX + owner and item.get("status") == "COMPLETE":
+            keys = [(registry_id, preview_part_item(owner, item["attempt"], n)) for n in range(item["parts"])]
+            parts = [items.get(key) for key in keys]
+            if any(part is None for part in parts):
+                found.append(f"P2 {registry_id} {name}: parts of attempt {item['attempt']} missing")
+            elif sum(len(decode_results(part["results"])) for part in parts) != item["expiring_count"]:
+                found.append(f"P2 {registry_id} {name}: the parts do not hold expiring_count results")
     return found
 
 
@@ -361,9 +400,16 @@ class Garbage:
     multipart: list[str] = field(default_factory=list)
     unused_blobs: list[tuple[str, str]] = field(default_factory=list)
     unreferenced_layers: list[tuple[str, str]] = field(default_factory=list)
+    preview_parts: list[tuple[str, str]] = field(default_factory=list)  # of no attempt a preview names
 
     def total(self) -> int:
-        return len(self.objects) + len(self.multipart) + len(self.unused_blobs) + len(self.unreferenced_layers)
+        return (
+            len(self.objects)
+            + len(self.multipart)
+            + len(self.unused_blobs)
+            + len(self.unreferenced_layers)
+            + len(self.preview_parts)
+        )
 
 
 def garbage(state: RegistryState) -> Garbage:
@@ -379,7 +425,16 @@ def garbage(state: RegistryState) -> Garbage:
     )
     used_multipart = {u["multipart_id"] for u in live_uploads if u.get("multipart_id")}
     layer_keys = {layer["blob_key"] for layer in state.layers}
+    previews = [(r["registry_id"], r["name"][len(PREVIEW_PREFIX) :], r) for r in state.repositories]
+    previews = [(registry_id, rest, r) for registry_id, rest, r in previews if r["name"].startswith(PREVIEW_PREFIX)]
+    attempts = {(registry_id, rest): r.get("attempt") for registry_id, rest, r in previews if "#" not in rest}
+    stale_parts = [
+        (registry_id, r["name"])
+        for registry_id, rest, r in previews
+        if "#" in rest and attempts.get((registry_id, rest.split("#")[0])) != rest.split("#")[1]
+    ]
     return Garbage(
+        preview_parts=sorted(stale_parts),
         objects=sorted(k for k in state.objects if k not in used_keys),
         multipart=sorted(m for m in state.multipart if m not in used_multipart),
         unused_blobs=sorted((b["scope"], b["digest"]) for b in state.blobs if b["blob_key"] not in layer_keys),

@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from botocore.model import Shape
 from hypothesis import strategies as st
 
+from registry.operations import OPERATIONS
 from registry.service_model import ecr_model
 
 MODEL = ecr_model()
+UNSERVED = min(set(MODEL.operation_names) - set(OPERATIONS))  # an operation of the model this registry lacks
 SERIALIZATION, INVALID = "SerializationException", "InvalidParameterException"
 # Text as clients send it: ASCII mostly, and the awkward rest -- 2-, 3- and 4-byte UTF-8.
 ALPHABET = st.one_of(
@@ -157,6 +159,8 @@ def _hint(name: str, world: World) -> st.SearchStrategy | None:
                 "text/plain",
             ]
         )
+    if name == "lifecyclePolicyText":
+        return lifecycle_policy_texts()
     if name == "imageManifest":
         return st.one_of(
             st.sampled_from(world.manifests) if world.manifests else st.nothing(), json_documents().map(json.dumps)
@@ -227,6 +231,73 @@ def json_documents() -> st.SearchStrategy:
             max_leaves=8,
         ),
     )
+
+
+ODD_VALUES = st.one_of(
+    st.integers(-2, 3),
+    st.just(2**31),
+    st.text(ALPHABET, max_size=5),
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.lists(st.integers(), max_size=2),
+    st.just({}),
+    st.sampled_from(["tagged", "untagged", "any", "days", "expire", "transition", "sinceImagePulled", "", "*"]),
+)
+POLICY_KEYS = ["tagPrefixList", "tagPatternList", "countUnit", "storageClass", "description", "rulePriority", "x"]
+
+
+@st.composite
+def lifecycle_policy_documents(draw) -> dict:
+    """Lifecycle policies as ECR's user guide describes them -- 1 to 4 rules of every kind, in any
+    order -- and, one time in two, with one thing changed: a property removed, added, or given an
+    odd value."""
+    count = draw(st.integers(1, 4))
+    priorities = sorted(draw(st.lists(st.integers(1, 60), min_size=count, max_size=count, unique=True)))
+    rules: list[dict] = []
+    for index, priority in enumerate(priorities):
+        kinds = ["tagged", "tagged", "untagged"] + (["any"] if index == count - 1 else [])
+        status = draw(st.sampled_from(kinds))
+        if status == "untagged" and any(r["selection"]["tagStatus"] == "untagged" for r in rules):
+            status = "tagged"
+        selection: dict = {"tagStatus": status}
+        if status == "tagged":
+            key = draw(st.sampled_from(["tagPrefixList", "tagPatternList"]))
+            alphabet = "abv-*" if key == "tagPatternList" else "abv-"
+            selection[key] = draw(st.lists(st.text(alphabet, min_size=1, max_size=6), min_size=1, max_size=3))
+        selection["countType"] = draw(st.sampled_from(["imageCountMoreThan", "sinceImagePushed"]))
+        if selection["countType"] == "sinceImagePushed":
+            selection["countUnit"] = "days"
+        selection["countNumber"] = draw(st.integers(1, 30))
+        rule = {"rulePriority": priority, "selection": selection, "action": {"type": "expire"}}
+        if draw(st.booleans()):
+            rule["description"] = draw(st.text(ALPHABET, max_size=12))
+        rules.append(rule)
+    document = {"rules": draw(st.permutations(rules))}
+    if draw(st.booleans()):
+        places: list[tuple] = [(document, "rules")]
+        for rule in document["rules"]:
+            places += [(rule, k) for k in rule] + [(rule["selection"], k) for k in rule["selection"]]
+            places.append((rule["action"], "type"))
+        container, key = draw(st.sampled_from(places))
+        change = draw(st.sampled_from(["remove", "odd", "add"]))
+        if change == "remove":
+            del container[key]
+        elif change == "odd":
+            container[key] = draw(ODD_VALUES)
+        else:
+            container[draw(st.sampled_from(POLICY_KEYS))] = draw(st.one_of(ODD_VALUES, st.just(["v"])))
+    return document
+
+
+def lifecycle_policy_texts() -> st.SearchStrategy:
+    """Policy texts of at least the model's 100 characters (JSON allows trailing whitespace), now
+    and then cut short or with a byte changed."""
+    texts = lifecycle_policy_documents().map(lambda d: json.dumps(d).ljust(100))
+    broken = st.tuples(texts, st.integers(0, 99), st.sampled_from(["", "}", "\\", '"', "\u0000"])).map(
+        lambda t: (t[0][: t[1]] + t[2] + t[0][t[1] + 1 :]).ljust(100)
+    )
+    return st.one_of(texts, texts, broken)
 
 
 def _utf8(text: str) -> bool:
@@ -467,7 +538,7 @@ class InvalidRequests:
                             "DynamoDB_20120810.ListTables",
                             operation,
                             f"AmazonEC2ContainerRegistry_V20150921.{operation.lower()}",
-                            "AmazonEC2ContainerRegistry_V20150921.GetLifecyclePolicy",
+                            f"AmazonEC2ContainerRegistry_V20150921.{UNSERVED}",
                             "AmazonEC2ContainerRegistry_V20150921.x.y",
                         ]
                     )

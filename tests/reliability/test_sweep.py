@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
-from harness import IsolatedRegistry
+from harness import IsolatedRegistry, sweeper_for, use_function_environment
 from invariants import ObjectReader, assert_invariants, garbage, read_state
 from support import DOCKER_MANIFEST, image_manifest, new_blobs, push_image, sha256, upload_blob, upload_image_blobs
 
@@ -36,15 +36,12 @@ def stack(backends, tmp_path):
 
 @pytest.fixture
 def make_sweeper(stack, monkeypatch):
-    """A Sweeper built as the scheduled Lambda builds it: from the function's environment."""
-    for name, value in stack.backends.environment().items():
-        monkeypatch.setenv(name, value)
-    from registry.config import Settings
-    from registry.storage import RegistryStore
-    from registry.sweep import Sweeper
+    """A Sweeper built as the scheduled Lambda builds it: from the function's environment (which
+    the test has too)."""
+    use_function_environment(stack, monkeypatch)
 
     def make(grace: float = HOUR, **kwargs):
-        return Sweeper(RegistryStore(Settings.from_environment()), grace_seconds=grace, **kwargs)
+        return sweeper_for(stack, monkeypatch, grace, **kwargs)
 
     return make
 

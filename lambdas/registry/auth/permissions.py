@@ -1,8 +1,10 @@
 """What a key may do: grants of ECR actions on repository name patterns, and the one check.
 
 Roles are names for sets of actions, expanded when a request is checked (so a key follows its
-role as operations are added): `pull` reads images, `push` = pull + uploads and PutImage (as AWS's
-AmazonEC2ContainerRegistryPowerUser), `admin` = every action (`ecr:*`). Explicit `ecr:<Operation>`
+role as operations are added): `pull` reads images and lifecycle policies and their previews (as
+AWS's AmazonEC2ContainerRegistryReadOnly), `push` = pull + uploads and PutImage (as AWS's
+AmazonEC2ContainerRegistryPowerUser), `admin` = every action (`ecr:*`): it alone deletes, changes
+lifecycle policies and starts previews (as only AmazonEC2ContainerRegistryFullAccess does). Explicit `ecr:<Operation>`
 names and `*` wildcards (`ecr:Describe*`) are allowed too. A repository pattern matches the whole
 name, `*` standing for any run of characters (also `/`), as in IAM resource ARNs.
 """
@@ -24,6 +26,8 @@ PULL = (
     "DescribeImages",
     "ListImages",
     "DescribeRepositories",
+    "GetLifecyclePolicy",
+    "GetLifecyclePolicyPreview",
 )
 PUSH = (*PULL, "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "PutImage")
 ROLES: dict[str, tuple[str, ...]] = {

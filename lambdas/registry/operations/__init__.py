@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import errors
 from ..storage import BackendBusy, EncryptionKeyUnusable, RepositoryGone
-from . import images, layers, login, repositories
+from . import images, layers, lifecycle, login, repositories
 from .common import Caller, Context
 
 Operation = Callable[[dict[str, Any], Context], dict[str, Any]]
@@ -29,6 +29,11 @@ OPERATIONS: dict[str, Operation] = {
     "ListImages": images.list_images,
     "BatchDeleteImage": images.batch_delete_image,
     "GetAuthorizationToken": login.get_authorization_token,
+    "PutLifecyclePolicy": lifecycle.put_lifecycle_policy,
+    "GetLifecyclePolicy": lifecycle.get_lifecycle_policy,
+    "DeleteLifecyclePolicy": lifecycle.delete_lifecycle_policy,
+    "StartLifecyclePolicyPreview": lifecycle.start_lifecycle_policy_preview,
+    "GetLifecyclePolicyPreview": lifecycle.get_lifecycle_policy_preview,
 }
 
 

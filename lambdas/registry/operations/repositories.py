@@ -162,6 +162,7 @@ def delete_repository(params: Params, ctx: Context) -> Result:
         ) from None
     ctx.store.images.purge(repo)
     ctx.store.layers.purge(repo)
+    ctx.store.lifecycle.purge(repo)
     store.finish_deletion(repo)
     return {"repository": repository_view(repo, ctx.settings.region)}
 

@@ -18,19 +18,26 @@ from .errors import (
     ConcurrentUpdate,
     EncryptionKeyNotAssigned,
     EncryptionKeyUnusable,
+    ImageChanged,
+    ImagesRemoved,
     LayerExists,
+    LifecyclePolicyChanged,
     PartOutOfOrder,
     PartsChanged,
+    PreviewInProgress,
+    PreviewSuperseded,
     QuotaReached,
     ReferencedByManifestList,
     RepositoryExists,
     RepositoryGone,
     RepositoryNotEmpty,
     StorageError,
+    TooBigToExpire,
     UploadGone,
 )
-from .images import ImageCommit, ImageStore, ManifestPlace, PushView, StoredManifest
+from .images import ImageCommit, ImageStore, LifecycleView, ManifestPlace, PushView, StoredManifest
 from .layers import BlobEntry, LayerEntry, LayerStore
+from .lifecycle import LifecycleStore
 from .repositories import RepositoryStore
 from .signing import TokenKey
 from .uploads import UploadStore
@@ -41,12 +48,18 @@ __all__ = [
     "ConcurrentUpdate",
     "EncryptionKeyNotAssigned",
     "EncryptionKeyUnusable",
+    "ImageChanged",
     "ImageCommit",
+    "ImagesRemoved",
     "LayerEntry",
     "LayerExists",
+    "LifecyclePolicyChanged",
+    "LifecycleView",
     "ManifestPlace",
     "PartOutOfOrder",
     "PartsChanged",
+    "PreviewInProgress",
+    "PreviewSuperseded",
     "PushView",
     "QuotaReached",
     "ReferencedByManifestList",
@@ -56,6 +69,7 @@ __all__ = [
     "RepositoryNotEmpty",
     "StorageError",
     "StoredManifest",
+    "TooBigToExpire",
     "UploadGone",
 ]
 
@@ -68,6 +82,7 @@ class RegistryStore:
         self.images = ImageStore(self.backend, self.repositories)
         self.uploads = UploadStore(self.backend)
         self.layers = LayerStore(self.backend, self.repositories, self.uploads)
+        self.lifecycle = LifecycleStore(self.backend, self.repositories)
         self.access_keys = AccessKeyStore(self.backend, settings.access_keys_kms_key)
         self.token_key = TokenKey(self.backend, settings.token_kms_key)
 

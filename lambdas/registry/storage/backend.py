@@ -217,13 +217,15 @@ class Backend:
         *,
         start: str | None = None,
         exclusive: bool = True,
+        prefix: str | None = None,
         limit: int | None = None,
         projection: str | None = None,
         names: dict[str, str] | None = None,
         filter_expression: str | None = None,
         filter_values: dict[str, Any] | None = None,
     ) -> Iterator[Item]:
-        """Items of one partition in sort-key order, from `start` (exclusive or inclusive)."""
+        """Items of one partition in sort-key order, from `start` (exclusive or inclusive), or those
+        whose sort key begins with `prefix`."""
         spec = TABLES[logical]
         names = {"#pk": spec.partition_key, **(names or {})}
         values = {":pk": {"S": partition}, **(filter_values or {})}
@@ -232,6 +234,10 @@ class Backend:
             names["#sk"] = spec.sort_key or ""
             condition += " AND #sk > :start" if exclusive else " AND #sk >= :start"
             values[":start"] = {"S": start}
+        elif prefix is not None:
+            names["#sk"] = spec.sort_key or ""
+            condition += " AND begins_with(#sk, :prefix)"
+            values[":prefix"] = {"S": prefix}
         request: dict[str, Any] = {
             "TableName": self.table(logical),
             "KeyConditionExpression": condition,

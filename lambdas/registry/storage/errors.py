@@ -81,3 +81,29 @@ class EncryptionKeyNotAssigned(StorageError):
 
 class BackendBusy(StorageError):
     """DynamoDB kept part of a request unprocessed (throttling) past our retries."""
+
+
+class LifecyclePolicyChanged(StorageError):
+    """The lifecycle policy a decision applied was replaced or deleted since it was read."""
+
+
+class ImagesRemoved(StorageError):
+    """An image or a tag left the repository since its images were read (its `removals` count moved):
+    what a lifecycle run decided on that reading may no longer hold."""
+
+
+class ImageChanged(StorageError):
+    """The image is not as it was read: its tags changed, a manifest list references it, or it is gone."""
+
+
+class TooBigToExpire(StorageError):
+    """The image has more tags and referenced images than one transaction can delete with its conditions."""
+
+
+class PreviewInProgress(StorageError):
+    """The repository's lifecycle policy preview is still being computed."""
+
+
+class PreviewSuperseded(StorageError):
+    """The preview being computed is no longer the repository's in-progress one (completed by another
+    computation, replaced, or its repository deleted)."""

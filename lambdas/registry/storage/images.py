@@ -27,22 +27,38 @@ the same transactions as its image, so the copy is never stale.
 A condition that fails on a quota is QuotaReached; any other failure means the state we read is
 gone, and the operation reads again (ConcurrentUpdate). Deletions are transactions of the same kind.
 Each image item keeps its tag set in step with the tag items, in the same transactions.
+
+Every transaction that takes something away -- deletes an image, takes a tag off an image (a tag
+moved by a push, an untag), or tags an untagged image (it leaves the untagged ones) -- also adds 1
+to the repository's `removals`. Nothing else can make a lifecycle rule keep an image it would expire:
+so a lifecycle expiry (`expire`) asserts `removals` unchanged since its run read the images
+(docs/sweep.md#7-lifecycle-policies).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..records import Image, Layer, Quota, Repository, repository_partition
+from ..records import Image, Layer, LifecyclePolicy, Quota, Repository, repository_partition
 from . import codec
 from .backend import TRANSACTION_LIMIT, Action, Backend, Cancelled, Item, action, sse_arguments
-from .errors import ConcurrentUpdate, QuotaReached, ReferencedByManifestList, RepositoryGone, StorageError
+from .errors import (
+    ConcurrentUpdate,
+    ImageChanged,
+    ImagesRemoved,
+    LifecyclePolicyChanged,
+    QuotaReached,
+    ReferencedByManifestList,
+    RepositoryGone,
+    StorageError,
+    TooBigToExpire,
+)
 from .layers import layer_from_item
-from .repositories import RepositoryStore, live_repository
-from .schema import MANIFESTS_PREFIX, manifest_object_key
+from .repositories import LIVE, RepositoryStore, live_repository, repository_from_item
+from .schema import MANIFESTS_PREFIX, lifecycle_policy_item, manifest_object_key
 
 # Manifests up to this size live in the image item; bigger ones in S3 (content-addressed). The
 # item must also hold up to 1,000 tags of up to 300 characters, within DynamoDB's 400 KB.
@@ -61,6 +77,10 @@ IMAGE_FIELDS = (
 )
 IMAGE_PROJECTION = ", ".join(f"#{f}" for f in IMAGE_FIELDS)
 IMAGE_NAMES = {f"#{f}": f for f in IMAGE_FIELDS}
+# What a lifecycle evaluation reads of each image: the image without its manifest, and whether a
+# list references it
+LIFECYCLE_PROJECTION = IMAGE_PROJECTION + ", #parent_count"
+LIFECYCLE_NAMES = {**IMAGE_NAMES, "#parent_count": "parent_count"}
 MANIFEST_PROJECTION = {
     "ProjectionExpression": "#d, #m, #t, #k",
     "ExpressionAttributeNames": {"#d": "digest", "#m": "manifest", "#t": "media_type", "#k": "manifest_key"},
@@ -95,6 +115,16 @@ class PushView:
     tag_digest: str | None  # the image the tag is on now
     layers: dict[str, Layer] = field(default_factory=dict)
     children: dict[str, Image] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LifecycleView:
+    """A repository's images as a lifecycle evaluation reads them: `removals` read before the images."""
+
+    repository: Repository | None  # None: gone, or being deleted
+    removals: int = 0
+    images: dict[str, Image] = field(default_factory=dict)  # by digest
+    referenced: frozenset[str] = frozenset()  # the digests a manifest list or index references
 
 
 @dataclass(frozen=True)
@@ -289,11 +319,15 @@ class ImageStore:
         repo, image = plan.repository, plan.image
         images, tags = self.backend.table("images"), self.backend.table("tags")
         actions: list[Action] = []
+        # The tag leaves the image it was on, or an untagged image gets its first tag: a removal
+        removal = plan.tag is not None and (
+            (plan.tag_was is not None and plan.tag_was != image.digest) or (not plan.new and not image.tags)
+        )
         if plan.new:
             actions.append(
                 self.repositories.guard(
                     repo,
-                    update="ADD image_count :one",
+                    update="ADD image_count :one" + (", removals :one" if removal else ""),
                     also="attribute_not_exists(image_count) OR image_count < :max",
                     values=codec.values(one=1, max=max_images),
                 )
@@ -313,7 +347,10 @@ class ImageStore:
             )
             actions.append(action("image", "Put", images, item=item, condition="attribute_not_exists(digest)"))
         else:
-            actions.append(self.repositories.guard(repo))
+            if removal:
+                actions.append(self.repositories.guard(repo, update="ADD removals :one", values=codec.values(one=1)))
+            else:
+                actions.append(self.repositories.guard(repo))
             actions.append(
                 action(
                     "image",
@@ -430,6 +467,7 @@ class ImageStore:
         """Remove one tag from an image that keeps at least one other tag."""
         self._delete(
             [
+                self._removal(repo),
                 self._delete_tag(repo, tag, digest, name="tag"),
                 action(
                     "image",
@@ -449,10 +487,11 @@ class ImageStore:
         image_key = self._key("images", repo.partition, image.digest)
         tags = sorted(image.tags)
         # Keep every transaction within the action limit: strip surplus tags first, each batch
-        # atomically with the image's tag set, then delete the image with the tags left.
+        # atomically with the image's tag set (and the repository's removals), then delete the
+        # image with the tags left.
         fixed = 2 + len(image.children)
         while len(tags) + fixed > TRANSACTION_LIMIT:
-            batch, tags = tags[: TRANSACTION_LIMIT - 1], tags[TRANSACTION_LIMIT - 1 :]
+            batch, tags = tags[: TRANSACTION_LIMIT - 2], tags[TRANSACTION_LIMIT - 2 :]
             strip = action(
                 "image",
                 "Update",
@@ -462,7 +501,7 @@ class ImageStore:
                 condition="attribute_exists(digest)",
                 values=codec.values(batch=set(batch)),
             )
-            self._delete([*(self._delete_tag(repo, t, image.digest) for t in batch), strip])
+            self._delete([*(self._delete_tag(repo, t, image.digest) for t in batch), strip, self._removal(repo)])
         condition = "attribute_exists(digest) AND (attribute_not_exists(parent_count) OR parent_count = :zero)"
         values: dict[str, Any] = {"zero": 0}
         if tags:
@@ -470,16 +509,7 @@ class ImageStore:
             values["tags"] = set(tags)
         else:
             condition += " AND attribute_not_exists(tags)"
-        counter = action(
-            "repository",
-            "Update",
-            self.backend.table("repositories"),
-            key=self.repositories.item_key(repo.registry_id, repo.name),
-            update="ADD image_count :minus",
-            condition="attribute_exists(#name)",
-            names={"#name": "name"},
-            values=codec.values(minus=-1),
-        )
+        counter = self._removal(repo, image_count=-1)
         image_delete = action(
             "image",
             "Delete",
@@ -496,6 +526,28 @@ class ImageStore:
                 counter,
                 *(self._parent_count(repo, c, -1) for c in image.children),
             ]
+        )
+
+    def _removal(self, repo: Repository, image_count: int = 0, seen: int | None = None) -> Action:
+        """The repository's side of a removal: `removals` + 1 (and `image_count` changed by
+        `image_count`). With `seen` (a lifecycle expiry): only while the repository is live and its
+        `removals` is still `seen`, the old item returned when not."""
+        update = "ADD removals :one" + (", image_count :change" if image_count else "")
+        values: dict[str, Any] = {"one": 1, **({"change": image_count} if image_count else {})}
+        condition = "attribute_exists(#name)"
+        if seen is not None:
+            same = "removals = :seen" if seen else "(attribute_not_exists(removals) OR removals = :seen)"
+            condition, values["seen"] = f"{LIVE} AND {same}", seen
+        return action(
+            "repository",
+            "Update",
+            self.backend.table("repositories"),
+            key=self.repositories.item_key(repo.registry_id, repo.name),
+            update=update,
+            condition=condition,
+            names={"#name": "name"},
+            values=codec.values(**values),
+            return_old=seen is not None,
         )
 
     def _delete_tag(self, repo: Repository, tag: str, digest: str, name: str | None = None) -> Action:
@@ -515,6 +567,84 @@ class ImageStore:
             failed = cancelled.reason("image")
             if not cancelled.conflict and failed and failed[1] and failed[1].get("parent_count", 0) > 0:
                 raise ReferencedByManifestList() from None
+            raise ConcurrentUpdate() from None
+
+    # --- lifecycle policies -------------------------------------------------------------------------
+
+    def lifecycle_view(self, registry_id: str, name: str, tick: Callable[[], None] = lambda: None) -> LifecycleView:
+        """The repository's item, then every image of it (consistent reads, in that order: a removal
+        that the images do not show moved `removals` past the value returned). `tick` is called
+        for every image read (a time budget's check)."""
+        item = self.backend.get("repositories", registry_id, name)
+        repo = repository_from_item(item) if item else None
+        if item is None or repo is None or repo.deleting:
+            return LifecycleView(None)
+        images: dict[str, Image] = {}
+        referenced = set()
+        for found in self.backend.query(
+            "images", repo.partition, projection=LIFECYCLE_PROJECTION, names=LIFECYCLE_NAMES
+        ):
+            tick()
+            image = image_from_item(found)
+            images[image.digest] = image
+            if found.get("parent_count", 0) > 0:
+                referenced.add(image.digest)
+        return LifecycleView(repo, int(item.get("removals", 0)), images, frozenset(referenced))
+
+    def expire(self, repo: Repository, image: Image, removals: int, policy: LifecyclePolicy) -> None:
+        """Delete an image a lifecycle policy expires, with all its tags, in ONE transaction whose
+        conditions are what the decision was based on: `policy` is still the repository's policy,
+        the image has exactly the tags it was read with and no list references it, and the
+        repository's `removals` is still `removals` (no image or tag left it since its images were
+        read, but for this run's own expiries). Raises what failed: LifecyclePolicyChanged,
+        ImagesRemoved, ImageChanged, RepositoryGone, ConcurrentUpdate (a conflict: try again), or
+        TooBigToExpire before writing anything."""
+        tags = sorted(image.tags)
+        if len(tags) + len(image.children) + 3 > TRANSACTION_LIMIT:
+            raise TooBigToExpire()
+        condition = "attribute_exists(digest) AND (attribute_not_exists(parent_count) OR parent_count = :zero)"
+        values: dict[str, Any] = {"zero": 0}
+        if tags:
+            condition += " AND tags = :tags"
+            values["tags"] = set(tags)
+        else:
+            condition += " AND attribute_not_exists(tags)"
+        actions = [
+            action(
+                "policy",
+                "ConditionCheck",
+                self.backend.table("repositories"),
+                key=self.backend.item_key("repositories", repo.registry_id, lifecycle_policy_item(repo.name)),
+                condition="policy_id = :policy",
+                values=codec.values(policy=policy.policy_id),
+            ),
+            self._removal(repo, image_count=-1, seen=removals),
+            action(
+                "image",
+                "Delete",
+                self.backend.table("images"),
+                key=self._key("images", repo.partition, image.digest),
+                condition=condition,
+                values=codec.values(**values),
+            ),
+            *(self._delete_tag(repo, t, image.digest) for t in tags),
+            *(self._parent_count(repo, c, -1) for c in image.children),
+        ]
+        try:
+            self.backend.transact(actions)
+        except Cancelled as cancelled:
+            if cancelled.conflict:
+                raise ConcurrentUpdate() from None
+            if cancelled.reason("policy"):
+                raise LifecyclePolicyChanged() from None
+            failed_repo = cancelled.reason("repository")
+            if failed_repo:
+                old = failed_repo[1]
+                if not old or "deleting" in old:
+                    raise RepositoryGone(repo.registry_id, repo.name) from None
+                raise ImagesRemoved() from None
+            if cancelled.reason("image"):
+                raise ImageChanged() from None
             raise ConcurrentUpdate() from None
 
     # --- for the sweep ----------------------------------------------------------------------------

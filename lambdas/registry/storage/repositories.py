@@ -28,7 +28,7 @@ from .errors import (
     RepositoryGone,
     RepositoryNotEmpty,
 )
-from .schema import FIRST_REPOSITORY_NAME, REGISTRY_ITEM
+from .schema import FIRST_REPOSITORY_NAME, REGISTRY_ITEM, is_repository_item, lifecycle_policy_item, preview_item
 
 LIVE = "attribute_exists(#name) AND attribute_not_exists(deleting)"
 NAMES = {"#name": "name"}
@@ -104,7 +104,7 @@ class RepositoryStore:
     def deletions_begun(self) -> Iterator[Repository]:
         """Repositories of every registry marked `deleting` (a DeleteRepository began)."""
         for item in self.backend.scan("repositories", "attribute_exists(deleting)"):
-            if item["name"] != REGISTRY_ITEM:
+            if is_repository_item(item["name"]):
                 yield repository_from_item(item)
 
     def create(self, repo: Repository, max_repositories: int) -> None:
@@ -234,8 +234,15 @@ class RepositoryStore:
             raise RepositoryGone(repo.registry_id, repo.name) from None
 
     def _delete_with_counter(self, repo: Repository, table: str) -> None:
+        # The repository's lifecycle policy and preview go with it (their results went before:
+        # LifecycleStore.purge), so a repository created later under the name starts without them.
+        lifecycle = [
+            Action(name, {"Delete": {"TableName": table, "Key": self.item_key(repo.registry_id, sort)}})
+            for name, sort in (("policy", lifecycle_policy_item(repo.name)), ("preview", preview_item(repo.name)))
+        ]
         self.backend.transact(
             [
+                *lifecycle,
                 Action(
                     "repository",
                     {

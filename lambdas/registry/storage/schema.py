@@ -2,7 +2,12 @@
 
     table         partition key                  sort key   one item per ...
     repositories  registry_id                    name       repository; plus one `#registry` item
-                                                            per registry holding repository_count
+                                                            per registry holding repository_count,
+                                                            and a repository's lifecycle items:
+                                                            `#lifecycle:<name>` (its policy),
+                                                            `#preview:<name>` (its preview) and
+                                                            `#preview:<name>#<attempt>#<n>` (the
+                                                            preview's results, in parts)
     images        repository ("<registry>/<name>") digest   image (manifest) in a repository
     tags          repository                     tag        tag in a repository (with a copy of its
                                                             image's manifest when that is small)
@@ -12,8 +17,9 @@
     keys          access_key_id                  -          access key issued by the registry; its
                                                             registry_id is the caller's tenant
 
-Repository names match [a-z0-9]..., so the `#registry` counter item sorts before every repository
-and a query from "0" upwards lists repositories only.
+Repository names match [a-z0-9]..., so the `#registry` counter item and the lifecycle items sort
+before every repository and a query from "0" upwards lists repositories only; and a name has no
+`#`, so `#preview:<name>#` begins the keys of that one repository's preview results.
 
 The bucket's objects, by prefix (the function and the sweep may touch only these three):
 
@@ -83,6 +89,30 @@ def manifest_object_key(registry_id: str, encryption_scope: str, digest: str, wr
 
 REGISTRY_ITEM = "#registry"  # sort key of the per-registry counter item in `repositories`
 FIRST_REPOSITORY_NAME = "0"  # lowest possible repository name: start of a repository listing
+LIFECYCLE_POLICY_PREFIX = "#lifecycle:"  # + repository name: its lifecycle policy
+PREVIEW_PREFIX = "#preview:"  # + repository name: its lifecycle policy preview
+
+
+def lifecycle_policy_item(name: str) -> str:
+    return LIFECYCLE_POLICY_PREFIX + name
+
+
+def preview_item(name: str) -> str:
+    return PREVIEW_PREFIX + name
+
+
+def preview_part_prefix(name: str) -> str:
+    """What the sort keys of every part of a repository's preview results begin with."""
+    return f"{PREVIEW_PREFIX}{name}#"
+
+
+def preview_part_item(name: str, attempt: str, number: int) -> str:
+    return f"{preview_part_prefix(name)}{attempt}#{number:06d}"
+
+
+def is_repository_item(name: str) -> bool:
+    """Whether an item of `repositories` (by its sort key) is a repository, not one of the others."""
+    return not name.startswith("#")
 
 
 def create_table_request(logical_name: str, physical_name: str) -> dict[str, Any]:

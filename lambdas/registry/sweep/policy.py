@@ -1,8 +1,11 @@
-"""The sweep's policy: what abandoned work to reclaim, judged from the stores' records.
+"""The sweep's policy: what abandoned work to reclaim, judged from the stores' records, and the
+repositories' lifecycle policies, applied.
 
 Each run reads `now` once and reclaims only what is older than `cutoff = now - grace`; every delete
-is one of the stores' conditional deletes, conditional on exactly what was judged. What each phase
-reclaims, and why a concurrent request never loses what it is about to use: docs/sweep.md.
+is one of the stores' conditional deletes, conditional on exactly what was judged. Lifecycle
+policies expire what they expire at `now` (their own ages, not the grace), last, so that a run out
+of time never starves the reclaiming. What each phase does, and why a concurrent request never
+loses what it is about to use: docs/sweep.md.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from ..records import Upload
+from ..lifecycle.runs import apply_policy, compute_preview
+from ..records import LifecyclePolicy, Preview, Upload
 from ..storage import BlobEntry, RegistryStore, RepositoryGone
 from ..storage.schema import upload_of_blob_object, upload_of_staged_part
 
@@ -57,6 +61,7 @@ class Sweeper:
             layer_objects, entries = self.unused_blobs()
             self.orphaned_objects(layer_objects, entries)
             self.unnamed_manifests()
+            self.lifecycle()
         except OutOfTime:
             complete = False
         result = {
@@ -81,6 +86,7 @@ class Sweeper:
                 continue
             self.store.images.purge(repo)
             self.store.layers.purge(repo)
+            self.store.lifecycle.purge(repo)
             try:
                 self.store.repositories.finish_deletion(repo)
             except RepositoryGone:  # a DeleteRepository finished it meanwhile
@@ -194,6 +200,25 @@ class Sweeper:
             self._count("manifests_deleted")
             if not self.dry_run:
                 images.delete_manifest_object(object_key)
+
+    # --- 7. lifecycle policies --------------------------------------------------------------------
+
+    def lifecycle(self) -> None:
+        """Complete the previews left IN_PROGRESS (a request out of time, or one that died), then
+        apply every repository's policy: previews first, so one completed by this run shows what
+        this run expires. A dry run completes no preview and counts what the policies expire."""
+        scheduled = list(self._paced(self.store.lifecycle.scheduled()))
+        for preview in scheduled:
+            if (
+                isinstance(preview, Preview)
+                and not self.dry_run
+                and compute_preview(self.store, preview, self.now, self._tick) is not None
+            ):
+                self._count("previews_completed")
+        for policy in scheduled:
+            if isinstance(policy, LifecyclePolicy):
+                self._count("lifecycle_policies")
+                self.report.update(apply_policy(self.store, policy, self.now, self._tick, self.dry_run))
 
     def _upload_may_still_register(self, upload_id: str, written: float, ttl: float) -> bool:
         """Whether a CompleteLayerUpload of this upload may still name an object written at `written`."""
