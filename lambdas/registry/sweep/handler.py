@@ -17,7 +17,9 @@ from ..config import METRICS_NAMESPACE, SWEEP_SERVICE_NAME, Settings
 from ..storage import RegistryStore
 from . import INCOMPLETE_METRIC, Sweeper, grace_from_environment
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or SWEEP_SERVICE_NAME)
+# The service is the sweep whatever the environment says (the stack sets the same name): the alarm
+# watches the metric under exactly this dimension.
+logger = Logger(service=SWEEP_SERVICE_NAME)
 
 
 def lambda_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
@@ -35,7 +37,7 @@ def lambda_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]
             unit=MetricUnit.Count,
             value=0 if result["complete"] else 1,
             namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE,
-            default_dimensions={"service": logger.service},
+            default_dimensions={"service": SWEEP_SERVICE_NAME},
         ):
             pass  # written (to stdout, as EMF) when the block ends
     return result
