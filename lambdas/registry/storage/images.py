@@ -317,20 +317,36 @@ class ImageStore:
 
     def commit(self, plan: ImageCommit, max_images: int, max_tags: int) -> None:
         repo, image = plan.repository, plan.image
-        images, tags = self.backend.table("images"), self.backend.table("tags")
-        actions: list[Action] = []
+        actions = [*self._image_actions(plan, max_images, max_tags), *self._tag_actions(plan)]
+        actions.extend(self._parent_count(repo, child, +1) for child in plan.children)
+        if len(actions) > TRANSACTION_LIMIT:
+            # Every child is updated in the same transaction as the list (ADD parent_count).
+            raise QuotaReached(Quota.LIST_CHILDREN, TRANSACTION_LIMIT - (len(actions) - len(plan.children)))
+        room = TRANSACTION_LIMIT - len(actions)
+        inline, overflow = plan.blobs_to_mark[:room], plan.blobs_to_mark[room:]
+        for chunk in _chunks(overflow):
+            self._commit(
+                [self._claim(repo, d, image.digest, image.pushed_at) for d in chunk], repo, max_images, max_tags
+            )
+        self._commit(actions + [self._mark_referenced(repo, d) for d in inline], repo, max_images, max_tags)
+        for chunk in _chunks(overflow):
+            self.backend.transact([self._mark_referenced(repo, d) for d in chunk])
+
+    def _image_actions(self, plan: ImageCommit, max_images: int, max_tags: int) -> list[Action]:
+        """The repository's guard (its image count for a new image, its removals) and the image: put
+        new, or given the tag."""
+        repo, image = plan.repository, plan.image
         # The tag leaves the image it was on, or an untagged image gets its first tag: a removal
         removal = plan.tag is not None and (
             (plan.tag_was is not None and plan.tag_was != image.digest) or (not plan.new and not image.tags)
         )
+        images = self.backend.table("images")
         if plan.new:
-            actions.append(
-                self.repositories.guard(
-                    repo,
-                    update="ADD image_count :one" + (", removals :one" if removal else ""),
-                    also="attribute_not_exists(image_count) OR image_count < :max",
-                    values=codec.values(one=1, max=max_images),
-                )
+            guard = self.repositories.guard(
+                repo,
+                update="ADD image_count :one" + (", removals :one" if removal else ""),
+                also="attribute_not_exists(image_count) OR image_count < :max",
+                values=codec.values(one=1, max=max_images),
             )
             item = codec.item(
                 repository=repo.partition,
@@ -345,66 +361,57 @@ class ImageStore:
                 manifest_key=image.manifest_object_key,
                 children=list(plan.children) or None,
             )
-            actions.append(action("image", "Put", images, item=item, condition="attribute_not_exists(digest)"))
+            return [guard, action("image", "Put", images, item=item, condition="attribute_not_exists(digest)")]
+        if removal:
+            guard = self.repositories.guard(repo, update="ADD removals :one", values=codec.values(one=1))
         else:
-            if removal:
-                actions.append(self.repositories.guard(repo, update="ADD removals :one", values=codec.values(one=1)))
-            else:
-                actions.append(self.repositories.guard(repo))
+            guard = self.repositories.guard(repo)
+        tagged = action(
+            "image",
+            "Update",
+            images,
+            key=self._key("images", repo.partition, image.digest),
+            update="ADD tags :tag",
+            condition="attribute_exists(digest) AND (attribute_not_exists(tags) OR size(tags) < :max)",
+            values=codec.values(tag={plan.tag}, max=max_tags),
+            return_old=True,
+        )
+        return [guard, tagged]
+
+    def _tag_actions(self, plan: ImageCommit) -> list[Action]:
+        """The tag item, put where nobody moved or took the tag since we read it, and the image the
+        tag leaves."""
+        repo, image, tags = plan.repository, plan.image, self.backend.table("tags")
+        if plan.tag is None:
+            return []
+        small = len(plan.manifest) <= INLINE_MANIFEST_LIMIT
+        tag_item = codec.item(
+            repository=repo.partition,
+            tag=plan.tag,
+            digest=image.digest,
+            pushed_at=image.pushed_at if plan.new else None,
+            # A pull by tag reads the tag item alone (manifests are immutable, and the tag item
+            # goes in the same transactions as its image's)
+            media_type=image.media_type if small and plan.manifest else None,
+            manifest=plan.manifest if small and plan.manifest else None,
+        )
+        if plan.tag_was is None:
+            return [action("tag", "Put", tags, item=tag_item, condition="attribute_not_exists(tag)")]
+        was = codec.values(was=plan.tag_was)
+        actions = [action("tag", "Put", tags, item=tag_item, condition="digest = :was", values=was)]
+        if plan.tag_was != image.digest:
             actions.append(
                 action(
-                    "image",
+                    "previous",
                     "Update",
-                    images,
-                    key=self._key("images", repo.partition, image.digest),
-                    update="ADD tags :tag",
-                    condition="attribute_exists(digest) AND (attribute_not_exists(tags) OR size(tags) < :max)",
-                    values=codec.values(tag={plan.tag}, max=max_tags),
-                    return_old=True,
+                    self.backend.table("images"),
+                    key=self._key("images", repo.partition, plan.tag_was),
+                    update="DELETE tags :tag",
+                    condition="attribute_exists(digest)",
+                    values=codec.values(tag={plan.tag}),
                 )
             )
-        if plan.tag is not None:
-            small = len(plan.manifest) <= INLINE_MANIFEST_LIMIT
-            tag_item = codec.item(
-                repository=repo.partition,
-                tag=plan.tag,
-                digest=image.digest,
-                pushed_at=image.pushed_at if plan.new else None,
-                # A pull by tag reads the tag item alone (manifests are immutable, and the tag item
-                # goes in the same transactions as its image's)
-                media_type=image.media_type if small and plan.manifest else None,
-                manifest=plan.manifest if small and plan.manifest else None,
-            )
-            if plan.tag_was is None:
-                actions.append(action("tag", "Put", tags, item=tag_item, condition="attribute_not_exists(tag)"))
-            else:
-                was = codec.values(was=plan.tag_was)
-                actions.append(action("tag", "Put", tags, item=tag_item, condition="digest = :was", values=was))
-            if plan.tag_was is not None and plan.tag_was != image.digest:
-                actions.append(
-                    action(
-                        "previous",
-                        "Update",
-                        images,
-                        key=self._key("images", repo.partition, plan.tag_was),
-                        update="DELETE tags :tag",
-                        condition="attribute_exists(digest)",
-                        values=codec.values(tag={plan.tag}),
-                    )
-                )
-        actions.extend(self._parent_count(repo, child, +1) for child in plan.children)
-        if len(actions) > TRANSACTION_LIMIT:
-            # Every child is updated in the same transaction as the list (ADD parent_count).
-            raise QuotaReached(Quota.LIST_CHILDREN, TRANSACTION_LIMIT - (len(actions) - len(plan.children)))
-        room = TRANSACTION_LIMIT - len(actions)
-        inline, overflow = plan.blobs_to_mark[:room], plan.blobs_to_mark[room:]
-        for chunk in _chunks(overflow):
-            self._commit(
-                [self._claim(repo, d, image.digest, image.pushed_at) for d in chunk], repo, max_images, max_tags
-            )
-        self._commit(actions + [self._mark_referenced(repo, d) for d in inline], repo, max_images, max_tags)
-        for chunk in _chunks(overflow):
-            self.backend.transact([self._mark_referenced(repo, d) for d in chunk])
+        return actions
 
     def _claim(self, repo: Repository, digest: str, image_digest: str, now: float) -> Action:
         return action(
