@@ -191,6 +191,36 @@ def test_concurrent_tagging_never_passes_fifty_tags(registry, repo):
     assert len(tags) == 50 and set(tags.values()) == winners
 
 
+@pytest.mark.local_only
+def test_a_lost_write_resent_by_botocore_tags_once(faults):
+    """The tags' write lands, its response is lost and botocore sends it again: that copy's condition
+    fails on the version the first one moved, and the request reads again and finds its work done."""
+    ecr = faults.ecr
+    name = unique_name("lost-tags")
+    ecr.create_repository(repositoryName=name, tags=as_tags({"team": "platform"}))
+    arn = arn_of(ecr, name)
+    faults.set({"service": "dynamodb", "operation": "UpdateItem", "when": "send", "error": "lost", "times": 1})
+    ecr.tag_resource(resourceArn=arn, tags=as_tags({"tier": "gold"}))
+    assert faults.ecr.list_tags_for_resource(resourceArn=arn)["tags"] == as_tags({"team": "platform", "tier": "gold"})
+
+
+@pytest.mark.local_only
+def test_a_failed_write_is_a_server_exception_and_changes_nothing(faults):
+    ecr = faults.ecr
+    name = unique_name("failed-tags")
+    ecr.create_repository(repositoryName=name, tags=as_tags({"team": "platform"}))
+    arn = arn_of(ecr, name)
+    faults.set({"service": "dynamodb", "operation": "UpdateItem", "code": "InternalServerError", "status": 500})
+    with pytest.raises(ClientError) as excinfo:
+        ecr.untag_resource(resourceArn=arn, tagKeys=["team"])
+    assert (error_code(excinfo), excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "ServerException",
+        500,
+    )
+    faults.set()
+    assert tags_of(ecr, arn) == {"team": "platform"}
+
+
 def test_put_image_scanning_configuration(ecr, repo):
     assert ecr.describe_repositories(repositoryNames=[repo])["repositories"][0]["imageScanningConfiguration"] == {
         "scanOnPush": False
