@@ -71,9 +71,8 @@ def satisfies(shape_name: str, value: str) -> bool:
     """Whether `value` meets every constraint of the model's string shape `shape_name` (for a value
     that arrives inside another, as a repository name inside an ARN)."""
     problems: list[str] = []
-    _check_length(ecr_model().shape_for(shape_name), len(value), "", problems)
-    pattern = ecr_model().shape_for(shape_name).metadata.get("pattern")
-    return not problems and (pattern is None or _compiled(pattern).fullmatch(value) is not None)
+    _read_string(ecr_model().shape_for(shape_name), value, shape_name, problems)
+    return not problems
 
 
 def _problem(path: str, constraint: str) -> str:
