@@ -7,6 +7,7 @@ endpoint instead (the deployed stack); tests marked `local_only` are skipped the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -108,6 +109,24 @@ def start_registry(request):
     yield start
     for instance in started:
         instance.stop()
+
+
+@pytest.fixture
+def faults(tmp_path, start_registry):
+    """A registry whose handler reads fault rules (local/faults.py) from a file the test writes:
+    `faults.set(rule, ...)`; `faults.ecr` is a client of it without retries."""
+    path = tmp_path / "faults.json"
+    path.write_text("[]")
+    local = start_registry(REGISTRY_FAULTS_FILE=str(path))
+
+    class Faults:
+        ecr = local.ecr(config=NO_RETRIES)
+
+        @staticmethod
+        def set(*rules):
+            path.write_text(json.dumps(list(rules)))
+
+    return Faults
 
 
 @pytest.fixture

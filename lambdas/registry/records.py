@@ -99,6 +99,7 @@ class Repository:
     encryption: Encryption = field(default_factory=Encryption)
     scan_on_push: bool = False
     resource_tags: tuple[tuple[str, str], ...] = ()
+    tags_version: int = 0  # counts changes of resource_tags: TagResource writes on the version it read
     image_count: int = 0
     config_version: int = 0
     deleting_since: float | None = None  # a DeleteRepository began then: the repository takes no writer

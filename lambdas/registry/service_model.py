@@ -67,6 +67,14 @@ def read_input(operation: str, body: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+def satisfies(shape_name: str, value: str) -> bool:
+    """Whether `value` meets every constraint of the model's string shape `shape_name` (for a value
+    that arrives inside another, as a repository name inside an ARN)."""
+    problems: list[str] = []
+    _read_string(ecr_model().shape_for(shape_name), value, shape_name, problems)
+    return not problems
+
+
 def _problem(path: str, constraint: str) -> str:
     return f"Invalid parameter at '{path}' failed to satisfy constraint: '{constraint}'"
 

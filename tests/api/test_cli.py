@@ -55,3 +55,25 @@ def test_cli_reports_modeled_errors(registry):
     )
     assert done.returncode != 0
     assert "RepositoryNotFoundException" in done.stderr
+
+
+def test_tag_a_repository_with_the_aws_cli(registry):
+    repo = f"cli/tagged-{os.urandom(4).hex()}"
+    arn = aws(registry, "create-repository", "--repository-name", repo, "--tags", "Key=team,Value=platform")[
+        "repository"
+    ]["repositoryArn"]
+    assert aws(registry, "tag-resource", "--resource-arn", arn, "--tags", "Key=tier,Value=gold") == {}
+    listed = aws(registry, "list-tags-for-resource", "--resource-arn", arn)["tags"]
+    assert listed == [{"Key": "team", "Value": "platform"}, {"Key": "tier", "Value": "gold"}]
+    aws(registry, "untag-resource", "--resource-arn", arn, "--tag-keys", "team", "absent")
+    assert aws(registry, "list-tags-for-resource", "--resource-arn", arn)["tags"] == [{"Key": "tier", "Value": "gold"}]
+    scanning = aws(
+        registry,
+        "put-image-scanning-configuration",
+        "--repository-name",
+        repo,
+        "--image-scanning-configuration",
+        "scanOnPush=true",
+    )
+    assert scanning["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert aws(registry, "describe-registry")["replicationConfiguration"] == {"rules": []}

@@ -13,7 +13,6 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 from support import (
-    NO_RETRIES,
     error_code,
     image_manifest,
     new_blobs,
@@ -76,23 +75,6 @@ def test_a_key_assigned_to_the_registry_may_be_named_by_alias(ecr, backends):
         encryptionConfiguration={"encryptionType": "KMS", "kmsKey": "alias/team-key"},
     )["repository"]
     assert created["encryptionConfiguration"] == {"encryptionType": "KMS", "kmsKey": key}
-
-
-@pytest.fixture
-def faults(tmp_path, start_registry):
-    """A registry whose handler reads fault rules from a file the test writes."""
-    path = tmp_path / "faults.json"
-    path.write_text("[]")
-    local = start_registry(REGISTRY_FAULTS_FILE=str(path))
-
-    class Faults:
-        ecr = local.ecr(config=NO_RETRIES)
-
-        @staticmethod
-        def set(*rules):
-            path.write_text(json.dumps(list(rules)))
-
-    return Faults
 
 
 def stored_objects(backends, repo):

@@ -190,3 +190,35 @@ def test_lifecycle_policies_are_read_by_pull_and_push_and_changed_by_admin_only(
                 method(repositoryName="app/web", **params)
             denied(excinfo, registry_id, role, operation, "app/web")
     assert admin.get_lifecycle_policy(repositoryName="app/web")["lifecyclePolicyText"] == text
+
+
+def test_resource_tags_are_listed_by_pull_and_push_and_changed_by_admin_only(registry, tenant, issue_key):
+    """As AWS's managed policies have it: ReadOnly and PowerUser list a repository's tags; only
+    FullAccess tags, untags, changes scanning settings or describes the registry. The repository is
+    the one the ARN names, so a grant's pattern applies to it."""
+    registry_id, admin = tenant
+    arn = f"arn:aws:ecr:{REGION}:{registry_id}:repository/app/web"
+    admin.tag_resource(resourceArn=arn, tags=[{"Key": "team", "Value": "web"}])
+    for role in ("pull", "push"):
+        key = client_of(registry.endpoint, issue_key(registry_id, ((role,), ("app/*",)), name=role))
+        assert key.list_tags_for_resource(resourceArn=arn)["tags"] == [{"Key": "team", "Value": "web"}]
+        for operation, method, params in (
+            ("TagResource", key.tag_resource, {"resourceArn": arn, "tags": [{"Key": "team", "Value": role}]}),
+            ("UntagResource", key.untag_resource, {"resourceArn": arn, "tagKeys": ["team"]}),
+            (
+                "PutImageScanningConfiguration",
+                key.put_image_scanning_configuration,
+                {"repositoryName": "app/web", "imageScanningConfiguration": {"scanOnPush": True}},
+            ),
+        ):
+            with pytest.raises(ClientError) as excinfo:
+                method(**params)
+            denied(excinfo, registry_id, role, operation, "app/web")
+        with pytest.raises(ClientError) as excinfo:
+            key.describe_registry()
+        denied(excinfo, registry_id, role, "DescribeRegistry", "*")
+        with pytest.raises(ClientError) as excinfo:  # outside the grant's pattern
+            key.list_tags_for_resource(resourceArn=arn.replace("app/web", "tools/ci"))
+        denied(excinfo, registry_id, role, "ListTagsForResource", "tools/ci")
+    assert admin.list_tags_for_resource(resourceArn=arn)["tags"] == [{"Key": "team", "Value": "web"}]
+    assert admin.describe_registry()["registryId"] == registry_id

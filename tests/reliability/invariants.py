@@ -10,6 +10,7 @@ Invariants (the conditions in storage/*.py are what keeps each of them):
     R1  the per-registry counter item `#registry` counts the repository items of its registry
     R2  a live repository's image_count is the number of its image items
     R3  no tag, image or layer item lives in a partition without a repository item
+    R4  a repository has at most 50 resource tags (ECR's limit), each key once
     P1  a lifecycle policy or preview item (`#lifecycle:<name>`, `#preview:<name>`, its parts) has
         the repository item of its name beside it
     P2  a COMPLETE preview's parts (its attempt, 0 .. parts-1) are all there, and hold
@@ -46,6 +47,8 @@ from registry.storage.schema import (
     is_repository_item,
     preview_part_item,
 )
+
+MAX_RESOURCE_TAGS = 50  # ECR's documented limit, written here apart from the code under test
 
 
 @dataclass
@@ -206,6 +209,11 @@ def violations(
                 f"R3 {partition}: {len(images[partition])} images, {len(tags[partition])} tags, "
                 f"{len(layers[partition])} layers without a repository item"
             )
+
+    for partition, repo in repos.items():
+        keys = [t["Key"] for t in repo.get("resource_tags") or ()]
+        if in_scope(partition) and (len(keys) > MAX_RESOURCE_TAGS or len(set(keys)) != len(keys)):
+            found.append(f"R4 {partition}: resource tag keys {keys}")
 
     for partition, repo in repos.items():
         if "deleting" in repo or not in_scope(

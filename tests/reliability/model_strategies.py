@@ -24,8 +24,10 @@ import uuid
 from dataclasses import dataclass, field
 
 from botocore.model import Shape
+from harness import REGION
 from hypothesis import strategies as st
 
+from registry.arns import repository_arn
 from registry.operations import OPERATIONS
 from registry.service_model import ecr_model
 
@@ -159,6 +161,8 @@ def _hint(name: str, world: World) -> st.SearchStrategy | None:
                 "text/plain",
             ]
         )
+    if name == "resourceArn":  # the tagging operations name a repository by its ARN
+        return st.sampled_from([repository_arn(REGION, world.registry_id, r) for r in world.repositories] or [""])
     if name == "lifecyclePolicyText":
         return lifecycle_policy_texts()
     if name == "imageManifest":
@@ -498,7 +502,7 @@ class InvalidRequests:
                     ]
                 )
             )
-            if kind == "type":
+            if kind == "type" and self.wrong_types:  # DescribeRegistry's input has no members
                 path = draw(st.sampled_from(sorted(self.wrong_types, key=repr)))
                 value = draw(self.wrong_types[path])
                 return Request(

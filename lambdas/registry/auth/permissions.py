@@ -1,10 +1,11 @@
 """What a key may do: grants of ECR actions on repository name patterns, and the one check.
 
 Roles are names for sets of actions, expanded when a request is checked (so a key follows its
-role as operations are added): `pull` reads images and lifecycle policies and their previews (as
-AWS's AmazonEC2ContainerRegistryReadOnly), `push` = pull + uploads and PutImage (as AWS's
-AmazonEC2ContainerRegistryPowerUser), `admin` = every action (`ecr:*`): it alone deletes, changes
-lifecycle policies and starts previews (as only AmazonEC2ContainerRegistryFullAccess does). Explicit `ecr:<Operation>`
+role as operations are added): `pull` reads images, lifecycle policies and their previews, and
+resource tags (as AWS's AmazonEC2ContainerRegistryReadOnly), `push` = pull + uploads and PutImage (as
+AWS's AmazonEC2ContainerRegistryPowerUser), `admin` = every action (`ecr:*`): it alone deletes,
+changes lifecycle policies, resource tags and scanning settings, starts previews and describes the
+registry (as only AmazonEC2ContainerRegistryFullAccess does). Explicit `ecr:<Operation>`
 names and `*` wildcards (`ecr:Describe*`) are allowed too. A repository pattern matches the whole
 name, `*` standing for any run of characters (also `/`), as in IAM resource ARNs.
 """
@@ -16,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from .. import errors
+from ..arns import parse_repository_arn
 from ..records import Grant, wildcard_matches
 
 PULL = (
@@ -28,6 +30,7 @@ PULL = (
     "DescribeRepositories",
     "GetLifecyclePolicy",
     "GetLifecyclePolicyPreview",
+    "ListTagsForResource",
 )
 PUSH = (*PULL, "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "PutImage")
 ROLES: dict[str, tuple[str, ...]] = {
@@ -77,10 +80,7 @@ def authorize(caller: Principal, operation: str, params: dict[str, Any], region:
     for named in params.get("registryIds") or ():  # GetAuthorizationToken's (deprecated) list
         if named != caller.registry_id:
             raise denied(caller, operation, region, named, "*")
-    registry_id = params.get("registryId") or caller.registry_id
-    names = params.get("repositoryNames") if operation == "DescribeRepositories" else None
-    if names is None and "repositoryName" in params:
-        names = [params["repositoryName"]]
+    registry_id, names = _named_repositories(caller, operation, params)
     if registry_id != caller.registry_id:
         raise denied(caller, operation, region, registry_id, (names or ["*"])[0])
     if not names:
@@ -90,6 +90,17 @@ def authorize(caller: Principal, operation: str, params: dict[str, Any], region:
     for name in names:
         if not allows(caller.grants, operation, name):
             raise denied(caller, operation, region, registry_id, name)
+
+
+def _named_repositories(caller: Principal, operation: str, params: dict[str, Any]) -> tuple[str, list[str] | None]:
+    """The registry a request acts in and the repositories it names (None: none by name)."""
+    arn = parse_repository_arn(params["resourceArn"]) if "resourceArn" in params else None
+    if arn is not None:  # the tagging operations; an ARN that names no repository is the operation's to refuse
+        return arn.registry_id, [arn.name]
+    names = params.get("repositoryNames") if operation == "DescribeRepositories" else None
+    if names is None and "repositoryName" in params:
+        names = [params["repositoryName"]]
+    return params.get("registryId") or caller.registry_id, names
 
 
 def denied(caller: Principal, operation: str, region: str, registry_id: str, name: str) -> errors.AccessDeniedException:

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import errors
 from ..storage import BackendBusy, EncryptionKeyUnusable, RepositoryGone
-from . import images, layers, lifecycle, login, repositories
+from . import images, layers, lifecycle, login, repositories, resource_tags
 from .common import Caller, Context
 
 Operation = Callable[[dict[str, Any], Context], dict[str, Any]]
@@ -18,6 +18,11 @@ OPERATIONS: dict[str, Operation] = {
     "DescribeRepositories": repositories.describe_repositories,
     "DeleteRepository": repositories.delete_repository,
     "PutImageTagMutability": repositories.put_image_tag_mutability,
+    "PutImageScanningConfiguration": repositories.put_image_scanning_configuration,
+    "DescribeRegistry": repositories.describe_registry,
+    "TagResource": resource_tags.tag_resource,
+    "UntagResource": resource_tags.untag_resource,
+    "ListTagsForResource": resource_tags.list_tags_for_resource,
     "InitiateLayerUpload": layers.initiate_layer_upload,
     "UploadLayerPart": layers.upload_layer_part,
     "CompleteLayerUpload": layers.complete_layer_upload,

@@ -69,10 +69,6 @@ class Context:
         return self.caller.registry_id
 
 
-def repository_arn(region: str, registry_id: str, name: str) -> str:
-    return f"arn:aws:ecr:{region}:{registry_id}:repository/{name}"
-
-
 def existing_repository(params: Params, ctx: Context) -> Repository:
     registry_id = ctx.registry_id
     name = params["repositoryName"]

@@ -1,10 +1,12 @@
-"""CreateRepository, DescribeRepositories, DeleteRepository, PutImageTagMutability."""
+"""CreateRepository, DescribeRepositories, DeleteRepository, PutImageTagMutability,
+PutImageScanningConfiguration, and DescribeRegistry (the registry that holds them)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .. import errors
+from ..arns import repository_arn
 from ..records import WITH_EXCLUSION, Encryption, Repository
 from ..storage import EncryptionKeyNotAssigned, QuotaReached, RepositoryExists, RepositoryNotEmpty
 from .common import (
@@ -16,12 +18,9 @@ from .common import (
     no_paging_with_ids,
     page_position,
     page_size,
-    repository_arn,
     retrying,
 )
-
-MAX_RESOURCE_TAGS = 50  # ECR's documented limits on repository resource tags
-MAX_TAG_KEY, MAX_TAG_VALUE = 128, 256
+from .resource_tags import resource_tags
 
 
 def repository_view(repo: Repository, region: str) -> Result:
@@ -61,22 +60,6 @@ def _exclusion_filters(mutability: str, raw: list[dict[str, Any]] | None) -> tup
     return filters
 
 
-def _resource_tags(raw: list[dict[str, Any]] | None) -> tuple[tuple[str, str], ...]:
-    tags = [(t["Key"], t["Value"]) for t in raw or ()]
-    if len(tags) > MAX_RESOURCE_TAGS:
-        raise errors.TooManyTagsException(f"A repository can have at most {MAX_RESOURCE_TAGS} tags")
-    keys = [k for k, _ in tags]
-    for key, value in tags:
-        if not 1 <= len(key) <= MAX_TAG_KEY or len(value) > MAX_TAG_VALUE or key.lower().startswith("aws:"):
-            raise errors.InvalidTagParameterException(
-                f"Invalid tag {key!r}: keys are 1-{MAX_TAG_KEY} characters and may not start with 'aws:', "
-                f"values at most {MAX_TAG_VALUE} characters"
-            )
-    if len(set(keys)) != len(keys):
-        raise errors.InvalidTagParameterException("Tag keys must be unique")
-    return tuple(tags)
-
-
 def _encryption(raw: dict[str, Any] | None, ctx: Context) -> Encryption:
     if not raw:
         return Encryption()
@@ -106,7 +89,7 @@ def create_repository(params: Params, ctx: Context) -> Result:
         created_at=ctx.now(),
         tag_mutability=mutability,
         exclusion_filters=_exclusion_filters(mutability, params.get("imageTagMutabilityExclusionFilters")),
-        resource_tags=_resource_tags(params.get("tags")),
+        resource_tags=resource_tags(params.get("tags")),
         scan_on_push=bool((params.get("imageScanningConfiguration") or {}).get("scanOnPush")),
         encryption=_encryption(params.get("encryptionConfiguration"), ctx),
     )
@@ -176,3 +159,20 @@ def put_image_tag_mutability(params: Params, ctx: Context) -> Result:
     if filters:
         result["imageTagMutabilityExclusionFilters"] = _filters_view(filters)
     return result
+
+
+def put_image_scanning_configuration(params: Params, ctx: Context) -> Result:
+    """Stores `scanOnPush`, which DescribeRepositories returns; no scanner runs (docs/compatibility.md)."""
+    repo = existing_repository(params, ctx)
+    scan_on_push = bool(params["imageScanningConfiguration"].get("scanOnPush"))
+    ctx.store.repositories.set_scan_on_push(repo, scan_on_push)
+    return {
+        "registryId": repo.registry_id,
+        "repositoryName": repo.name,
+        "imageScanningConfiguration": {"scanOnPush": scan_on_push},
+    }
+
+
+def describe_registry(params: Params, ctx: Context) -> Result:
+    """The caller's registry; it replicates nowhere, so its replication configuration has no rules."""
+    return {"registryId": ctx.registry_id, "replicationConfiguration": {"rules": []}}

@@ -3,6 +3,9 @@
 Conditions that guard them:
 - CreateRepository: the repository Put requires `attribute_not_exists(name)`; the registry counter
   Update requires `repository_count < :max` (or no counter yet) -- in one transaction.
+- TagResource/UntagResource replace `resource_tags` only while `tags_version` (and `created_at`: the
+  same repository, not one re-created under its name) is what they read, and add 1 to it: the tag
+  limit is decided on the tags the write replaces.
 - Every writer of repository contents checks `attribute_exists(name) AND attribute_not_exists(deleting)
   AND config_version = :read` on this item, so a deletion or a mutability change that lands first
   makes the writer read again.
@@ -44,10 +47,15 @@ def _to_item(repo: Repository) -> dict[str, Any]:
         encryption_type=repo.encryption.type,
         kms_key=repo.encryption.kms_key,
         scan_on_push=repo.scan_on_push,
-        resource_tags=[{"Key": k, "Value": v} for k, v in repo.resource_tags],
+        resource_tags=_tags_attribute(repo.resource_tags),
+        tags_version=repo.tags_version,
         image_count=repo.image_count,
         config_version=repo.config_version,
     )
+
+
+def _tags_attribute(tags: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags]
 
 
 def repository_from_item(item: Item) -> Repository:
@@ -60,6 +68,7 @@ def repository_from_item(item: Item) -> Repository:
         encryption=Encryption(item.get("encryption_type", "AES256"), item.get("kms_key")),
         scan_on_push=item.get("scan_on_push", False),
         resource_tags=tuple((t["Key"], t["Value"]) for t in item.get("resource_tags") or ()),
+        tags_version=item.get("tags_version", 0),
         image_count=item.get("image_count", 0),
         config_version=item.get("config_version", 0),
         deleting_since=item.get("deleting"),
@@ -176,6 +185,44 @@ class RepositoryStore:
                 ConditionExpression=LIVE,
                 ExpressionAttributeNames=NAMES,
                 ExpressionAttributeValues=codec.values(m=mutability, f=list(filters), one=1),
+            )
+        except ConditionFailed:
+            raise RepositoryGone(repo.registry_id, repo.name) from None
+
+    def set_resource_tags(self, repo: Repository, tags: tuple[tuple[str, str], ...]) -> None:
+        """Replace the repository's resource tags with `tags`, decided on `repo` as read: ConcurrentUpdate
+        when they changed since, RepositoryGone when the repository did."""
+        # A repository stored before tags were versioned has no tags_version: it is at version 0.
+        unchanged = "tags_version = :version" + ("" if repo.tags_version else " OR attribute_not_exists(tags_version)")
+        try:
+            self.backend.write(
+                "update_item",
+                "repositories",
+                Key=self.item_key(repo.registry_id, repo.name),
+                UpdateExpression="SET resource_tags = :tags ADD tags_version :one",
+                ConditionExpression=f"{LIVE} AND created_at = :created AND ({unchanged})",
+                ExpressionAttributeNames=NAMES,
+                ExpressionAttributeValues=codec.values(
+                    tags=_tags_attribute(tags), one=1, created=repo.created_at, version=repo.tags_version
+                ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as failure:
+            old = repository_from_item(failure.old) if failure.old else None
+            if old is None or old.deleting or old.created_at != repo.created_at:
+                raise RepositoryGone(repo.registry_id, repo.name) from None
+            raise ConcurrentUpdate() from None
+
+    def set_scan_on_push(self, repo: Repository, scan_on_push: bool) -> None:
+        try:
+            self.backend.write(
+                "update_item",
+                "repositories",
+                Key=self.item_key(repo.registry_id, repo.name),
+                UpdateExpression="SET scan_on_push = :scan",
+                ConditionExpression=LIVE,
+                ExpressionAttributeNames=NAMES,
+                ExpressionAttributeValues=codec.values(scan=scan_on_push),
             )
         except ConditionFailed:
             raise RepositoryGone(repo.registry_id, repo.name) from None
