@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from support import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, sha256
 
 REGION = "us-east-1"
 
@@ -69,3 +70,38 @@ def saved_busybox(docker_engine, busybox_image, tmp_path) -> Path:
     archive = tmp_path / "busybox.tar"
     docker_engine.run("save", "-o", archive, busybox_image.ref)
     return archive
+
+
+# --- OCI image layouts made in the test ------------------------------------------------------------
+
+
+def new_layout(layout: Path) -> None:
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+
+
+def write_blob(layout: Path, data: bytes) -> dict:
+    """`data` as a blob of the layout; its digest and size."""
+    (layout / "blobs" / "sha256" / sha256(data).split(":")[1]).write_bytes(data)
+    return {"digest": sha256(data), "size": len(data)}
+
+
+def platform_image(layout: Path, arch: str, layers: list[bytes]) -> dict:
+    """An image manifest for linux/`arch` with these layers, written into the layout; its descriptor."""
+    config = json.dumps({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, **write_blob(layout, config.encode())},
+        "layers": [{"mediaType": OCI_LAYER, **write_blob(layout, layer)} for layer in layers],
+    }
+    return {"mediaType": OCI_MANIFEST, **write_blob(layout, json.dumps(manifest).encode())}
+
+
+def image_layout(layout: Path, layers: list[bytes], ref: str = "v1") -> dict:
+    """An OCI layout holding one linux/amd64 image named `ref`; the image's descriptor."""
+    new_layout(layout)
+    image = platform_image(layout, "amd64", layers)
+    entry = {**image, "annotations": {"org.opencontainers.image.ref.name": ref}}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    return image
