@@ -37,6 +37,8 @@ def push(source: ImageSource, target: Target, *, jobs: int, reporter: Reporter, 
     uploads = [b for b in blobs if b.digest in missing]
     reporter.begin("push", len(uploads), sum(b.size for b in uploads))
     uploader = BlobUploader(target.client, target.client.meta.endpoint_url, registry_id, target.repository, state)
+    for present in (b for b in blobs if b.digest not in missing):  # another push completed it meanwhile
+        state.forget(uploader.state_key(present.digest))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         done = list(pool.map(lambda blob: _upload(uploader, source, blob, reporter, state), uploads))
     for manifest in manifests:
@@ -75,7 +77,7 @@ def _missing(target: Target, registry_id: str, digests: list[str]) -> set[str]:
 def _upload(
     uploader: BlobUploader, source: ImageSource, blob: Descriptor, reporter: Reporter, state: ResumeState
 ) -> Uploaded:
-    pending = state.get(ResumeState.key(uploader.endpoint, uploader.registry_id, uploader.repository, blob.digest))
+    pending = state.get(uploader.state_key(blob.digest))
     reporter.start(blob.digest, blob.size, pending.last_byte + 1 if pending else 0)
     stream = BlobStream(blob.digest, blob.size, lambda offset: source.open_blob(blob, offset))
     uploaded = uploader.upload(stream, reporter, blob.digest)

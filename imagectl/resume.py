@@ -53,8 +53,9 @@ class ResumeState:
             entries[key] = asdict(pending)
 
     def forget(self, key: str) -> None:
-        with self._locked(write=True) as entries:
-            entries.pop(key, None)
+        if self.get(key) is not None:
+            with self._locked(write=True) as entries:
+                entries.pop(key, None)
 
     @contextlib.contextmanager
     def _locked(self, write: bool = False) -> Iterator[dict[str, dict]]:

@@ -38,7 +38,14 @@ class BlobStream:
 class Uploaded:
     digest: str
     sent: int  # bytes this run sent
-    resumed_from: int  # the first byte this run sent (0: a fresh upload)
+    resumed_from: int  # the first byte this run sent (0: all of it)
+
+
+@dataclass(frozen=True)
+class _Sent:
+    digest: str
+    count: int
+    first: int  # the first byte sent (the blob's size when the registry had it all)
 
 
 @dataclass
@@ -53,22 +60,25 @@ class BlobUploader:
         self.client, self.registry_id, self.repository, self.state = client, registry_id, repository, state
         self.endpoint = endpoint
 
+    def state_key(self, digest: str) -> str:
+        return ResumeState.key(self.endpoint, self.registry_id, self.repository, digest)
+
     def upload(self, blob: BlobStream, progress: Progress, label: str) -> Uploaded:
-        key = ResumeState.key(self.endpoint, self.registry_id, self.repository, blob.digest) if blob.digest else None
+        key = self.state_key(blob.digest) if blob.digest else None
         with translated_errors(self.repository):
-            cursor = self._resumed(key) or self._initiate(key)
-            resumed_from = cursor.next_byte
+            resumed = self._resumed(key)
+            cursor = resumed or self._initiate(key)
             try:
-                sent, digest = self._send(blob, cursor, key, progress, label)
+                sent = self._send(blob, cursor, key, progress, label)
             except ClientError as error:
-                if error_code(error) != "UploadNotFoundException" or resumed_from == 0:
+                if error_code(error) != "UploadNotFoundException" or resumed is None:
                     raise
-                cursor, resumed_from = self._initiate(key), 0  # the registry forgot it: afresh
-                sent, digest = self._send(blob, cursor, key, progress, label)
-            self._complete(cursor.upload_id, digest)
+                cursor = self._initiate(key)  # the registry forgot it (expired): afresh
+                sent = self._send(blob, cursor, key, progress, label)
+            self._complete(cursor.upload_id, sent.digest)
         if key:
             self.state.forget(key)
-        return Uploaded(digest, sent, resumed_from)
+        return Uploaded(sent.digest, sent.count, sent.first)
 
     def _resumed(self, key: str | None) -> _Cursor | None:
         pending = self.state.get(key) if key else None
@@ -81,41 +91,39 @@ class BlobUploader:
             self.state.record(key, PendingUpload(cursor.upload_id, cursor.part_size, -1))
         return cursor
 
-    def _send(
-        self, blob: BlobStream, cursor: _Cursor, key: str | None, progress: Progress, label: str
-    ) -> tuple[int, str]:
-        """Parts from cursor.next_byte to the end; (bytes sent, digest)."""
+    def _send(self, blob: BlobStream, cursor: _Cursor, key: str | None, progress: Progress, label: str) -> _Sent:
+        """Parts from cursor.next_byte to the end of the stream."""
         hasher = hashlib.sha256() if blob.digest is None else None
-        sent = 0
+        first, sent = None, 0
         stream = blob.open(cursor.next_byte)
         try:
-            while True:
-                part = _read_part(stream, cursor.part_size)
-                if not part:
-                    break
-                try:
-                    last = self._upload_part(cursor, part)
-                except _Moved as moved:  # the registry has another last byte than we thought
-                    if hasher is not None:
-                        raise SourceError(f"{label}: the registry lost part of a one-pass stream") from None
-                    stream.close()
-                    if moved.last_valid + 1 > cursor.next_byte:  # a retried part had landed after all
-                        progress.advance(label, moved.last_valid + 1 - cursor.next_byte)
-                    cursor.next_byte = moved.last_valid + 1
-                    stream = blob.open(cursor.next_byte)
-                    continue
+            while part := _read_part(stream, cursor.part_size):
                 if hasher is not None:
                     hasher.update(part)
-                sent += len(part)
-                progress.advance(label, len(part))
-                cursor.next_byte = last + 1
-                if key:
+                try:
+                    last = self._upload_part(cursor, part)
+                    first = cursor.next_byte if first is None else first
+                    sent += len(part)
+                except _Moved as moved:
+                    if moved.last_valid != cursor.next_byte + len(part) - 1:  # the registry is elsewhere: go there
+                        if hasher is not None:
+                            raise SourceError(f"{label}: the registry lost part of a one-pass stream") from None
+                        stream.close()
+                        progress.advance(label, moved.last_valid + 1 - cursor.next_byte)
+                        cursor.next_byte = moved.last_valid + 1
+                        stream = blob.open(cursor.next_byte)
+                        continue
+                    last = moved.last_valid  # the registry had this very part (a lost answer): not sent again
+                if key:  # recorded before it is reported: whoever sees the progress may rely on it
                     self.state.record(key, PendingUpload(cursor.upload_id, cursor.part_size, last))
+                progress.advance(label, last + 1 - cursor.next_byte)
+                cursor.next_byte = last + 1
         finally:
             stream.close()
         if blob.size is not None and cursor.next_byte != blob.size:
             raise SourceError(f"{label}: the source holds {cursor.next_byte} bytes, its descriptor says {blob.size}")
-        return sent, blob.digest or "sha256:" + hasher.hexdigest()  # type: ignore[union-attr]
+        digest = blob.digest or "sha256:" + hasher.hexdigest()  # type: ignore[union-attr]
+        return _Sent(digest, sent, cursor.next_byte if first is None else first)
 
     def _upload_part(self, cursor: _Cursor, part: bytes) -> int:
         try:

@@ -10,10 +10,11 @@ import signal
 import subprocess
 import sys
 import tarfile
+import uuid
 from pathlib import Path
 
-from support import OCI_INDEX
-from tool_support import new_layout, platform_image, write_blob
+from support import OCI_INDEX, sha256
+from tool_support import image_layout, new_layout, platform_image, write_blob
 
 MiB = 1 << 20
 
@@ -112,3 +113,56 @@ def test_a_push_killed_half_way_sends_only_the_rest_when_run_again(
     # Everything is there now: a third run sends nothing.
     third = imagectl("--output", "json", "push", archive, f"{repository}:again")
     assert third.returncode == 0 and third.result["bytesUploaded"] == 0 and third.result["blobsUploaded"] == 0
+
+
+def forge_state(user_env, registry, repository: str, digest: str, upload_id: str, last_byte: int) -> None:
+    """The resume state as a run killed at the wrong moment leaves it (resume.py's format)."""
+    from imagectl.resume import PendingUpload, ResumeState
+
+    state = ResumeState(Path(user_env["XDG_CACHE_HOME"]) / "imagectl" / "uploads.json")
+    state.record(
+        ResumeState.key(registry.endpoint, "000000000000", repository, digest),
+        PendingUpload(upload_id, 4 * MiB, last_byte),
+    )
+
+
+def test_where_the_registry_holds_more_than_recorded_the_push_goes_on_from_there(
+    imagectl, user_env, registry, repository, ecr, tmp_path
+):
+    """Killed after the registry took a part but before the state recorded it: the next part's
+    InvalidLayerPartException names the registry's last byte, and the push goes on from it."""
+    layer = os.urandom(9 * MiB)
+    image_layout(tmp_path / "layout", [layer])
+    ecr.create_repository(repositoryName=repository)
+    upload = ecr.initiate_layer_upload(repositoryName=repository)["uploadId"]
+    ecr.upload_layer_part(
+        repositoryName=repository,
+        uploadId=upload,
+        partFirstByte=0,
+        partLastByte=4 * MiB - 1,
+        layerPartBlob=layer[: 4 * MiB],
+    )
+    forge_state(user_env, registry, repository, sha256(layer), upload, -1)
+
+    pushed = imagectl("--output", "json", "push", tmp_path / "layout", f"{repository}:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.result["resumed"] == {sha256(layer): 4 * MiB}
+    assert pushed.result["bytesUploaded"] == 5 * MiB + len(config_of(tmp_path / "layout"))
+
+
+def test_an_upload_the_registry_forgot_starts_afresh(imagectl, user_env, registry, repository, ecr, tmp_path):
+    layer = os.urandom(5 * MiB)
+    image_layout(tmp_path / "layout", [layer])
+    ecr.create_repository(repositoryName=repository)
+    forge_state(user_env, registry, repository, sha256(layer), str(uuid.uuid4()), 4 * MiB - 1)
+
+    pushed = imagectl("--output", "json", "push", tmp_path / "layout", f"{repository}:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.result["resumed"] == {}
+    assert pushed.result["bytesUploaded"] == 5 * MiB + len(config_of(tmp_path / "layout"))
+
+
+def config_of(layout: Path) -> bytes:
+    (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
+    manifest = json.loads((layout / "blobs" / "sha256" / entry["digest"].split(":")[1]).read_text())
+    return (layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]).read_bytes()
