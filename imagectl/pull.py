@@ -12,7 +12,7 @@ import platform
 import shutil
 import tarfile
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from .oci import REF_NAME, Descriptor, Manifest, digest_hex, platform_name, uniq
 from .progress import Reporter
 from .sources import split_transport
 from .v2 import DistributionClient
+from .workers import Workers
 
 CHUNK = 1 << 20
 MACHINES = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm"}
@@ -63,8 +64,8 @@ def pull(
     try:
         (work / "blobs" / "sha256").mkdir(parents=True)
         reporter.begin("pull", len(blobs), sum(b.size for b in blobs))
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(lambda blob: _download(client, repository, blob, work, reporter), blobs))
+        workers = Workers(jobs)
+        workers.map(lambda blob: _download(client, repository, blob, work, reporter, workers.check), blobs)
         for manifest in manifests:
             (work / _blob_path(manifest.digest)).write_bytes(manifest.data)
         tag = None if reference.startswith("sha256:") else reference
@@ -103,7 +104,14 @@ def _blob_path(digest: str) -> str:
     return f"blobs/sha256/{digest_hex(digest)}"
 
 
-def _download(client: DistributionClient, repository: str, blob: Descriptor, work: Path, reporter: Reporter) -> None:
+def _download(
+    client: DistributionClient,
+    repository: str,
+    blob: Descriptor,
+    work: Path,
+    reporter: Reporter,
+    between_chunks: Callable[[], None],
+) -> None:
     reporter.start(blob.digest, blob.size)
     hasher, size = hashlib.sha256(), 0
     partial = work / f"{_blob_path(blob.digest)}.partial"
@@ -111,6 +119,7 @@ def _download(client: DistributionClient, repository: str, blob: Descriptor, wor
     try:
         with partial.open("wb") as out:
             while chunk := stream.read(CHUNK):
+                between_chunks()
                 hasher.update(chunk)
                 out.write(chunk)
                 size += len(chunk)

@@ -4,7 +4,6 @@ each child by digest and for the root with the tag."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ from .progress import Reporter
 from .resume import ResumeState
 from .sources import ImageSource
 from .uploader import BlobStream, BlobUploader, Uploaded
+from .workers import Workers
 
 CHECK_BATCH = 100  # BatchCheckLayerAvailability's layerDigests maximum
 
@@ -36,11 +36,13 @@ def push(source: ImageSource, target: Target, *, jobs: int, reporter: Reporter, 
     missing = _missing(target, registry_id, [b.digest for b in blobs])
     uploads = [b for b in blobs if b.digest in missing]
     reporter.begin("push", len(uploads), sum(b.size for b in uploads))
-    uploader = BlobUploader(target.client, target.client.meta.endpoint_url, registry_id, target.repository, state)
+    workers = Workers(jobs)
+    uploader = BlobUploader(
+        target.client, target.client.meta.endpoint_url, registry_id, target.repository, state, workers.check
+    )
     for present in (b for b in blobs if b.digest not in missing):  # another push completed it meanwhile
         state.forget(uploader.state_key(present.digest))
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        done = list(pool.map(lambda blob: _upload(uploader, source, blob, reporter, state), uploads))
+    done = workers.map(lambda blob: _upload(uploader, source, blob, reporter, state), uploads)
     for manifest in manifests:
         _put(target, registry_id, manifest, target.tag if manifest is root else None)
     return {

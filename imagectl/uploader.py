@@ -56,9 +56,18 @@ class _Cursor:
 
 
 class BlobUploader:
-    def __init__(self, client: Any, endpoint: str, registry_id: str, repository: str, state: ResumeState):
+    def __init__(
+        self,
+        client: Any,
+        endpoint: str,
+        registry_id: str,
+        repository: str,
+        state: ResumeState,
+        between_parts: Callable[[], None] = lambda: None,
+    ):
         self.client, self.registry_id, self.repository, self.state = client, registry_id, repository, state
         self.endpoint = endpoint
+        self.between_parts = between_parts  # raises to stop the upload (workers.Workers.check)
 
     def state_key(self, digest: str) -> str:
         return ResumeState.key(self.endpoint, self.registry_id, self.repository, digest)
@@ -98,6 +107,7 @@ class BlobUploader:
         stream = blob.open(cursor.next_byte)
         try:
             while part := _read_part(stream, cursor.part_size):
+                self.between_parts()
                 if hasher is not None:
                     hasher.update(part)
                 try:

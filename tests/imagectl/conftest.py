@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from support import unique_name
-from tool_support import Ran, docker_logged_in, host_of, saved_busybox, user_environment  # noqa: F401 - fixtures
+from tool_support import Ran, docker_logged_in, saved_busybox, user_environment  # noqa: F401 - fixtures
 from tools.engines import (  # noqa: F401 - the fixtures, made visible to the tests of this folder
     FIXTURES,
     busybox_image,
@@ -58,13 +58,14 @@ def repository(ecr, request) -> str:
 
 
 @pytest.fixture(autouse=True)
-def leave_the_engine_as_found(request, registry):
-    """Remove what a test tagged in the engine (references to the registries, images it loaded)."""
+def leave_the_engine_as_found(request):
+    """Remove what a test tagged in the engine: references to a registry on loopback (this one, or
+    Distribution), the big images it built."""
     yield
     if "docker_engine" not in request.fixturenames:
         return
     engine = request.getfixturevalue("docker_engine")
     listed = engine.run("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-    ours = [ref for ref in listed if ref.startswith((host_of(registry), "127.0.0.1:", "local/big"))]
+    ours = [ref for ref in listed if ref.startswith(("127.0.0.1:", "local/big"))]
     if ours:
         engine.run("rmi", *ours, check=False)
