@@ -79,6 +79,8 @@ class Files(Protocol):
 
     def exists(self, name: str) -> bool: ...
 
+    def size(self, name: str) -> int: ...
+
 
 class DirectoryFiles:
     def __init__(self, root: Path):
@@ -100,6 +102,9 @@ class DirectoryFiles:
 
     def exists(self, name: str) -> bool:
         return (self.root / name).is_file()
+
+    def size(self, name: str) -> int:
+        return (self.root / name).stat().st_size
 
 
 class TarFiles:
@@ -143,6 +148,9 @@ class TarFiles:
 
     def exists(self, name: str) -> bool:
         return posixpath.normpath(name) in self.members
+
+    def size(self, name: str) -> int:
+        return self._member(name)[1]
 
 
 def _json(files: Files, name: str, where: str) -> Any:
@@ -245,7 +253,7 @@ class DockerArchive:
         for diff_id, name in zip(diff_ids, layer_names, strict=True):
             if not self.files.exists(name):
                 raise SourceError(f"{self.description}: the archive has no {name}")
-            layers.append({"mediaType": OCI_LAYER, "digest": diff_id, "size": _size(self.files, name)})
+            layers.append({"mediaType": OCI_LAYER, "digest": diff_id, "size": self.files.size(name)})
             self.blob_paths[diff_id] = name
         document = {
             "schemaVersion": 2,
@@ -263,12 +271,6 @@ class DockerArchive:
 
     def open_blob(self, descriptor: Descriptor, offset: int = 0) -> BinaryIO:
         return self.files.open(self.blob_paths[descriptor.digest], offset)
-
-
-def _size(files: Files, name: str) -> int:
-    if isinstance(files, TarFiles):
-        return files.members[posixpath.normpath(name)][1]
-    return (files.root / name).stat().st_size  # type: ignore[attr-defined, no-any-return]
 
 
 # --- choosing and opening a source -------------------------------------------------------------------

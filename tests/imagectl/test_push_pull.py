@@ -4,8 +4,10 @@ runs; what it pulls, docker loads and runs; what it copies from CNCF Distributio
 from __future__ import annotations
 
 import json
+import os
+from base64 import b64decode
 
-from tool_support import host_of
+from tool_support import host_of, image_layout
 
 
 def run_in_docker(docker_engine, reference: str) -> str:
@@ -70,3 +72,38 @@ def test_copy_from_distribution_keeps_the_manifest_and_docker_runs_it(
     reference = f"{docker_logged_in}/{repository}:copied"
     docker_engine.run("pull", reference, timeout=300)
     assert run_in_docker(docker_engine, reference) == busybox_image.content.strip()
+
+
+def test_copy_with_basic_credentials_and_without(imagectl, registry, ecr, repository, tmp_path):
+    """The registry's own /v2 as a source that wants Basic auth (GetAuthorizationToken's password)."""
+    image_layout(tmp_path / "layout", [os.urandom(4096)])
+    pushed = imagectl("--output", "json", "push", tmp_path / "layout", f"{repository}:v1", "--create")
+    assert pushed.returncode == 0, pushed.stderr
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    source = f"{host_of(registry)}/{repository}:v1"
+
+    anonymous = imagectl("copy", source, f"{repository}-copy:v1", "--create")
+    assert anonymous.returncode == 5 and "needs credentials" in anonymous.stderr
+    copied = imagectl(
+        "--output",
+        "json",
+        "copy",
+        source,
+        f"{repository}-copy:v1",
+        "--create",
+        "--src-creds",
+        b64decode(token).decode(),
+    )
+    assert copied.returncode == 0, copied.stderr
+    assert copied.result["digest"] == pushed.result["digest"]
+
+
+def test_an_oci_archive_pulled_pushes_back_as_the_same_image(imagectl, repository, tmp_path):
+    image_layout(tmp_path / "layout", [os.urandom(4096), os.urandom(100)])
+    pushed = imagectl("--output", "json", "push", f"oci:{tmp_path / 'layout'}:v1", f"{repository}:v1", "--create")
+    assert pushed.returncode == 0, pushed.stderr
+    archive = tmp_path / "image.oci.tar"
+    assert imagectl("pull", f"{repository}@{pushed.result['digest']}", f"oci-archive:{archive}").returncode == 0
+    again = imagectl("--output", "json", "push", archive, f"{repository}:again")
+    assert again.returncode == 0, again.stderr
+    assert again.result["digest"] == pushed.result["digest"] and again.result["blobsSkipped"] == 3
