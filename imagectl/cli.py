@@ -19,6 +19,7 @@ from .sources import open_source
 from .v2 import DistributionClient, ImageName, RegistrySource, split_reference
 
 INTERRUPTED = 130
+Outcome = tuple[dict[str, Any], str]  # the result document and its line for a terminal
 
 
 def _common(interspersed: bool) -> argparse.ArgumentParser:
@@ -100,7 +101,7 @@ def _target(destination: str, client: Any, create: bool) -> Target:
     return Target(client, repository, tag, create)
 
 
-def _push(args: argparse.Namespace, connection: Connection, jobs: int, reporter: Reporter) -> tuple[dict, str]:
+def _push(args: argparse.Namespace, connection: Connection, jobs: int, reporter: Reporter) -> Outcome:
     client = ecr_client(connection, jobs)
     target = _target(args.destination, client, args.create)
     with open_source(args.source) as source:
@@ -108,7 +109,7 @@ def _push(args: argparse.Namespace, connection: Connection, jobs: int, reporter:
     return result, f"pushed {target.repository}:{target.tag} {result['digest']}"
 
 
-def _copy(args: argparse.Namespace, connection: Connection, jobs: int, reporter: Reporter) -> tuple[dict, str]:
+def _copy(args: argparse.Namespace, connection: Connection, jobs: int, reporter: Reporter) -> Outcome:
     try:
         name = ImageName.parse(args.source)
     except ValueError as error:
@@ -116,15 +117,16 @@ def _copy(args: argparse.Namespace, connection: Connection, jobs: int, reporter:
     creds = args.src_creds or os.environ.get("IMAGECTL_SRC_CREDS")
     if creds is not None and ":" not in creds:
         raise UsageError("--src-creds is USER:PASSWORD")
-    user_password = tuple(creds.split(":", 1)) if creds else None
-    source = RegistrySource(DistributionClient(name.base_url, user_password), name.repository, name.reference)  # type: ignore[arg-type]
+    user, _, password = (creds or "").partition(":")
+    client_of_source = DistributionClient(name.base_url, (user, password) if creds else None)
+    source = RegistrySource(client_of_source, name.repository, name.reference)
     client = ecr_client(connection, jobs)
     target = _target(args.destination, client, args.create)
     result = push(source, target, jobs=jobs, reporter=reporter, state=ResumeState())
     return result, f"copied {args.source} to {target.repository}:{target.tag} {result['digest']}"
 
 
-def _pull(args: argparse.Namespace, connection: Connection, jobs: int, reporter: Reporter) -> tuple[dict, str]:
+def _pull(args: argparse.Namespace, connection: Connection, jobs: int, reporter: Reporter) -> Outcome:
     repository, reference = split_reference(args.image)
     credentials = login(ecr_client(connection, jobs))
     client = DistributionClient(credentials.endpoint, (credentials.username, credentials.password))

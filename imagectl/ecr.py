@@ -42,7 +42,7 @@ class Connection:
 def ecr_client(connection: Connection, jobs: int) -> Any:
     with translated_errors():
         session = boto3.session.Session(profile_name=connection.profile, region_name=connection.region)
-        config = Config(retries=RETRIES, max_pool_connections=max(10, jobs * 2))  # type: ignore[arg-type]
+        config = Config(retries=RETRIES, max_pool_connections=max(10, jobs * 2))
         return session.client("ecr", endpoint_url=connection.endpoint_url, config=config)
 
 

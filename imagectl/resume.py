@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 
 def cache_dir() -> Path:
@@ -58,7 +59,7 @@ class ResumeState:
                 entries.pop(key, None)
 
     @contextlib.contextmanager
-    def _locked(self, write: bool = False) -> Iterator[dict[str, dict]]:
+    def _locked(self, write: bool = False) -> Iterator[dict[str, dict[str, Any]]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._threads, open(self.path.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -69,7 +70,7 @@ class ResumeState:
                 temporary.write_text(json.dumps(entries, indent=1))
                 os.replace(temporary, self.path)
 
-    def _read(self) -> dict[str, dict]:
+    def _read(self) -> dict[str, dict[str, Any]]:
         try:
             entries = json.loads(self.path.read_text())
         except (OSError, ValueError):
