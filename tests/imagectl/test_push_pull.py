@@ -107,3 +107,24 @@ def test_an_oci_archive_pulled_pushes_back_as_the_same_image(imagectl, repositor
     again = imagectl("--output", "json", "push", archive, f"{repository}:again")
     assert again.returncode == 0, again.stderr
     assert again.result["digest"] == pushed.result["digest"] and again.result["blobsSkipped"] == 3
+
+
+def test_an_archive_of_several_images_needs_the_one_named(imagectl, busybox_image, repository, ecr):
+    """busybox_image.archive holds the base image and the image built on it (`docker save` of two)."""
+    busybox_image.restore()
+    unnamed = imagectl("push", busybox_image.archive, f"{repository}:v1", "--create")
+    assert (
+        unnamed.returncode == 6 and busybox_image.ref in unnamed.stderr and "docker-archive:PATH:TAG" in unnamed.stderr
+    )
+    named = imagectl(
+        "--output",
+        "json",
+        "push",
+        f"docker-archive:{busybox_image.archive}:{busybox_image.ref}",
+        f"{repository}:v1",
+        "--create",
+    )
+    assert named.returncode == 0, named.stderr
+    (image,) = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": "v1"}])["images"]
+    # docs/images.md#what-goes-up: a docker save layer goes up as it is, an uncompressed tar
+    assert json.loads(image["imageManifest"])["layers"][-1]["mediaType"] == "application/vnd.oci.image.layer.v1.tar"
