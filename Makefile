@@ -83,7 +83,8 @@ test: install
 
 ## The pure-logic tests only: seconds, no servers
 unit: $(DEV_STAMP)
-	$(PY) -m pytest tests/unit tests/auth/test_sigv4_unit.py tests/auth/test_registryctl_unit.py tests/docs/test_doc_references.py
+	$(PY) -m pytest tests/unit tests/auth/test_sigv4_unit.py tests/auth/test_registryctl_unit.py tests/imagectl/test_pure.py \
+		tests/docs/test_doc_references.py
 
 ## The black-box suites against the local stack, and the docs' runnable blocks, without the e2e
 ## deploy and the soak (minutes)

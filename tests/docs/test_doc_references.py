@@ -24,7 +24,8 @@ REFERENCE = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+\"[^\"]*\")?\s*$"
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # http:, https:, mailto:, ...
 # A code span that is a path from the repository's root, optionally naming a test in it.
-QUOTED_PATH = re.compile(r"(?P<path>(?:tests|lambdas|local|infra|bench|registryctl|docs)/[\w./-]*)(?:::(?P<name>\w+))?")
+TOP_FOLDERS = "tests|lambdas|local|infra|bench|registryctl|imagectl|docs"
+QUOTED_PATH = re.compile(rf"(?P<path>(?:{TOP_FOLDERS})/[\w./-]*)(?:::(?P<name>\w+))?")
 
 
 def prose(path: Path) -> str:

@@ -1,0 +1,113 @@
+"""The registry's ECR API through boto3, as the AWS CLI reaches it (the AWS credential chain,
+`--profile`, `--region`, `--endpoint-url` or AWS_ENDPOINT_URL_ECR), and what its errors mean to a user.
+
+boto3's standard retry mode retries throttling and 5xx with exponential backoff and jitter; an
+UploadLayerPart whose answer was lost comes back as InvalidLayerPartException, which the uploader
+reads as where to go on from.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+from .errors import CredentialsError, RegistryError, RepositoryMissing, TagTaken
+
+RETRIES = {"mode": "standard", "max_attempts": 8}
+REJECTED_CREDENTIALS = {
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "AccessDeniedException",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "403",
+}
+
+
+@dataclass(frozen=True)
+class Connection:
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+def ecr_client(connection: Connection, jobs: int) -> Any:
+    with translated_errors():
+        session = boto3.session.Session(profile_name=connection.profile, region_name=connection.region)
+        config = Config(retries=RETRIES, max_pool_connections=max(10, jobs * 2))
+        return session.client("ecr", endpoint_url=connection.endpoint_url, config=config)
+
+
+@contextlib.contextmanager
+def translated_errors(repository: str | None = None) -> Iterator[None]:
+    """botocore's errors as ToolErrors that say what to do."""
+    try:
+        yield
+    except NoCredentialsError:
+        raise CredentialsError(
+            "no AWS credentials: set a profile (--profile, AWS_PROFILE) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ) from None
+    except NoRegionError:
+        raise CredentialsError("no AWS Region: give --region or set AWS_REGION / AWS_DEFAULT_REGION") from None
+    except ClientError as error:
+        raise client_error(error, repository) from None
+    except BotoCoreError as error:
+        raise RegistryError(f"cannot reach the registry: {error}") from None
+
+
+def client_error(error: ClientError, repository: str | None) -> Exception:
+    code = error.response.get("Error", {}).get("Code", "")
+    message = error.response.get("Error", {}).get("Message", "") or str(error)
+    if code in REJECTED_CREDENTIALS:
+        return CredentialsError(f"the registry refused the credentials ({code}): {message}")
+    if code == "RepositoryNotFoundException":
+        hint = f" Create it with --create, or: aws ecr create-repository --repository-name {repository}"
+        return RepositoryMissing(f"{message}.{hint if repository else ''}")
+    if code == "ImageTagAlreadyExistsException":
+        return TagTaken(message)
+    return RegistryError(f"{code}: {message}")
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def ensure_repository(client: Any, name: str, create: bool) -> str:
+    """The repository's registry id; with `create`, the repository is made if it is not there."""
+    with translated_errors(name):
+        try:
+            found = client.describe_repositories(repositoryNames=[name])["repositories"][0]
+            return str(found["registryId"])
+        except ClientError as error:
+            if error_code(error) != "RepositoryNotFoundException" or not create:
+                raise
+        try:
+            return str(client.create_repository(repositoryName=name)["repository"]["registryId"])
+        except ClientError as error:
+            if error_code(error) != "RepositoryAlreadyExistsException":  # another push made it meanwhile
+                raise
+            return str(client.describe_repositories(repositoryNames=[name])["repositories"][0]["registryId"])
+
+
+@dataclass(frozen=True)
+class Login:
+    """The `/v2` login: GetAuthorizationToken's endpoint and its token as Basic credentials."""
+
+    endpoint: str
+    username: str
+    password: str
+
+
+def login(client: Any) -> Login:
+    with translated_errors():
+        data = client.get_authorization_token()["authorizationData"][0]
+    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    return Login(data["proxyEndpoint"].rstrip("/"), username, password)

@@ -1,0 +1,182 @@
+"""One blob into the registry with the ECR API: InitiateLayerUpload, UploadLayerPart in the
+`partSize` the registry answered, CompleteLayerUpload.
+
+The blob is a stream of known or unknown size (`BlobStream`), opened at a byte offset: a file or a
+tar member reopens anywhere, a registry blob with a Range request, a one-pass stream (the proxy's
+request body, later) only where it already is. The upload id and the last acknowledged byte are kept
+in the resume state after every part, so a killed push run again goes on from there; where the
+registry holds more or less than recorded, its InvalidLayerPartException says where
+(`lastValidByteReceived`), and the stream is reopened there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol
+
+from botocore.exceptions import ClientError
+
+from .ecr import error_code, translated_errors
+from .errors import DigestMismatch, SourceError
+from .resume import PendingUpload, ResumeState
+
+
+class Progress(Protocol):
+    def advance(self, key: str, nbytes: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class BlobStream:
+    digest: str | None  # None: computed while the bytes go up (then it never resumes)
+    size: int | None  # None: read until the stream ends
+    open: Callable[[int], BinaryIO]  # the bytes from that offset on
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    digest: str
+    sent: int  # bytes this run sent
+    resumed_from: int  # the first byte this run sent (0: all of it)
+
+
+@dataclass(frozen=True)
+class _Sent:
+    digest: str
+    count: int
+    first: int  # the first byte sent (the blob's size when the registry had it all)
+
+
+@dataclass
+class _Cursor:
+    upload_id: str
+    part_size: int
+    next_byte: int
+
+
+class BlobUploader:
+    def __init__(
+        self,
+        client: Any,
+        endpoint: str,
+        registry_id: str,
+        repository: str,
+        state: ResumeState,
+        between_parts: Callable[[], None] = lambda: None,
+    ):
+        self.client, self.registry_id, self.repository, self.state = client, registry_id, repository, state
+        self.endpoint = endpoint
+        self.between_parts = between_parts  # raises to stop the upload (workers.Workers.check)
+
+    def state_key(self, digest: str) -> str:
+        return ResumeState.key(self.endpoint, self.registry_id, self.repository, digest)
+
+    def upload(self, blob: BlobStream, progress: Progress, label: str) -> Uploaded:
+        key = self.state_key(blob.digest) if blob.digest else None
+        with translated_errors(self.repository):
+            resumed = self._resumed(key)
+            cursor = resumed or self._initiate(key)
+            try:
+                sent = self._send(blob, cursor, key, progress, label)
+            except ClientError as error:
+                if error_code(error) != "UploadNotFoundException" or resumed is None:
+                    raise
+                cursor = self._initiate(key)  # the registry forgot it (expired): afresh
+                sent = self._send(blob, cursor, key, progress, label)
+            self._complete(cursor.upload_id, sent.digest)
+        if key:
+            self.state.forget(key)
+        return Uploaded(sent.digest, sent.count, sent.first)
+
+    def _resumed(self, key: str | None) -> _Cursor | None:
+        pending = self.state.get(key) if key else None
+        return _Cursor(pending.upload_id, pending.part_size, pending.last_byte + 1) if pending else None
+
+    def _initiate(self, key: str | None) -> _Cursor:
+        answer = self.client.initiate_layer_upload(registryId=self.registry_id, repositoryName=self.repository)
+        cursor = _Cursor(answer["uploadId"], int(answer["partSize"]), 0)
+        if key:
+            self.state.record(key, PendingUpload(cursor.upload_id, cursor.part_size, -1))
+        return cursor
+
+    def _send(self, blob: BlobStream, cursor: _Cursor, key: str | None, progress: Progress, label: str) -> _Sent:
+        """Parts from cursor.next_byte to the end of the stream."""
+        hasher = hashlib.sha256() if blob.digest is None else None
+        first, sent = None, 0
+        stream = blob.open(cursor.next_byte)
+        try:
+            while part := _read_part(stream, cursor.part_size):
+                self.between_parts()
+                if hasher is not None:
+                    hasher.update(part)
+                try:
+                    last = self._upload_part(cursor, part)
+                    first = cursor.next_byte if first is None else first
+                    sent += len(part)
+                except _Moved as moved:
+                    if moved.last_valid != cursor.next_byte + len(part) - 1:  # the registry is elsewhere: go there
+                        if hasher is not None:
+                            raise SourceError(f"{label}: the registry lost part of a one-pass stream") from None
+                        stream.close()
+                        progress.advance(label, moved.last_valid + 1 - cursor.next_byte)
+                        cursor.next_byte = moved.last_valid + 1
+                        stream = blob.open(cursor.next_byte)
+                        continue
+                    last = moved.last_valid  # the registry had this very part (a lost answer): not sent again
+                if key:  # recorded before it is reported: whoever sees the progress may rely on it
+                    self.state.record(key, PendingUpload(cursor.upload_id, cursor.part_size, last))
+                progress.advance(label, last + 1 - cursor.next_byte)
+                cursor.next_byte = last + 1
+        finally:
+            stream.close()
+        if blob.size is not None and cursor.next_byte != blob.size:
+            raise SourceError(f"{label}: the source holds {cursor.next_byte} bytes, its descriptor says {blob.size}")
+        digest = blob.digest or "sha256:" + hasher.hexdigest()  # type: ignore[union-attr]
+        return _Sent(digest, sent, cursor.next_byte if first is None else first)
+
+    def _upload_part(self, cursor: _Cursor, part: bytes) -> int:
+        try:
+            answer = self.client.upload_layer_part(
+                registryId=self.registry_id,
+                repositoryName=self.repository,
+                uploadId=cursor.upload_id,
+                partFirstByte=cursor.next_byte,
+                partLastByte=cursor.next_byte + len(part) - 1,
+                layerPartBlob=part,
+            )
+        except ClientError as error:
+            if error_code(error) == "InvalidLayerPartException":
+                raise _Moved(int(error.response["lastValidByteReceived"])) from None
+            raise
+        return int(answer["lastByteReceived"])
+
+    def _complete(self, upload_id: str, digest: str) -> None:
+        try:
+            self.client.complete_layer_upload(
+                registryId=self.registry_id, repositoryName=self.repository, uploadId=upload_id, layerDigests=[digest]
+            )
+        except ClientError as error:
+            code = error_code(error)
+            if code == "LayerAlreadyExistsException":  # a concurrent push, or a retried Complete, won
+                return
+            if code == "InvalidLayerException":
+                raise DigestMismatch(f"{digest}: the source's bytes do not hash to it ({error})") from None
+            raise
+
+
+class _Moved(Exception):
+    def __init__(self, last_valid: int):
+        self.last_valid = last_valid
+
+
+def _read_part(stream: BinaryIO, size: int) -> bytes:
+    """`size` bytes, fewer only at the end (a socket may answer short reads)."""
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
