@@ -72,7 +72,7 @@ class Sweeper:
         result = {
             **dict(sorted(self.report.items())),
             "complete": complete,
-            # Only after the reclaiming finished: usage never takes the time it needs.
+            # Measured only once the reclaiming finished: it never takes the time reclaiming needs.
             "usage": self.usage() if complete else {"complete": False, "registries": {}},
             "dry_run": self.dry_run,
             "now": self.now,
