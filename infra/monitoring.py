@@ -1,6 +1,6 @@
 """Alarms on what users would notice (faults, throttling, near-timeouts), on what costs money or
 capacity before they do (client-error floods, account concurrency, DynamoDB throttling), on a sweep
-that cannot keep up, and a one-screen dashboard.
+that cannot keep up, and a one-screen dashboard, with the usage the sweep measures against the quotas.
 
 Every alarm notifies registry:alarmTopicArn when set. CloudWatch bills alarms per metric they read:
 a metric math alarm over seven tables counts seven (see Costs in docs/deploying.md).
@@ -15,6 +15,13 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from registry.config import METRICS_NAMESPACE, SERVICE_NAME, SWEEP_SERVICE_NAME
+from registry.sweep.usage import (
+    IMAGE_COUNT_METRIC,
+    REGISTRY_DIMENSION,
+    REPOSITORY_COUNT_METRIC,
+    REPOSITORY_DIMENSION,
+    STORED_BYTES_METRIC,
+)
 
 from .api import RegistryApi
 from .config import RegistryProps
@@ -40,6 +47,20 @@ SWEEP_INCOMPLETE_RUNS = 3
 # reads at most 10): one Metrics Insights query sums them. Its WHERE can't list several tables, so
 # it sums the DynamoDB 500s of every table of the account and Region: a DynamoDB fault, not ours.
 DYNAMODB_SYSTEM_ERRORS_QUERY = 'SELECT SUM(SystemErrors) FROM SCHEMA("AWS/DynamoDB", Operation, TableName)'
+# The usage graphs show the fullest repositories and registries: one series each of thousands would
+# be unreadable (a Metrics Insights query ranks up to 10,000 series, the first it finds).
+USAGE_TOP = 10
+REPOSITORY_SERIES = (REGISTRY_DIMENSION, REPOSITORY_DIMENSION)
+REGISTRY_SERIES = (REGISTRY_DIMENSION,)
+
+
+def usage_query(metric: str, series: tuple[str, ...]) -> str:
+    """The USAGE_TOP highest series of a usage metric of the sweep (one point per hourly run)."""
+    keys = ", ".join(series)
+    return (
+        f'SELECT MAX({metric}) FROM SCHEMA("{METRICS_NAMESPACE}", {keys}) '
+        f"GROUP BY {keys} ORDER BY MAX() DESC LIMIT {USAGE_TOP}"
+    )
 
 
 class RegistryMonitoring(Construct):
@@ -283,3 +304,45 @@ class RegistryMonitoring(Construct):
                 ],
             ),
         )
+        self.dashboard.add_widgets(*self._usage_widgets())
+
+    def _usage_widgets(self) -> list[cloudwatch.GraphWidget]:
+        """What the sweep measures each hour (registry.sweep.usage), the counts against their quotas."""
+        quotas = self.props.quota_values()
+
+        def graph(
+            title: str, metric: str, series: tuple[str, ...], quota: tuple[str, int] | None = None
+        ) -> cloudwatch.GraphWidget:
+            # label "": each series keeps its own, its registry and repository (not the query's text)
+            query = cloudwatch.MathExpression(
+                expression=usage_query(metric, series), using_metrics={}, period=SCHEDULE, label=""
+            )
+            annotations = [cloudwatch.HorizontalAnnotation(value=quota[1], label=quota[0])] if quota else None
+            return cloudwatch.GraphWidget(
+                title=title,
+                width=6,
+                left=[query],
+                left_annotations=annotations,
+                left_y_axis=cloudwatch.YAxisProps(min=0),
+            )
+
+        return [
+            graph(
+                f"Images per repository (top {USAGE_TOP})",
+                IMAGE_COUNT_METRIC,
+                REPOSITORY_SERIES,
+                ("quota: images per repository", quotas.max_images_per_repository),
+            ),
+            graph(
+                f"Repositories per registry (top {USAGE_TOP})",
+                REPOSITORY_COUNT_METRIC,
+                REGISTRY_SERIES,
+                ("quota: repositories per registry", quotas.max_repositories),
+            ),
+            graph(f"Bytes stored per registry, each blob once (top {USAGE_TOP})", STORED_BYTES_METRIC, REGISTRY_SERIES),
+            graph(
+                f"Bytes of each repository's layers, shared ones in each (top {USAGE_TOP})",
+                STORED_BYTES_METRIC,
+                REPOSITORY_SERIES,
+            ),
+        ]

@@ -1,7 +1,9 @@
 """The scheduled sweep (lambdas/registry/sweep/, docs/sweep.md): a second function from the registry's own asset,
 run every hour by an EventBridge rule, that reclaims what abandoned work leaves behind (expired
 uploads, layers no image ever referenced, unused blobs, orphaned objects, half-done repository
-deletions) and applies the repositories' lifecycle policies (and completes their previews).
+deletions), applies the repositories' lifecycle policies (and completes their previews), and
+measures what each repository and registry holds (EMF metrics in its log: registry.sweep.usage,
+graphed by monitoring.py).
 
 It has its own role: it lists and deletes, where the API function reads and writes. It never sees the
 access keys table nor any KMS key (deleting an SSE-KMS object needs no key).

@@ -3,7 +3,9 @@ issues the suite's access key (`test`/`test`, admin of registry 000000000000) in
 table, the black-box suites (tests/api, tests/auth and the /v2 suite tests/oci/test_distribution_api.py,
 those not marked local_only) run through the emulated API Gateway -> Lambda -> DynamoDB/S3/KMS,
 signing for `ecr` or logging in with Basic as clients do; the /v2 workflows of docker run here too,
-by raw HTTP, through the /v2 routes, their authorizer and gateway responses; then `cdk destroy`.
+by raw HTTP, through the /v2 routes, their authorizer and gateway responses; the deployed sweep
+reclaims an abandoned layer and applies a lifecycle policy, logging the usage it measured; then
+`cdk destroy`.
 
 The function is told its URL (REGISTRY_PUBLIC_URL, what registry:domainName sets): the emulator's
 invoke URL, `https://127.0.0.1:<port>/_aws/execute-api/<api>/<stage>`, is not a URL that AWS has,
@@ -54,10 +56,17 @@ from ministack_harness import (
     wheel_platform,
 )
 from oci.distribution import Client, sha256
-from support import DOCKER_MANIFEST, image_manifest
+from support import DOCKER_MANIFEST, image_manifest, new_blobs, upload_image_blobs
 
 from registry.config import PUBLIC_URL_ENV
 from registry.distribution.http import API_VERSION, challenge
+from registry.sweep.usage import (
+    IMAGE_COUNT_METRIC,
+    REGISTRY_DIMENSION,
+    REPOSITORY_COUNT_METRIC,
+    REPOSITORY_DIMENSION,
+    STORED_BYTES_METRIC,
+)
 
 pytestmark = pytest.mark.e2e
 WORKDIR = ROOT / "cdk.out.e2e"
@@ -469,13 +478,61 @@ def test_the_sweep_reclaims_an_abandoned_layer_with_its_own_role(deployment, emu
     ecr.delete_repository(repositoryName=repository, force=True)
 
 
+def test_the_sweep_applies_a_lifecycle_policy_and_logs_the_usage_it_leaves(deployment, emulator, registry_endpoint):
+    """A lifecycle policy put through the deployed API (keep the newest image) is applied by the
+    deployed sweep, invoked as its rule does: the older image is gone from DescribeImages, and the
+    run's log (CloudWatch Logs, where the EMF lines become metrics on AWS) has the repository's usage
+    measured after the expiry: one image, and every blob it was given (an expiry frees no layer)."""
+    outputs = deployment["outputs"]
+    ecr = _ecr(emulator, registry_endpoint)
+    repository = "e2e-lifecycle"
+    ecr.create_repository(repositoryName=repository)
+    pushed, stored = [], 0
+    for tag in ("old", "new"):
+        config, layers = new_blobs(1, size=300)
+        upload_image_blobs(ecr, repository, config, layers)
+        image = ecr.put_image(repositoryName=repository, imageManifest=image_manifest(config, layers), imageTag=tag)
+        pushed.append(image["image"]["imageId"]["imageDigest"])
+        stored += sum(len(blob) for blob in (config, *layers))
+    keep_newest = {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}
+    policy = {"rules": [{"rulePriority": 1, "selection": keep_newest, "action": {"type": "expire"}}]}
+    ecr.put_lifecycle_policy(repositoryName=repository, lifecyclePolicyText=json.dumps(policy))
+
+    response = emulator.boto3_client("lambda").invoke(FunctionName=outputs["SweepFunctionName"], Payload=b"{}")
+    payload = json.loads(response["Payload"].read())
+    log = _function_log(emulator, outputs["SweepFunctionName"])
+    (WORKDIR / "sweep-lifecycle.log").write_text("\n".join(log) + "\n")
+    assert "FunctionError" not in response, (payload, WORKDIR / "sweep-lifecycle.log")
+    assert payload["complete"] is True and payload.get("images_expired", 0) >= 1, payload
+    described = ecr.describe_images(repositoryName=repository)["imageDetails"]
+    assert [(d["imageDigest"], d.get("imageTags")) for d in described] == [(pushed[1], ["new"])]
+
+    documents = [json.loads(line) for line in log if line.startswith("{") and '"_aws"' in line]
+    ours = [d for d in documents if d.get(REPOSITORY_DIMENSION) == repository]
+    assert len(ours) == 1, (ours, WORKDIR / "sweep-lifecycle.log")
+    usage = ours[0]
+    (directive,) = usage["_aws"]["CloudWatchMetrics"]
+    assert directive["Dimensions"] == [[REGISTRY_DIMENSION, REPOSITORY_DIMENSION]]
+    assert usage[REGISTRY_DIMENSION] == ACCOUNT
+    assert (usage[IMAGE_COUNT_METRIC], usage[STORED_BYTES_METRIC]) == ([1.0], [float(stored)])
+    registry = [d for d in documents if d.get(REGISTRY_DIMENSION) == ACCOUNT and REPOSITORY_DIMENSION not in d]
+    assert registry and registry[-1][REPOSITORY_COUNT_METRIC][0] >= 1, documents
+    assert payload["usage"]["complete"] is True and payload["usage"]["registries"][ACCOUNT]["images"] >= 1
+    ecr.delete_repository(repositoryName=repository, force=True)
+
+
+def _function_log(emulator, function_name: str) -> list[str]:
+    """The lines of a function's log group (its stdout: Powertools JSON lines, EMF documents)."""
+    config = emulator.boto3_client("lambda").get_function_configuration(FunctionName=function_name)
+    group = config.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{function_name}"
+    events = emulator.boto3_client("logs").filter_log_events(logGroupName=group, limit=10_000)["events"]
+    return [e["message"].rstrip() for e in events]
+
+
 def _save_function_log(emulator, function_name: str, path: Path) -> None:
     """The function's own log (Powertools JSON lines: faults with their stack traces)."""
     try:
-        config = emulator.boto3_client("lambda").get_function_configuration(FunctionName=function_name)
-        group = config.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{function_name}"
-        events = emulator.boto3_client("logs").filter_log_events(logGroupName=group, limit=10_000)["events"]
-        path.write_text("\n".join(e["message"].rstrip() for e in events) + "\n")
+        path.write_text("\n".join(_function_log(emulator, function_name)) + "\n")
     except Exception as error:  # noqa: BLE001 - diagnostics only
         path.write_text(f"could not read the function's log: {error!r}\n")
 

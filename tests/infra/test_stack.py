@@ -15,6 +15,7 @@ from registry.config import (
     ACCESS_KEY_CACHE_SECONDS_ENV,
     ACCESS_KEYS_KMS_KEY_ENV,
     BUCKET_ENV,
+    METRICS_NAMESPACE,
     QUOTA_ENV,
     SERVICE_NAME,
     TABLE_ENV,
@@ -919,6 +920,72 @@ def test_dashboard(template):
         assert metric in body
     for alarm_id in resources(template, "AWS::CloudWatch::Alarm"):
         assert json.dumps({"Fn::GetAtt": [alarm_id, "Arn"]}) in body, f"{alarm_id} is not on the dashboard"
+
+
+def dashboard_widgets(template) -> list[dict]:
+    """The dashboard's widgets, its body's CloudFormation tokens (ARNs, the Region) as placeholders."""
+    (_, dashboard) = only(template, "AWS::CloudWatch::Dashboard")
+    body = dashboard["Properties"]["DashboardBody"]
+    if isinstance(body, dict):
+        (separator, parts) = body["Fn::Join"]
+        body = separator.join(part if isinstance(part, str) else "token" for part in parts)
+    return json.loads(body)["widgets"]
+
+
+def usage_graphs(template) -> dict[str, dict]:
+    """The dashboard's usage graphs by their one query (a Metrics Insights query of the sweep's metrics)."""
+    graphs = {}
+    for widget in dashboard_widgets(template):
+        queries = [m[0] for m in widget["properties"].get("metrics", []) if "expression" in m[0]]
+        if any(METRICS_NAMESPACE in q["expression"] and "SCHEMA" in q["expression"] for q in queries):
+            (query,) = queries
+            graphs[query["expression"]] = widget["properties"] | {"query": query}
+    return graphs
+
+
+def test_dashboard_graphs_the_usage_the_sweep_emits_against_the_quotas(template, variant):
+    """The names are the sweep's own (registry.sweep.usage): the same metrics, the same dimensions."""
+    from infra.monitoring import REGISTRY_SERIES, REPOSITORY_SERIES, USAGE_TOP, usage_query
+    from registry.sweep.usage import (
+        IMAGE_COUNT_METRIC,
+        REGISTRY_DIMENSION,
+        REPOSITORY_COUNT_METRIC,
+        REPOSITORY_DIMENSION,
+        STORED_BYTES_METRIC,
+    )
+
+    images = usage_query(IMAGE_COUNT_METRIC, REPOSITORY_SERIES)
+    repositories = usage_query(REPOSITORY_COUNT_METRIC, REGISTRY_SERIES)
+    registry_bytes = usage_query(STORED_BYTES_METRIC, REGISTRY_SERIES)
+    repository_bytes = usage_query(STORED_BYTES_METRIC, REPOSITORY_SERIES)
+    assert images == (
+        f'SELECT MAX({IMAGE_COUNT_METRIC}) FROM SCHEMA("{METRICS_NAMESPACE}", {REGISTRY_DIMENSION}, '
+        f"{REPOSITORY_DIMENSION}) GROUP BY {REGISTRY_DIMENSION}, {REPOSITORY_DIMENSION} "
+        f"ORDER BY MAX() DESC LIMIT {USAGE_TOP}"
+    )
+    graphs = usage_graphs(template)
+    assert set(graphs) == {images, repositories, registry_bytes, repository_bytes}
+    for graph in graphs.values():
+        assert graph["query"]["period"] == 3600, "one point per hourly sweep"
+        assert "label" not in graph["query"], "each series keeps its own label: its registry (and repository)"
+        assert graph["yAxis"]["left"]["min"] == 0
+
+    def quota_lines(graphs) -> dict[str, list[float]]:
+        return {
+            query: [a["value"] for a in graph.get("annotations", {}).get("horizontal", [])]
+            for query, graph in graphs.items()
+        }
+
+    defaults = Quotas()
+    assert quota_lines(graphs) == {
+        images: [defaults.max_images_per_repository],
+        repositories: [defaults.max_repositories],
+        registry_bytes: [],  # ECR has no storage quota
+        repository_bytes: [],
+    }
+    lower = variant({"registry:quotas": json.dumps({"max_images_per_repository": 50, "max_repositories": 7})})
+    lines = quota_lines(usage_graphs(lower.template))
+    assert (lines[images], lines[repositories]) == ([50], [7])
 
 
 def test_outputs_endpoint_and_copy_paste_command(template):

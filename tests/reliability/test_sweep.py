@@ -14,12 +14,35 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
-from harness import IsolatedRegistry, sweeper_for, use_function_environment
+from harness import REGISTRY_ID, IsolatedRegistry, sweeper_for, use_function_environment
 from invariants import ObjectReader, assert_invariants, garbage, read_state
-from support import DOCKER_MANIFEST, image_manifest, new_blobs, push_image, sha256, upload_blob, upload_image_blobs
+from support import (
+    DOCKER_MANIFEST,
+    NO_RETRIES,
+    image_manifest,
+    new_blobs,
+    push_image,
+    sha256,
+    upload_blob,
+    upload_image_blobs,
+)
+
+from registry.config import KMS_KEY_REGISTRY_TAG, METRICS_NAMESPACE
+from registry.records import Grant
+from registry.sweep.usage import (
+    IMAGE_COUNT_METRIC,
+    REGISTRY_DIMENSION,
+    REPOSITORY_COUNT_METRIC,
+    REPOSITORY_DIMENSION,
+    STORED_BYTES_METRIC,
+    RegistryUsage,
+    RepositoryUsage,
+)
 
 pytestmark = pytest.mark.local_only
 MiB = 1024 * 1024
@@ -67,6 +90,14 @@ def upload_parts(ecr, repo, data, part=4 * MiB) -> str:
             layerPartBlob=chunk,
         )
     return upload_id
+
+
+class LambdaContext:
+    """What the handler reads of Lambda's context: the time left of the 15-minute timeout."""
+
+    @staticmethod
+    def get_remaining_time_in_millis():
+        return 900_000
 
 
 def deletions(report: dict) -> dict:
@@ -138,8 +169,9 @@ def test_abandoned_work_is_reclaimed_and_nothing_in_use_is(stack, make_sweeper):
     # leftover tail goes; uploads (not expired) and young-looking blob objects stay.
     dry = make_sweeper(HOUR, dry_run=True).run(now=t0 + HOUR + 120)
     report = make_sweeper(HOUR).run(now=t0 + HOUR + 120)
-    assert {k: v for k, v in dry.items() if k not in ("now", "cutoff")} == {
-        k: v for k, v in report.items() if k not in ("now", "cutoff")
+    # (usage is measured after the reclaiming: the dry run's is the state before it)
+    assert {k: v for k, v in dry.items() if k not in ("now", "cutoff", "usage")} == {
+        k: v for k, v in report.items() if k not in ("now", "cutoff", "usage")
     } | {"dry_run": True}
     assert report["repositories_finished"] == 1
     assert report["layers_deleted"] == 2  # the unused layer and the legacy one
@@ -309,13 +341,8 @@ def test_entry_points(stack, make_sweeper, monkeypatch):
 
     from registry.sweep import handler
 
-    class Context:
-        @staticmethod
-        def get_remaining_time_in_millis():
-            return 900_000
-
     monkeypatch.setenv("REGISTRY_SWEEP_GRACE_SECONDS", "0")
-    report = handler.lambda_handler({}, Context())
+    report = handler.lambda_handler({}, LambdaContext())
     assert report["complete"] and report["layers_deleted"] == 1 and report["blobs_deleted"] == 1
     assert read_state(stack.backends).layers == []
 
@@ -420,3 +447,212 @@ def _downloadable(ecr, repo, digests):
         except ecr.exceptions.LayerInaccessibleException:
             pass
     return served
+
+
+# --- usage: what each repository and registry holds, measured after the reclaiming ---------------------
+
+OTHER_REGISTRY = "111111111111"
+
+
+class Pushes:
+    """Pushes through one registry's ECR API, remembering what each repository was given: the usage
+    the sweep must report, computed from the pushes alone."""
+
+    def __init__(self, ecr, registry_id: str):
+        self.ecr, self.registry_id = ecr, registry_id
+        self.blobs: dict[str, dict[str, int]] = {}  # repository -> digest -> size
+        self.images: Counter[str] = Counter()
+        self.key: dict[str, str] = {}  # repository -> the key its bytes are stored under
+
+    def repository(self, name: str, kms_key: str | None = None) -> None:
+        encryption = {"encryptionType": "KMS", "kmsKey": kms_key} if kms_key else {"encryptionType": "AES256"}
+        self.ecr.create_repository(repositoryName=name, encryptionConfiguration=encryption)
+        self.blobs[name], self.key[name] = {}, kms_key or "AES256"
+
+    def blob(self, repo: str, data: bytes) -> None:
+        if sha256(data) not in self.blobs[repo]:
+            upload_blob(self.ecr, repo, data)
+            self.blobs[repo][sha256(data)] = len(data)
+
+    def image(self, repo: str, *layers: bytes) -> None:
+        config, _ = new_blobs(0)
+        for blob in (config, *layers):
+            self.blob(repo, blob)
+        self.ecr.put_image(repositoryName=repo, imageManifest=image_manifest(config, list(layers)))
+        self.images[repo] += 1
+
+    def repositories(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(registry, repository) -> (images, bytes of its blobs)."""
+        return {(self.registry_id, r): (self.images[r], sum(blobs.values())) for r, blobs in self.blobs.items()}
+
+    def registry(self) -> dict[str, tuple[int, int, int]]:
+        """registry -> (repositories, images, bytes stored): bytes once per digest and key."""
+        stored = {(self.key[r], digest): size for r, blobs in self.blobs.items() for digest, size in blobs.items()}
+        return {self.registry_id: (len(self.blobs), sum(self.images.values()), sum(stored.values()))}
+
+
+def other_registry(stack):
+    """An ECR client of another registry (tenant) of the same deployment, with its own admin key."""
+    key = stack.backends.access_key_store().create(
+        OTHER_REGISTRY, "usage-other", (Grant(("admin",), ("*",)),), time.time()
+    )
+    return boto3.client(
+        "ecr",
+        endpoint_url=stack.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key.access_key_id,
+        aws_secret_access_key=key.secret,
+        config=NO_RETRIES,
+    )
+
+
+def registry_kms_key(stack, registry_id: str) -> str:
+    """A customer KMS key the operator assigned to the registry (tagged with its id)."""
+    tags = [{"TagKey": KMS_KEY_REGISTRY_TAG, "TagValue": registry_id}]
+    return stack.backends.client("kms").create_key(Tags=tags)["KeyMetadata"]["Arn"]
+
+
+def measured(reported) -> tuple[dict, dict]:
+    """The usage the sweep reported, in the shapes of Pushes.repositories() and .registry()."""
+    repositories = {
+        (u.registry_id, u.repository): (u.image_count, u.stored_bytes)
+        for u in reported
+        if isinstance(u, RepositoryUsage)
+    }
+    registries = {
+        u.registry_id: (u.repository_count, u.image_count, u.stored_bytes)
+        for u in reported
+        if isinstance(u, RegistryUsage)
+    }
+    assert len(repositories) + len(registries) == len(reported), "each reported once"
+    return repositories, registries
+
+
+def test_usage_counts_images_and_bytes_per_repository_and_each_stored_blob_once_per_registry(stack, make_sweeper):
+    ours, theirs = Pushes(stack.ecr(), REGISTRY_ID), Pushes(other_registry(stack), OTHER_REGISTRY)
+    shared, loose = os.urandom(3000), os.urandom(777)
+    ours.repository("alpha")
+    ours.image("alpha", shared, os.urandom(1234))
+    ours.image("alpha", shared)
+    ours.blob("alpha", loose)  # uploaded, in no image: stored all the same (until the sweep takes it)
+    ours.repository("beta")
+    ours.image("beta", shared)  # the same bytes: stored once in the registry
+    ours.repository("sealed", kms_key=registry_kms_key(stack, REGISTRY_ID))
+    ours.image("sealed", shared)  # under another key: stored a second time
+    ours.repository("empty")
+    theirs.repository("alpha")
+    theirs.image("alpha", shared)  # another registry: its own copy
+
+    reported: list = []
+    result = make_sweeper(HOUR, report_usage=reported.append).run(now=time.time() + 60)
+    assert not deletions(result), result
+    repositories, registries = measured(reported)
+    assert repositories == ours.repositories() | theirs.repositories()
+    assert registries == ours.registry() | theirs.registry()
+    assert registries[REGISTRY_ID][2] < sum(stored for (r, _), (_, stored) in repositories.items() if r == REGISTRY_ID)
+    # A registry is reported once all of its repositories were.
+    for registry_id in registries:
+        positions = [i for i, u in enumerate(reported) if u.registry_id == registry_id]
+        assert isinstance(reported[positions[-1]], RegistryUsage)
+    assert result["usage"] == {
+        "complete": True,
+        "registries": {
+            registry: {"repositories": count, "images": images, "stored_bytes": stored}
+            for registry, (count, images, stored) in registries.items()
+        },
+    }
+
+    # An hour later the loose layer is reclaimed, and the same run's usage no longer counts it.
+    del ours.blobs["alpha"][sha256(loose)]
+    reported.clear()
+    result = make_sweeper(HOUR, report_usage=reported.append).run(now=time.time() + HOUR + 120)
+    assert result["layers_deleted"] == 1 and result["blobs_deleted"] == 1, result
+    assert measured(reported) == (ours.repositories() | theirs.repositories(), ours.registry() | theirs.registry())
+
+
+def test_usage_never_takes_the_reclaimings_time_and_reports_no_registry_cut_short(stack, make_sweeper):
+    ours = Pushes(stack.ecr(), REGISTRY_ID)
+    for name in ("one", "two", "three"):
+        ours.repository(name)
+        ours.image(name, os.urandom(100))
+    reported: list = []
+
+    # Out of time while reclaiming: nothing is measured.
+    result = make_sweeper(HOUR, report_usage=reported.append).run(budget_seconds=-1)
+    assert result["complete"] is False and result["usage"] == {"complete": False, "registries": {}}
+    assert reported == []
+
+    # Out of time after the first repository was measured: it is reported, its registry is not.
+    sweeper = make_sweeper(HOUR, report_usage=reported.append)
+    measure = sweeper.store.layers.stored_bytes
+
+    def measure_then_run_out(repo):
+        sweeper._deadline = 0.0  # the monotonic clock is past it: the run's next step stops it
+        return measure(repo)
+
+    sweeper.store.layers.stored_bytes = measure_then_run_out
+    result = sweeper.run(budget_seconds=3600)
+    assert result["complete"] is True, "the reclaiming was done"
+    assert result["usage"] == {"complete": False, "registries": {}}
+    ((key, value),) = measured(reported)[0].items()
+    assert ours.repositories()[key] == value
+
+
+def emf_documents(out: str) -> list[dict]:
+    """The EMF documents among the lines a run wrote to stdout (the others are its log)."""
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{") and '"_aws"' in line]
+
+
+def metric_values(document: dict) -> tuple[list[str], dict[str, tuple[str, float]]]:
+    """A document's dimension names and its metrics: name -> (unit, value)."""
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == METRICS_NAMESPACE
+    (dimensions,) = directive["Dimensions"]
+
+    def value(name: str) -> float:
+        found = document[name]
+        (single,) = found if isinstance(found, list) else [found]
+        return single
+
+    return dimensions, {m["Name"]: (m["Unit"], value(m["Name"])) for m in directive["Metrics"]}
+
+
+def test_the_scheduled_run_writes_usage_as_emf_and_a_dry_run_only_returns_it(stack, monkeypatch, capsys):
+    from registry.sweep import handler
+
+    ours = Pushes(stack.ecr(), REGISTRY_ID)
+    ours.repository("emf/app")
+    ours.image("emf/app", os.urandom(500), os.urandom(700))
+    ours.image("emf/app", os.urandom(300))
+    ours.repository("emf/empty")
+    use_function_environment(stack, monkeypatch)
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)  # the default is the stack's
+
+    capsys.readouterr()
+    result = handler.lambda_handler({}, LambdaContext())
+    documents = [(d, *metric_values(d)) for d in emf_documents(capsys.readouterr().out)]
+    by_repository = {
+        d[REPOSITORY_DIMENSION]: metrics
+        for d, dimensions, metrics in documents
+        if dimensions == [REGISTRY_DIMENSION, REPOSITORY_DIMENSION] and d[REGISTRY_DIMENSION] == REGISTRY_ID
+    }
+    assert by_repository == {
+        name: {IMAGE_COUNT_METRIC: ("Count", images), STORED_BYTES_METRIC: ("Bytes", stored)}
+        for (_, name), (images, stored) in ours.repositories().items()
+    }
+    (registry_metrics,) = [
+        metrics
+        for d, dimensions, metrics in documents
+        if dimensions == [REGISTRY_DIMENSION] and d[REGISTRY_DIMENSION] == REGISTRY_ID
+    ]
+    ((repositories, _, stored),) = ours.registry().values()
+    assert registry_metrics == {
+        REPOSITORY_COUNT_METRIC: ("Count", repositories),
+        STORED_BYTES_METRIC: ("Bytes", stored),
+    }
+    assert len(documents) == len(by_repository) + 2, "one per repository, one for the registry, SweepIncomplete"
+    assert result["usage"]["complete"] is True
+
+    dry = handler.lambda_handler({"dryRun": True}, LambdaContext())
+    assert emf_documents(capsys.readouterr().out) == []
+    assert dry["usage"] == result["usage"]

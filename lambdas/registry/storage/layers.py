@@ -10,7 +10,7 @@ layers/<repo>/<digest>  attribute_not_exists (LayerExists) in one transaction wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +21,10 @@ from . import codec
 from .backend import Action, Backend, Cancelled, ConditionFailed, Item, action, sse_arguments
 from .errors import ConcurrentUpdate, LayerExists, PartsChanged, UploadGone
 from .repositories import RepositoryStore, live_repository
-from .schema import BLOBS_PREFIX
+from .schema import BLOBS_PREFIX, blob_scope
 from .uploads import UploadStore
 
+SIZE = {"#size": "size"}  # a reserved word of DynamoDB's expressions
 NEVER_REFERENCED = "attribute_not_exists(referenced) OR referenced = :no"
 # A push claims layers that do not fit its transaction before it commits (storage/images.py): no
 # sweep may take a layer claimed within its grace period.
@@ -104,7 +105,7 @@ class LayerStore:
         still names the object the layer will use: the sweep deletes an entry only if no layer
         uses it AND its used_at is older than the sweep's grace period, so a layer can never be
         created on an entry (and object) the sweep is removing."""
-        scope = f"{repo.registry_id}/{upload.encryption.scope}"
+        scope = blob_scope(repo.registry_id, upload.encryption.scope)
         size = upload.last_byte + 1
         existing = self.backend.get("blobs", scope, digest)
         if existing:  # the registry has these bytes already: keep one copy (ours goes afterwards)
@@ -223,7 +224,7 @@ class LayerStore:
         bytes: no upload. LayerExists if `repo` has it already; ConcurrentUpdate if the bytes'
         entry changed (read again). Only within one encryption scope: the blob entry must be the
         one `repo`'s uploads would use."""
-        scope = f"{repo.registry_id}/{repo.encryption.scope}"
+        scope = blob_scope(repo.registry_id, repo.encryption.scope)
         try:
             self.backend.transact(
                 [self._new_layer(repo, source, now), self.repositories.guard(repo), self._blob_used(scope, source, now)]
@@ -310,6 +311,22 @@ class LayerStore:
             self.backend.item_key("blobs", blob.scope, blob.digest),
             "used_at < :cutoff AND blob_key = :key",
             codec.values(cutoff=cutoff, key=blob.object_key),
+        )
+
+    # --- usage (the sweep reports it) ------------------------------------------------------------
+
+    def stored_bytes(self, repo: Repository) -> int:
+        """The bytes of every layer available in `repo`: what it stores as if alone (a layer whose
+        bytes other repositories of the registry share counts in each of them)."""
+        return sum(i["size"] for i in self.backend.query("layers", repo.partition, projection="#size", names=SIZE))
+
+    def registry_stored_bytes(self, registry_id: str, encryption_scopes: Iterable[str]) -> int:
+        """The bytes the registry stores under these encryption scopes: each blob object once (the
+        blob index has one entry per object), however many repositories' layers use it."""
+        return sum(
+            i["size"]
+            for scope in encryption_scopes
+            for i in self.backend.query("blobs", blob_scope(registry_id, scope), projection="#size", names=SIZE)
         )
 
     def blob_objects(self) -> Iterator[tuple[str, float]]:

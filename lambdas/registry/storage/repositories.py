@@ -110,6 +110,20 @@ class RepositoryStore:
             if not repo.deleting:
                 yield repo
 
+    def registries(self) -> Iterator[tuple[str, int]]:
+        """(registry id, repository count) of every registry that has created a repository: its
+        counter item, the one CreateRepository's quota condition reads (a scan: registries are
+        the table's partitions, and no key lists them)."""
+        counters = self.backend.scan(
+            "repositories",
+            "#name = :counter",
+            codec.values(counter=REGISTRY_ITEM),
+            projection="registry_id, repository_count",
+            names=NAMES,
+        )
+        for item in counters:
+            yield item["registry_id"], item.get("repository_count", 0)
+
     def deletions_begun(self) -> Iterator[Repository]:
         """Repositories of every registry marked `deleting` (a DeleteRepository began)."""
         for item in self.backend.scan("repositories", "attribute_exists(deleting)"):

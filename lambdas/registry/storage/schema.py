@@ -65,6 +65,11 @@ MANIFESTS_PREFIX = "manifests/"
 OBJECT_PREFIXES = (BLOBS_PREFIX, STAGED_PARTS_PREFIX, MANIFESTS_PREFIX)
 
 
+def blob_scope(registry_id: str, encryption_scope: str) -> str:
+    """The `blobs` partition of a registry's blobs under one encryption scope (records.Encryption.scope)."""
+    return f"{registry_id}/{encryption_scope}"
+
+
 def blob_object_key(registry_id: str, encryption_scope: str, upload_id: str) -> str:
     return f"{BLOBS_PREFIX}{registry_id}/{encryption_scope}/{upload_id}"
 

@@ -4,8 +4,9 @@ repositories' lifecycle policies, applied.
 Each run reads `now` once and reclaims only what is older than `cutoff = now - grace`; every delete
 is one of the stores' conditional deletes, conditional on exactly what was judged. Lifecycle
 policies expire what they expire at `now` (their own ages, not the grace), last, so that a run out
-of time never starves the reclaiming. What each phase does, and why a concurrent request never
-loses what it is about to use: docs/sweep.md.
+of time never starves the reclaiming; then, with the time left, the registries' usage is measured
+(usage.py). What each phase does, and why a concurrent request never loses what it is about to
+use: docs/sweep.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..lifecycle.runs import apply_policy, compute_preview
 from ..records import LifecyclePolicy, Preview, Upload
 from ..storage import BlobEntry, RegistryStore, RepositoryGone
 from ..storage.schema import upload_of_blob_object, upload_of_staged_part
+from .usage import RegistryUsage, RepositoryUsage, Usage
 
 GRACE_ENV = "REGISTRY_SWEEP_GRACE_SECONDS"
 DEFAULT_GRACE_SECONDS = 24 * 3600
@@ -36,10 +38,13 @@ class Sweeper:
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         dry_run: bool = False,
         log: Callable[[str, dict[str, Any]], None] | None = None,
+        report_usage: Callable[[Usage], None] | None = None,
     ):
         self.store = store
         self.grace, self.dry_run = grace_seconds, dry_run
         self.log = log or (lambda message, extra: None)
+        # Called with each repository's usage as it is measured, then with its registry's.
+        self.report_usage = report_usage or (lambda usage: None)
         self.report: Counter[str] = Counter()
         self._deadline: float | None = None
 
@@ -67,6 +72,8 @@ class Sweeper:
         result = {
             **dict(sorted(self.report.items())),
             "complete": complete,
+            # Measured only once the reclaiming finished: it never takes the time reclaiming needs.
+            "usage": self.usage() if complete else {"complete": False, "registries": {}},
             "dry_run": self.dry_run,
             "now": self.now,
             "cutoff": self.cutoff,
@@ -219,6 +226,37 @@ class Sweeper:
             if isinstance(policy, LifecyclePolicy):
                 self._count("lifecycle_policies")
                 self.report.update(apply_policy(self.store, policy, self.now, self._tick, self.dry_run))
+
+    # --- 8. usage ---------------------------------------------------------------------------------
+
+    def usage(self) -> dict[str, Any]:
+        """Measure every registry, repository by repository, reporting each as it is measured (a
+        run out of time has reported those it reached), and each registry once all of its
+        repositories were: its total would otherwise be short. Returns the registries measured
+        and whether that is all of them."""
+        registries: dict[str, dict[str, int]] = {}
+        try:
+            for registry_id, repository_count in self._paced(self.store.repositories.registries()):
+                measured = self._registry_usage(registry_id, repository_count)
+                self.report_usage(measured)
+                registries[registry_id] = {
+                    "repositories": measured.repository_count,
+                    "images": measured.image_count,
+                    "stored_bytes": measured.stored_bytes,
+                }
+        except OutOfTime:
+            return {"complete": False, "registries": registries}
+        return {"complete": True, "registries": registries}
+
+    def _registry_usage(self, registry_id: str, repository_count: int) -> RegistryUsage:
+        images, scopes = 0, set()
+        for repo in self._paced(self.store.repositories.list(registry_id, None)):
+            stored = self.store.layers.stored_bytes(repo)
+            self.report_usage(RepositoryUsage(registry_id, repo.name, repo.image_count, stored))
+            images += repo.image_count
+            scopes.add(repo.encryption.scope)
+        stored = self.store.layers.registry_stored_bytes(registry_id, sorted(scopes))
+        return RegistryUsage(registry_id, repository_count, images, stored)
 
     def _upload_may_still_register(self, upload_id: str, written: float, ttl: float) -> bool:
         """Whether a CompleteLayerUpload of this upload may still name an object written at `written`."""
