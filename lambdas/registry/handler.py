@@ -121,12 +121,15 @@ def _ecr_api(request: wire.HttpRequest) -> tuple[dict[str, Any], str, str, str |
         if operation_function is None:
             raise UnknownOperationException(f"Operation {operation} is not supported by this registry")
         params = wire.read_params(request, operation)
-        auth.authorize(caller, operation, params, registry.settings.region)
+        acting_in = auth.authorize(
+            caller, operation, params, registry.settings.region, registry.repositories.policy_texts
+        )
         ctx = Context(
             operation=operation,
             caller=caller,
             store=registry,
             settings=registry.settings,
+            registry_id=acting_in,
             endpoint=registry.settings.public_url or request.base_url(),
         )
         if tracer is not None:

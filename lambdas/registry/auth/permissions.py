@@ -1,22 +1,29 @@
-"""What a key may do: grants of ECR actions on repository name patterns, and the one check.
+"""What a key may do: grants of ECR actions on repository name patterns, the repository's policy,
+and the one check of both (`authorize`).
 
 Roles are names for sets of actions, expanded when a request is checked (so a key follows its
-role as operations are added): `pull` reads images and lifecycle policies and their previews (as
-AWS's AmazonEC2ContainerRegistryReadOnly), `push` = pull + uploads and PutImage (as AWS's
-AmazonEC2ContainerRegistryPowerUser), `admin` = every action (`ecr:*`): it alone deletes, changes
-lifecycle policies and starts previews (as only AmazonEC2ContainerRegistryFullAccess does). Explicit `ecr:<Operation>`
-names and `*` wildcards (`ecr:Describe*`) are allowed too. A repository pattern matches the whole
-name, `*` standing for any run of characters (also `/`), as in IAM resource ARNs.
+role as operations are added): `pull` reads images, repository policies, lifecycle policies and
+their previews (as AWS's AmazonEC2ContainerRegistryReadOnly), `push` = pull + uploads and PutImage
+(as AWS's AmazonEC2ContainerRegistryPowerUser), `admin` = every action (`ecr:*`): it alone deletes,
+changes repository and lifecycle policies and starts previews (as only
+AmazonEC2ContainerRegistryFullAccess does). Explicit `ecr:<Operation>` names and `*` wildcards
+(`ecr:Describe*`) are allowed too. A repository pattern matches the whole name, `*` standing for
+any run of characters (also `/`), as in IAM resource ARNs.
+
+A repository policy (`repository_policy`) shares a repository with keys of other registries, as a
+resource policy does across AWS accounts: such a key needs both its own grants and the policy's
+Allow. An explicit Deny of the policy refuses any key, also the owning registry's.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from .. import errors
 from ..records import Grant, wildcard_matches
+from .repository_policy import ALLOW, DENY, RepositoryPolicy, parse_policy, principals_of
 
 PULL = (
     "GetAuthorizationToken",
@@ -28,6 +35,7 @@ PULL = (
     "DescribeRepositories",
     "GetLifecyclePolicy",
     "GetLifecyclePolicyPreview",
+    "GetRepositoryPolicy",
 )
 PUSH = (*PULL, "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "PutImage")
 ROLES: dict[str, tuple[str, ...]] = {
@@ -70,10 +78,17 @@ def allows(grants: Iterable[Grant], operation: str, repository: str | None) -> b
     return False
 
 
-def authorize(caller: Principal, operation: str, params: dict[str, Any], region: str) -> None:
-    """AccessDeniedException unless the caller's key allows the operation on every repository the
-    request names, in its own registry. DescribeRepositories without names needs the action on
-    some repository; the operation then lists only the ones the key may describe."""
+PolicyTexts = Callable[[str, Sequence[str]], dict[str, str]]  # (registry, names) -> their policies' texts, by name
+
+
+def authorize(caller: Principal, operation: str, params: dict[str, Any], region: str, policy_texts: PolicyTexts) -> str:
+    """The registry the request acts in (its registryId, else the caller's own), once the caller may
+    act there; AccessDeniedException otherwise. Every repository the request names needs the key's
+    grants and the repository's policy (read once, for all of them): no Deny for the caller, and,
+    for a caller of another registry, an Allow. A request naming no single repository (listings,
+    CreateRepository, GetAuthorizationToken) acts in the caller's own registry only, where
+    DescribeRepositories without names needs the action on some repository (the operation then
+    lists only the ones the key may describe)."""
     for named in params.get("registryIds") or ():  # GetAuthorizationToken's (deprecated) list
         if named != caller.registry_id:
             raise denied(caller, operation, region, named, "*")
@@ -81,21 +96,44 @@ def authorize(caller: Principal, operation: str, params: dict[str, Any], region:
     names = params.get("repositoryNames") if operation == "DescribeRepositories" else None
     if names is None and "repositoryName" in params:
         names = [params["repositoryName"]]
-    if registry_id != caller.registry_id:
-        raise denied(caller, operation, region, registry_id, (names or ["*"])[0])
     if not names:
-        if not allows(caller.grants, operation, None):
+        if registry_id != caller.registry_id or not allows(caller.grants, operation, None):
             raise denied(caller, operation, region, registry_id, "*")
-        return
+        return registry_id
     for name in names:
         if not allows(caller.grants, operation, name):
             raise denied(caller, operation, region, registry_id, name)
+    texts = policy_texts(registry_id, names)
+    for name in names:
+        policy = parse_policy(texts[name]) if name in texts else None
+        verdict = policy_verdict(policy, caller, registry_id, operation)
+        if verdict != ALLOW:
+            raise denied(caller, operation, region, registry_id, name, verdict)
+    return registry_id
 
 
-def denied(caller: Principal, operation: str, region: str, registry_id: str, name: str) -> errors.AccessDeniedException:
+def policy_verdict(policy: RepositoryPolicy | None, caller: Principal, registry_id: str, operation: str) -> str | None:
+    """What a repository's policy makes of the caller's `operation` on it: DENY for an explicit Deny,
+    None when a caller of another registry is not allowed (nothing shares it), else ALLOW."""
+    said = (
+        policy.decision(principals_of(caller.registry_id, caller.principal_arn), f"ecr:{operation}") if policy else None
+    )
+    if said == DENY:
+        return DENY
+    return ALLOW if said == ALLOW or registry_id == caller.registry_id else None
+
+
+def denied(
+    caller: Principal, operation: str, region: str, registry_id: str, name: str, verdict: str | None = ALLOW
+) -> errors.AccessDeniedException:
+    """ECR's AccessDeniedException; `verdict` what the repository's policy said (AWS's wording of it)."""
+    because = {
+        DENY: " with an explicit deny in a resource-based policy",
+        None: f" because no resource-based policy allows the ecr:{operation} action",
+    }.get(verdict, "")
     return errors.AccessDeniedException(
         f"User: {caller.principal_arn} is not authorized to perform: ecr:{operation} on resource: "
-        f"arn:aws:ecr:{region}:{registry_id}:repository/{name}"
+        f"arn:aws:ecr:{region}:{registry_id}:repository/{name}{because}"
     )
 
 

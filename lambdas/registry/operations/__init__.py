@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import errors
 from ..storage import BackendBusy, EncryptionKeyUnusable, RepositoryGone
-from . import images, layers, lifecycle, login, repositories
+from . import images, layers, lifecycle, login, repositories, repository_policies
 from .common import Caller, Context
 
 Operation = Callable[[dict[str, Any], Context], dict[str, Any]]
@@ -34,6 +34,9 @@ OPERATIONS: dict[str, Operation] = {
     "DeleteLifecyclePolicy": lifecycle.delete_lifecycle_policy,
     "StartLifecyclePolicyPreview": lifecycle.start_lifecycle_policy_preview,
     "GetLifecyclePolicyPreview": lifecycle.get_lifecycle_policy_preview,
+    "SetRepositoryPolicy": repository_policies.set_repository_policy,
+    "GetRepositoryPolicy": repository_policies.get_repository_policy,
+    "DeleteRepositoryPolicy": repository_policies.delete_repository_policy,
 }
 
 

@@ -57,16 +57,12 @@ class Context:
     caller: Caller
     store: RegistryStore
     settings: Settings
+    registry_id: str  # the registry the request acts in, as authorized: the caller's, or one shared with it
     endpoint: str = ""  # the registry's base URL, as clients reach it (GetAuthorizationToken's proxyEndpoint)
     clock: Callable[[], float] = field(default=time.time)
 
     def now(self) -> float:
         return round(self.clock(), 3)
-
-    @property
-    def registry_id(self) -> str:
-        """The registry the request acts in: the caller's own (authorization refused any other)."""
-        return self.caller.registry_id
 
 
 def repository_arn(region: str, registry_id: str, name: str) -> str:
