@@ -78,6 +78,8 @@ def allows(grants: Iterable[Grant], operation: str, repository: str | None) -> b
     return False
 
 
+# Operations on a repository that has no policy yet: never shared, and nothing to read for them.
+OWN_REGISTRY_ONLY = frozenset({"CreateRepository"})
 PolicyTexts = Callable[[str, Sequence[str]], dict[str, str]]  # (registry, names) -> their policies' texts, by name
 
 
@@ -96,13 +98,17 @@ def authorize(caller: Principal, operation: str, params: dict[str, Any], region:
     names = params.get("repositoryNames") if operation == "DescribeRepositories" else None
     if names is None and "repositoryName" in params:
         names = [params["repositoryName"]]
+    if registry_id != caller.registry_id and (not names or operation in OWN_REGISTRY_ONLY):
+        raise denied(caller, operation, region, registry_id, (names or ["*"])[0])
     if not names:
-        if registry_id != caller.registry_id or not allows(caller.grants, operation, None):
+        if not allows(caller.grants, operation, None):
             raise denied(caller, operation, region, registry_id, "*")
         return registry_id
     for name in names:
         if not allows(caller.grants, operation, name):
             raise denied(caller, operation, region, registry_id, name)
+    if operation in OWN_REGISTRY_ONLY:
+        return registry_id
     texts = policy_texts(registry_id, names)
     for name in names:
         policy = parse_policy(texts[name]) if name in texts else None
