@@ -1,6 +1,6 @@
 """Repository policies, pure: what `parse_policy` accepts and refuses, what a policy decides for a
-key (`RepositoryPolicy.decision`), and what `permissions.policy_verdict` makes of it for a key of
-the owning registry or of another one."""
+key (`RepositoryPolicy.decision`), what `permissions.policy_verdict` makes of it for a key of the
+owning registry or of another one, and how `permissions.authorize` reads the policies (once)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from registry.auth.permissions import policy_verdict
+from registry.auth.permissions import authorize, policy_verdict
 from registry.auth.repository_policy import ALLOW, DENY, PolicyInvalid, parse_policy, principals_of
+from registry.errors import AccessDeniedException
 from registry.records import Grant
 
 OWNER, OTHER, THIRD = "111111111111", "222222222222", "333333333333"
@@ -163,3 +164,44 @@ def test_actions_of_any_ecr_operation_are_accepted(ecr_model):
     parse_policy(
         policy(statement(action=["ecr:StartImageScan", "ecr:Describe*", "ECR:LISTIMAGES"])), ecr_model.operation_names
     )
+
+
+class PolicyReads:
+    """The storage side of `authorize`: the texts it holds, and every read made of them."""
+
+    def __init__(self, texts: dict[str, str]):
+        self.texts, self.reads = texts, []
+
+    def __call__(self, registry_id, names):
+        self.reads.append((registry_id, list(names)))
+        return {n: self.texts[n] for n in names if n in self.texts}
+
+
+ADMIN = (Grant(("admin",), ("*",)),)
+
+
+def test_authorize_reads_the_policies_once_and_returns_the_registry_acted_in():
+    reads = PolicyReads({"a": policy(statement(principal={"AWS": OTHER}, action="ecr:DescribeRepositories"))})
+    key = Key(OTHER, grants=ADMIN)
+    with pytest.raises(AccessDeniedException, match=r"repository/b because no resource-based policy allows"):
+        authorize(key, "DescribeRepositories", {"registryId": OWNER, "repositoryNames": ["a", "b"]}, "r", reads)
+    assert reads.reads == [(OWNER, ["a", "b"])]
+    reads.texts["b"] = reads.texts["a"]
+    params = {"registryId": OWNER, "repositoryNames": ["a", "b"]}
+    assert authorize(key, "DescribeRepositories", params, "r", reads) == OWNER
+    assert authorize(key, "DescribeRepositories", {"repositoryNames": ["a"]}, "r", reads) == OTHER  # its own
+
+
+def test_authorize_checks_the_grants_before_reading_and_never_reads_for_listings_or_creation():
+    reads = PolicyReads({"a": policy(statement(principal="*", action="ecr:*"))})
+    reader = Key(OTHER, grants=(Grant(("pull",), ("*",)),))
+    with pytest.raises(AccessDeniedException):  # shared by the policy, not allowed by the key's grants
+        authorize(reader, "PutImage", {"registryId": OWNER, "repositoryName": "a"}, "r", reads)
+    for operation, params in [
+        ("DescribeRepositories", {"registryId": OWNER}),
+        ("CreateRepository", {"registryId": OWNER, "repositoryName": "a"}),
+    ]:
+        with pytest.raises(AccessDeniedException):
+            authorize(Key(OTHER, grants=ADMIN), operation, params, "r", reads)
+    authorize(Key(OWNER, grants=ADMIN), "CreateRepository", {"repositoryName": "a"}, "r", reads)
+    assert reads.reads == []
