@@ -1,7 +1,8 @@
 """The Lambda entry point: API Gateway proxy event -> one ECR operation -> proxy response.
 
 Read the request, verify its SigV4 signature (before any other work), find the operation, check
-the input against the ECR model and the key's grants, run it, render the result. Every failure
+the input against the ECR model and the key's grants, run it (the repository's policy checked
+first, by `operations.run`), render the result. Every failure
 leaves through `wire.error_response`; only a genuine fault is a 500.
 """
 
@@ -121,17 +122,8 @@ def _ecr_api(request: wire.HttpRequest) -> tuple[dict[str, Any], str, str, str |
         if operation_function is None:
             raise UnknownOperationException(f"Operation {operation} is not supported by this registry")
         params = wire.read_params(request, operation)
-        acting_in = auth.authorize(
-            caller, operation, params, registry.settings.region, registry.repositories.policy_texts
-        )
-        ctx = Context(
-            operation=operation,
-            caller=caller,
-            store=registry,
-            settings=registry.settings,
-            registry_id=acting_in,
-            endpoint=registry.settings.public_url or request.base_url(),
-        )
+        endpoint = registry.settings.public_url or request.base_url()
+        ctx = Context.authorized(operation, caller, params, registry, registry.settings, endpoint)
         if tracer is not None:
             tracer.put_annotation("operation", operation)
         response = wire.ok_response(operations.run(operation_function, params, ctx), request.request_id)

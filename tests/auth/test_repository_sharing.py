@@ -168,6 +168,24 @@ class ShareClient:
         return lambda **params: call(registryId=self.registry_id, **params)
 
 
+def test_a_key_of_another_registry_learns_nothing_of_what_is_not_shared(tenants):
+    """Refused before the operation's own answer: a missing repository, image or layer looks the
+    same as one that exists, including where the policy is read with the pull's data."""
+    t = tenants
+    for name in (t.repo, "team/missing"):
+        for operation, params in (
+            ("batch_get_image", {"imageIds": [{"imageTag": "nope"}]}),
+            ("list_images", {}),
+        ):
+            with pytest.raises(ClientError) as excinfo:
+                getattr(t.admin_b, operation)(registryId=t.a, repositoryName=name, **params)
+            assert error_code(excinfo) == "AccessDeniedException"
+        v2 = t.v2(t.admin_b, t.a)
+        for path in (f"/v2/{name}/manifests/nope", f"/v2/{name}/blobs/sha256:{'0' * 64}"):
+            answer = v2.request("GET", path)
+            assert (answer.status, answer.error_code) == (403, "DENIED"), path
+
+
 def test_a_user_principal_shares_with_one_key_only(tenants):
     t = tenants
     t.share(policy(allow(f"arn:aws:iam::{t.b}:user/puller")))

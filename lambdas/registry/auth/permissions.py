@@ -84,13 +84,22 @@ PolicyTexts = Callable[[str, Sequence[str]], dict[str, str]]  # (registry, names
 
 
 def authorize(caller: Principal, operation: str, params: dict[str, Any], region: str, policy_texts: PolicyTexts) -> str:
-    """The registry the request acts in (its registryId, else the caller's own), once the caller may
-    act there; AccessDeniedException otherwise. Every repository the request names needs the key's
-    grants and the repository's policy (read once, for all of them): no Deny for the caller, and,
-    for a caller of another registry, an Allow. A request naming no single repository (listings,
-    CreateRepository, GetAuthorizationToken) acts in the caller's own registry only, where
-    DescribeRepositories without names needs the action on some repository (the operation then
-    lists only the ones the key may describe)."""
+    """The registry the request acts in, once the caller may act there (`check_grants`, then the
+    policies of the repositories named, read once for all of them: `check_policies`);
+    AccessDeniedException otherwise."""
+    registry_id, names = check_grants(caller, operation, params, region)
+    if names:
+        check_policies(caller, operation, region, registry_id, names, policy_texts(registry_id, names))
+    return registry_id
+
+
+def check_grants(caller: Principal, operation: str, params: dict[str, Any], region: str) -> tuple[str, tuple[str, ...]]:
+    """The registry the request acts in (its registryId, else the caller's own) and the repositories
+    whose policies must still allow it (`check_policies`), once the key's grants allow the operation
+    on every repository the request names; AccessDeniedException otherwise. A request naming no
+    single repository (listings, CreateRepository, GetAuthorizationToken) acts in the caller's own
+    registry only, where DescribeRepositories without names needs the action on some repository
+    (the operation then lists only the ones the key may describe)."""
     for named in params.get("registryIds") or ():  # GetAuthorizationToken's (deprecated) list
         if named != caller.registry_id:
             raise denied(caller, operation, region, named, "*")
@@ -103,19 +112,23 @@ def authorize(caller: Principal, operation: str, params: dict[str, Any], region:
     if not names:
         if not allows(caller.grants, operation, None):
             raise denied(caller, operation, region, registry_id, "*")
-        return registry_id
+        return registry_id, ()
     for name in names:
         if not allows(caller.grants, operation, name):
             raise denied(caller, operation, region, registry_id, name)
-    if operation in OWN_REGISTRY_ONLY:
-        return registry_id
-    texts = policy_texts(registry_id, names)
+    return registry_id, () if operation in OWN_REGISTRY_ONLY else tuple(dict.fromkeys(names))
+
+
+def check_policies(
+    caller: Principal, operation: str, region: str, registry_id: str, names: Sequence[str], texts: dict[str, str]
+) -> None:
+    """AccessDeniedException unless the policy of each repository of `names` (`texts`: those that
+    have one) lets the caller act: no Deny for it, and, for a caller of another registry, an Allow."""
     for name in names:
         policy = parse_policy(texts[name]) if name in texts else None
         verdict = policy_verdict(policy, caller, registry_id, operation)
         if verdict != ALLOW:
             raise denied(caller, operation, region, registry_id, name, verdict)
-    return registry_id
 
 
 def policy_verdict(policy: RepositoryPolicy | None, caller: Principal, registry_id: str, operation: str) -> str | None:

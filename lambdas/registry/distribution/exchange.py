@@ -36,28 +36,19 @@ class Exchange:
         params = {**params, "registryId": self.registry_id}
         if check_input:
             params = service_model.read_input(action, params)
-        ctx = Context(
-            operation=action,
-            caller=self.caller,
-            store=self.store,
-            settings=self.settings,
-            registry_id=self._authorize(action, params),
-            endpoint=self.endpoint,
-        )
+        ctx = Context.authorized(action, self.caller, params, self.store, self.settings, self.endpoint)
         return operations.run(function, params, ctx)
 
     def may(self, action: str, name: str) -> bool:
         """Whether the caller may perform `action` on the repository `name` of the request's registry."""
+        params = {"registryId": self.registry_id, "repositoryName": name}
         try:
-            self._authorize(action, {"registryId": self.registry_id, "repositoryName": name})
+            permissions.authorize(
+                self.caller, action, params, self.settings.region, self.store.repositories.policy_texts
+            )
         except errors.AccessDeniedException:
             return False
         return True
-
-    def _authorize(self, action: str, params: Params) -> str:
-        return permissions.authorize(
-            self.caller, action, params, self.settings.region, self.store.repositories.policy_texts
-        )
 
     def query(self, name: str) -> str | None:
         values = self.request.query.get(name)

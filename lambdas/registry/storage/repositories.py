@@ -83,6 +83,14 @@ def live_repository(items: list[Item]) -> Repository | None:
     return None if repo is None or repo.deleting else repo
 
 
+def with_policy(items: list[Item], name: str) -> tuple[Repository | None, str | None]:
+    """The live repository `name` and its policy's text among the items read by `keys_with_policy`'s
+    keys. The policy counts even while the repository is being deleted: it goes with the repository."""
+    repo = live_repository([i for i in items if i["name"] == name])
+    texts = [i["policy_text"] for i in items if i["name"] == repository_policy_item(name)]
+    return repo, texts[0] if texts else None
+
+
 class RepositoryStore:
     def __init__(self, backend: Backend):
         self.backend = backend
@@ -104,6 +112,11 @@ class RepositoryStore:
         found = self.backend.batch_get({"repositories": {"Keys": keys}})["repositories"]
         repos = (repository_from_item(i) for i in found)
         return {r.name: r for r in repos if not r.deleting}
+
+    def keys_with_policy(self, registry_id: str, name: str) -> list[dict[str, Any]]:
+        """The keys of the repository's item and of its policy's, for a read that needs both (a pull's:
+        its authorization and its data in one BatchGetItem; `with_policy` reads what it found)."""
+        return [self.item_key(registry_id, name), self.item_key(registry_id, repository_policy_item(name))]
 
     def with_item(self, registry_id: str, name: str, sort: str) -> tuple[Repository | None, Item | None]:
         """The live repository and one of its items (its policy, its lifecycle policy...), in one read."""
