@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 
+from registry import errors, operations
 from registry.auth.permissions import authorize, policy_verdict
 from registry.auth.repository_policy import ALLOW, DENY, PolicyInvalid, parse_policy, principals_of
 from registry.errors import AccessDeniedException
+from registry.operations import Context
 from registry.records import Grant
 
 OWNER, OTHER, THIRD = "111111111111", "222222222222", "333333333333"
@@ -204,4 +207,53 @@ def test_authorize_checks_the_grants_before_reading_and_never_reads_for_listings
         with pytest.raises(AccessDeniedException):
             authorize(Key(OTHER, grants=ADMIN), operation, params, "r", reads)
     authorize(Key(OWNER, grants=ADMIN), "CreateRepository", {"repositoryName": "a"}, "r", reads)
+    assert reads.reads == []
+
+
+def context_of(key: Key, reads: PolicyReads) -> Context:
+    """A BatchGetImage of repository `a` of OWNER whose policy is unchecked; its store has only the
+    policies' texts (what Context.check_policies reads), its settings only a Region."""
+    store = SimpleNamespace(repositories=SimpleNamespace(policy_texts=reads))
+    settings = SimpleNamespace(region="us-east-1")
+    return Context("BatchGetImage", key, store, settings, OWNER, unchecked_policies=("a",))  # type: ignore[arg-type]
+
+
+def test_run_refuses_what_an_operation_found_before_reading_its_policy(monkeypatch):
+    """Fail closed: an operation that reads its own policy but fails (or returns) without handing it
+    to the context is checked by `run` all the same, and the refusal replaces its answer."""
+
+    def not_found(params, ctx):
+        raise errors.repository_not_found(OWNER, "a")
+
+    def forgetful(params, ctx):
+        return {"images": ["secret"]}
+
+    monkeypatch.setattr(operations, "READ_THEIR_POLICY", frozenset({not_found, forgetful}))
+    for operation in (not_found, forgetful):
+        reads = PolicyReads({})
+        with pytest.raises(AccessDeniedException, match="because no resource-based policy allows"):
+            operations.run(operation, {}, context_of(Key(OTHER, grants=ADMIN), reads))
+        assert reads.reads == [(OWNER, ["a"])]
+
+
+def test_run_checks_the_policy_before_other_operations_and_with_the_read_of_those_that_read_it(monkeypatch):
+    shared = policy(statement(principal={"AWS": OTHER}))
+    ran = []
+
+    def writing(params, ctx):  # not one of READ_THEIR_POLICY: refused before it runs
+        ran.append("writing")
+        return {}
+
+    reads = PolicyReads({})
+    with pytest.raises(AccessDeniedException):
+        operations.run(writing, {}, context_of(Key(OTHER, grants=ADMIN), reads))
+    assert ran == [] and reads.reads == [(OWNER, ["a"])]
+
+    def reading(params, ctx):
+        ctx.policy_read(shared)  # read with its data: no read of its own
+        return {"ok": True}
+
+    monkeypatch.setattr(operations, "READ_THEIR_POLICY", frozenset({reading}))
+    reads = PolicyReads({})
+    assert operations.run(reading, {}, context_of(Key(OTHER, grants=ADMIN), reads)) == {"ok": True}
     assert reads.reads == []
