@@ -1,9 +1,9 @@
 """The Lambda entry point: API Gateway proxy event -> one ECR operation -> proxy response.
 
 Read the request, verify its SigV4 signature (before any other work), find the operation, check
-the input against the ECR model and the key's grants, run it (the repository's policy checked
-first, by `operations.run`), render the result. Every failure
-leaves through `wire.error_response`; only a genuine fault is a 500.
+the input against the ECR model and the key's grants, run it (`operations.run` checks the
+repository's policy first), render the result. Every failure leaves through `wire.error_response`;
+only a genuine fault is a 500.
 """
 
 from __future__ import annotations

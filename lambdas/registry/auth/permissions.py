@@ -1,5 +1,6 @@
 """What a key may do: grants of ECR actions on repository name patterns, the repository's policy,
-and the one check of both (`authorize`).
+and the one check of both, in two steps: `check_grants` before anything is read, `check_policies`
+with the policies' texts (`operations.run` sees that it happens; `authorize` does both at once).
 
 Roles are names for sets of actions, expanded when a request is checked (so a key follows its
 role as operations are added): `pull` reads images, repository policies, lifecycle policies and

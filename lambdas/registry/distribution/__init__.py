@@ -4,9 +4,9 @@ upload sessions) and renders its own errors; every rule is the operation's, whic
 
 Every request logs in with Basic `AWS:<password>` (GetAuthorizationToken's), checked here on every
 request; the key's grants and the repository's policy decide per action and repository, as on the
-ECR API, in the registry the host names (routes.registry_in_host), else the caller's own. In the deployed
-stack an API Gateway authorizer (`authorize`) answers unauthenticated requests with the 401
-challenge -- a function's own WWW-Authenticate header would be renamed by API Gateway.
+ECR API, in the registry the host names (routes.registry_in_host), else the caller's own. In the
+deployed stack an API Gateway authorizer (`authorize`) answers unauthenticated requests with the
+401 challenge -- a function's own WWW-Authenticate header would be renamed by API Gateway.
 """
 
 from __future__ import annotations
@@ -100,12 +100,12 @@ def serve(
 
 def authorize(event: dict[str, Any], store: RegistryStore, access_keys: AccessKeyCache) -> dict[str, Any]:
     """API Gateway's REQUEST authorizer of the `/v2` routes. A valid login is let through (the
-    function checks it again, and the grants and the repository's policy, on the request itself:
-    the answer cached per Authorization header never lets a revoked policy through); any other is denied, which
-    API Gateway answers with its ACCESS_DENIED response (403 DENIED), as ECR answers an expired
-    login. Never by failing: an authorizer says Unauthorized by raising, and every such error would
-    count in the function's error alarm. A request without credentials never gets here: API Gateway
-    answers it with the 401 challenge itself."""
+    function checks it again, and the grants and the repository's policy, on the request itself: so
+    the answer API Gateway caches per Authorization header never keeps a revoked policy working);
+    any other is denied, which API Gateway answers with its ACCESS_DENIED response (403 DENIED), as
+    ECR answers an expired login. Never by failing: an authorizer says Unauthorized by raising, and
+    every such error would count in the function's error alarm. A request without credentials never
+    gets here: API Gateway answers it with the 401 challenge itself."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     key = login.verify(headers.get("authorization"), store.token_key.get(), access_keys, time.time())
     # arn:aws:execute-api:<region>:<account>:<api>/<stage>/<method>/<path>: every /v2 route of the stage
