@@ -170,35 +170,48 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
     max_leaves=8,
 )
-PRINCIPALS = st.sampled_from(
-    ["*", "123456789012", "arn:aws:iam::123456789012:root", "arn:aws:iam::123456789012:user/ci", "x", ""]
+GOOD_PRINCIPALS = st.sampled_from(
+    ["*", "123456789012", "arn:aws:iam::123456789012:root", "arn:aws:iam::123456789012:user/x"]
 )
-STATEMENTS = st.fixed_dictionaries(
+PRINCIPALS = GOOD_PRINCIPALS | st.sampled_from(["arn:aws:iam::123456789012:user/ci", "x", "", "arn:aws:iam::*:root"])
+GOOD_ACTIONS = st.sampled_from(["ecr:*", "*", "ecr:BatchGetImage", "ecr:Get*", "ECR:ListImages"])
+# Allow only: a Deny the test's own key falls under could lock it out of the repository it checks.
+GOOD_STATEMENTS = st.fixed_dictionaries(
     {
-        "Effect": st.sampled_from(["Allow", "allow", ""]) | JSON_VALUES,  # no Deny: it could lock the test out
-        "Principal": st.sampled_from(["*"])
-        | st.fixed_dictionaries({"AWS": PRINCIPALS | st.lists(PRINCIPALS, max_size=3)})
-        | JSON_VALUES,
-        "Action": st.sampled_from(["ecr:*", "*", "ecr:BatchGetImage", "ecr:Get*", "s3:*", "ecr:"])
+        "Effect": st.just("Allow"),
+        "Principal": st.just("*") | st.fixed_dictionaries({"AWS": GOOD_PRINCIPALS | st.lists(GOOD_PRINCIPALS)}),
+        "Action": GOOD_ACTIONS | st.lists(GOOD_ACTIONS, min_size=1, max_size=3),
+    },
+    optional={"Sid": st.text("abc", min_size=1, max_size=2)},
+)
+NEAR_STATEMENTS = st.fixed_dictionaries(
+    {
+        "Effect": st.sampled_from(["Allow", "allow", ""]) | JSON_VALUES,
+        "Principal": st.fixed_dictionaries({"AWS": PRINCIPALS | st.lists(PRINCIPALS, max_size=3)}) | JSON_VALUES,
+        "Action": st.sampled_from(["ecr:*", "s3:*", "ecr:", "ecr:Teleport"])
         | st.lists(st.text(max_size=30), max_size=3)
         | JSON_VALUES,
     },
-    optional={"Sid": st.text(max_size=5), "Condition": JSON_VALUES, "NotAction": JSON_VALUES, "Resource": JSON_VALUES},
+    optional={"Sid": JSON_VALUES, "Condition": JSON_VALUES, "NotAction": JSON_VALUES, "Resource": JSON_VALUES},
 )
-DOCUMENTS = st.fixed_dictionaries(
-    {"Statement": STATEMENTS | st.lists(STATEMENTS, max_size=3) | JSON_VALUES},
-    optional={"Version": st.sampled_from(["2012-10-17", "2008-10-17", "2020-01-01"]), "Id": JSON_VALUES},
+GOOD_DOCUMENTS = st.fixed_dictionaries(
+    {"Statement": GOOD_STATEMENTS | st.lists(GOOD_STATEMENTS, min_size=1, max_size=3)},
+    optional={"Version": st.sampled_from(["2012-10-17", "2008-10-17"]), "Id": st.text(max_size=5)},
+)
+NEAR_DOCUMENTS = st.fixed_dictionaries(
+    {"Statement": NEAR_STATEMENTS | st.lists(GOOD_STATEMENTS | NEAR_STATEMENTS, max_size=3) | JSON_VALUES},
+    optional={"Version": st.sampled_from(["2012-10-17", "2020-01-01"]) | JSON_VALUES, "Id": JSON_VALUES},
 )
 
 
 def texts_near_the_grammar():
-    """Documents in and near the grammar; some cut short or with one character changed."""
-    documents = DOCUMENTS.map(json.dumps)
+    """Policies in the grammar, and near it; some cut short or with one character changed."""
+    documents = (GOOD_DOCUMENTS | NEAR_DOCUMENTS).map(json.dumps)
     cut = st.tuples(documents, st.integers(0, 200)).map(lambda d: d[0][: d[1]])
     changed = st.tuples(documents, st.integers(0, 200), st.characters()).map(
         lambda d: d[0][: d[1]] + d[2] + d[0][d[1] + 1 :]
     )
-    return documents | cut | changed | st.text(max_size=50)
+    return GOOD_DOCUMENTS.map(json.dumps) | documents | cut | changed | st.text(max_size=50)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
