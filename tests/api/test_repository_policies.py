@@ -151,6 +151,25 @@ def test_a_policy_goes_with_its_repository(ecr, repo):
         ecr.get_repository_policy(repositoryName=repo)
 
 
+@pytest.mark.local_only
+def test_a_policy_set_on_a_repository_deleted_since_it_was_read_is_not_stored(backends, ecr, repo, monkeypatch):
+    """The race of SetRepositoryPolicy with DeleteRepository, made deterministic at the storage
+    boundary: the repository read live, then deleted, then the policy written for it. The write's
+    condition (the repository live) refuses it, so no policy outlives its repository."""
+    from registry.config import Settings
+    from registry.storage import RegistryStore, RepositoryGone
+
+    for name, value in backends.environment().items():  # the function's own settings
+        monkeypatch.setenv(name, value)
+    store = RegistryStore(Settings.from_environment(), backends.client)
+    read = store.repositories.get(OWNER, repo)
+    ecr.delete_repository(repositoryName=repo)
+    with pytest.raises(RepositoryGone):
+        store.repositories.set_policy(read, PULL_FOR_ANOTHER)
+    ecr.create_repository(repositoryName=repo)
+    assert stored_policy(ecr, repo) is None
+
+
 def test_the_aws_cli_sets_gets_and_deletes(registry, repo, tmp_path):
     policy_file = tmp_path / "policy.json"
     policy_file.write_text(PULL_FOR_ANOTHER)
