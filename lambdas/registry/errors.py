@@ -172,6 +172,10 @@ class LifecyclePolicyPreviewInProgressException(EcrError):
     pass
 
 
+class RepositoryPolicyNotFoundException(EcrError):
+    pass
+
+
 # --- ECR's wording of the errors several operations raise ---------------------------------------
 
 
@@ -211,6 +215,20 @@ def invalid_lifecycle_policy(problem: str) -> InvalidParameterException:
     return InvalidParameterException(
         "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: "
         f"'Lifecycle policy validation failure: {problem}'"
+    )
+
+
+def repository_policy_not_found(registry_id: str, name: str) -> RepositoryPolicyNotFoundException:
+    return RepositoryPolicyNotFoundException(
+        f"Repository policy does not exist for the repository with name '{name}' in the registry with id "
+        f"'{registry_id}'"
+    )
+
+
+def invalid_repository_policy(problem: str) -> InvalidParameterException:
+    return InvalidParameterException(
+        "Invalid parameter at 'PolicyText' failed to satisfy constraint: "
+        f"'Invalid repository policy provided: {problem}'"
     )
 
 

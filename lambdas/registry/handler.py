@@ -1,8 +1,9 @@
 """The Lambda entry point: API Gateway proxy event -> one ECR operation -> proxy response.
 
 Read the request, verify its SigV4 signature (before any other work), find the operation, check
-the input against the ECR model and the key's grants, run it, render the result. Every failure
-leaves through `wire.error_response`; only a genuine fault is a 500.
+the input against the ECR model and the key's grants, run it (`operations.run` checks the
+repository's policy first), render the result. Every failure leaves through `wire.error_response`;
+only a genuine fault is a 500.
 """
 
 from __future__ import annotations
@@ -121,14 +122,8 @@ def _ecr_api(request: wire.HttpRequest) -> tuple[dict[str, Any], str, str, str |
         if operation_function is None:
             raise UnknownOperationException(f"Operation {operation} is not supported by this registry")
         params = wire.read_params(request, operation)
-        auth.authorize(caller, operation, params, registry.settings.region)
-        ctx = Context(
-            operation=operation,
-            caller=caller,
-            store=registry,
-            settings=registry.settings,
-            endpoint=registry.settings.public_url or request.base_url(),
-        )
+        endpoint = registry.settings.public_url or request.base_url()
+        ctx = Context.authorized(operation, caller, params, registry, registry.settings, endpoint)
         if tracer is not None:
             tracer.put_annotation("operation", operation)
         response = wire.ok_response(operations.run(operation_function, params, ctx), request.request_id)

@@ -149,8 +149,9 @@ def test_another_registrys_repository_is_access_denied(ecr, tagged):
         with pytest.raises(ClientError) as excinfo:
             getattr(ecr, operation)(**params)
         assert error_code(excinfo) == "AccessDeniedException"
+        action = f"ecr:{ecr.meta.method_to_api_mapping[operation]}"
         assert excinfo.value.response["Error"]["Message"].endswith(
-            f"ecr:{ecr.meta.method_to_api_mapping[operation]} on resource: {other}"
+            f"{action} on resource: {other} because no resource-based policy allows the {action} action"
         )
     assert tags_of(ecr, arn) == {"team": "platform", "tier": "gold"}
 

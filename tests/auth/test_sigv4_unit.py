@@ -428,20 +428,28 @@ def test_push_is_pull_plus_the_upload_actions():
     }
 
 
+def no_policies(registry_id, names):
+    return {}
+
+
 def test_authorize_names_principal_action_and_resource():
     caller = Caller.of(KEY)
-    permissions.authorize(caller, "PutImage", {"repositoryName": "team/app"}, REGION)
+    assert permissions.authorize(caller, "PutImage", {"repositoryName": "team/app"}, REGION, no_policies) == (
+        "111111111111"
+    )
     with pytest.raises(AccessDeniedException) as caught:
-        permissions.authorize(caller, "DeleteRepository", {"repositoryName": "team/app"}, REGION)
+        permissions.authorize(caller, "DeleteRepository", {"repositoryName": "team/app"}, REGION, no_policies)
     assert caught.value.status == 400
     assert caught.value.message == (
         "User: arn:aws:iam::111111111111:user/ci is not authorized to perform: ecr:DeleteRepository on "
         "resource: arn:aws:ecr:us-east-1:111111111111:repository/team/app"
     )
-    with pytest.raises(AccessDeniedException, match=r"repository/team/app$"):
-        permissions.authorize(caller, "PutImage", {"registryId": "222222222222", "repositoryName": "team/app"}, REGION)
+    with pytest.raises(AccessDeniedException, match=r"repository/team/app because no resource-based policy allows"):
+        permissions.authorize(
+            caller, "PutImage", {"registryId": "222222222222", "repositoryName": "team/app"}, REGION, no_policies
+        )
     # DescribeRepositories without names needs the action on some repository
-    permissions.authorize(caller, "DescribeRepositories", {}, REGION)
+    permissions.authorize(caller, "DescribeRepositories", {}, REGION, no_policies)
     assert caller.may("DescribeRepositories", "team/x") and not caller.may("DescribeRepositories", "other")
 
 

@@ -41,15 +41,23 @@ def login_header(ecr) -> str:
 
 
 class Client:
-    def __init__(self, endpoint: str, authorization: str | None = None, ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        endpoint: str,
+        authorization: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        host: str | None = None,
+    ):
         """`endpoint` over http or https (the deployed stack's; by default, the certificates trusted
-        are the system's, or those of SSL_CERT_FILE)."""
+        are the system's, or those of SSL_CERT_FILE). `host`: the Host header of every request, as a
+        client that reached the endpoint under another name sends it (`<registry>.dkr.ecr...`)."""
         self.endpoint = endpoint.rstrip("/")
         parts = urlsplit(self.endpoint)
         self.host, self.port, self.prefix = parts.hostname, parts.port, parts.path
         self.tls = parts.scheme == "https"
         self.ssl_context = ssl_context
         self.authorization = authorization
+        self.host_header = host
 
     def _connection(self) -> http.client.HTTPConnection:
         if self.tls:
@@ -69,10 +77,12 @@ class Client:
         sent = dict(headers or {})
         if self.authorization and "Authorization" not in sent:
             sent["Authorization"] = self.authorization
+        if self.host_header:
+            sent.setdefault("Host", self.host_header)
         connection = self._connection()
         try:
             if chunked:
-                connection.putrequest(method, path)
+                connection.putrequest(method, path, skip_host="Host" in sent)
                 for name, value in {**sent, "Transfer-Encoding": "chunked"}.items():
                     connection.putheader(name, value)
                 connection.endheaders()

@@ -1,6 +1,6 @@
 """What a pull costs the backends: each manifest request is one DynamoDB read (BatchGetItem of the
-repository, the tag and the manifest), by tag or by digest, through either API; a blob request is
-one read too (the repository and the layer), its URL signed without a call. Counted from the
+repository, its policy, the tag and the manifest), by tag or by digest, through either API; a blob
+request is one read too (the repository, its policy and the layer), its URL signed without a call. Counted from the
 handler's own clients (journaled by local/faults.py), after a first request has warmed the
 authorizer's and the key cache."""
 

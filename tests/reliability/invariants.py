@@ -11,8 +11,8 @@ Invariants (the conditions in storage/*.py are what keeps each of them):
     R2  a live repository's image_count is the number of its image items
     R3  no tag, image or layer item lives in a partition without a repository item
     R4  a repository has at most 50 resource tags (ECR's limit), each key once
-    P1  a lifecycle policy or preview item (`#lifecycle:<name>`, `#preview:<name>`, its parts) has
-        the repository item of its name beside it
+    P1  a lifecycle policy or preview item (`#lifecycle:<name>`, `#preview:<name>`, its parts) or a
+        repository policy item (`#policy:<name>`) has the repository item of its name beside it
     P2  a COMPLETE preview's parts (its attempt, 0 .. parts-1) are all there, and hold
         expiring_count results
     T1  every tag item names an image item of its repository whose tag set holds the tag
@@ -44,6 +44,7 @@ from registry.storage.schema import (
     LIFECYCLE_POLICY_PREFIX,
     PREVIEW_PREFIX,
     REGISTRY_ITEM,
+    REPOSITORY_POLICY_PREFIX,
     is_repository_item,
     preview_part_item,
 )
@@ -284,8 +285,8 @@ def violations(
 
 
 def _lifecycle_owner(name: str) -> str | None:
-    """The repository a lifecycle item of `repositories` belongs to (by its sort key), if it is one."""
-    for prefix in (LIFECYCLE_POLICY_PREFIX, PREVIEW_PREFIX):
+    """The repository a lifecycle or policy item of `repositories` belongs to (by its sort key), if it is one."""
+    for prefix in (LIFECYCLE_POLICY_PREFIX, PREVIEW_PREFIX, REPOSITORY_POLICY_PREFIX):
         if name.startswith(prefix):
             return name[len(prefix) :].split("#", 1)[0]
     return None

@@ -3,9 +3,10 @@ over the same operations and storage (GUIDE 11). It reads its own requests (rout
 upload sessions) and renders its own errors; every rule is the operation's, whichever API called it.
 
 Every request logs in with Basic `AWS:<password>` (GetAuthorizationToken's), checked here on every
-request; the key's grants decide per action and repository, as on the ECR API. In the deployed
-stack an API Gateway authorizer (`authorize`) answers unauthenticated requests with the 401
-challenge -- a function's own WWW-Authenticate header would be renamed by API Gateway.
+request; the key's grants and the repository's policy decide per action and repository, as on the
+ECR API, in the registry the host names (routes.registry_in_host), else the caller's own. In the
+deployed stack an API Gateway authorizer (`authorize`) answers unauthenticated requests with the
+401 challenge -- a function's own WWW-Authenticate header would be renamed by API Gateway.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def serve(
     clock: Callable[[], float] = time.time,
 ) -> tuple[dict[str, Any], str]:
     """The proxy response to a `/v2` request, and what it was (route kind and outcome, for the log)."""
-    endpoint = settings.public_url or request.base_url()
+    named_registry = routes.registry_in_host(request.header("host"))
+    # A host that names a registry is the one its Locations must name too: the public URL does not.
+    endpoint = request.base_url() if named_registry else settings.public_url or request.base_url()
     kind = "unknown"
     try:
         key = login.verify(request.header("authorization"), store.token_key.get(), access_keys, clock())
@@ -82,7 +85,9 @@ def serve(
         handler = HANDLERS.get((route.kind, request.method))
         if handler is None:
             raise http.OciError("UNSUPPORTED", f"{request.method} is not served on this route", 405)
-        reply = handler(Exchange(request, route, Caller.of(key), store, settings, endpoint))
+        reply = handler(
+            Exchange(request, route, Caller.of(key), store, settings, endpoint, named_registry or key.registry_id)
+        )
     except http.OciError as refused:
         reply = http.error_reply(refused.code, refused.message, refused.status, refused.detail, refused.headers)
     except errors.EcrError as error:
@@ -95,11 +100,12 @@ def serve(
 
 def authorize(event: dict[str, Any], store: RegistryStore, access_keys: AccessKeyCache) -> dict[str, Any]:
     """API Gateway's REQUEST authorizer of the `/v2` routes. A valid login is let through (the
-    function checks it again, and the grants, on the request itself); any other is denied, which
-    API Gateway answers with its ACCESS_DENIED response (403 DENIED), as ECR answers an expired
-    login. Never by failing: an authorizer says Unauthorized by raising, and every such error would
-    count in the function's error alarm. A request without credentials never gets here: API Gateway
-    answers it with the 401 challenge itself."""
+    function checks it again, and the grants and the repository's policy, on the request itself: so
+    the answer API Gateway caches per Authorization header never keeps a revoked policy working);
+    any other is denied, which API Gateway answers with its ACCESS_DENIED response (403 DENIED), as
+    ECR answers an expired login. Never by failing: an authorizer says Unauthorized by raising, and
+    every such error would count in the function's error alarm. A request without credentials never
+    gets here: API Gateway answers it with the 401 challenge itself."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     key = login.verify(headers.get("authorization"), store.token_key.get(), access_keys, time.time())
     # arn:aws:execute-api:<region>:<account>:<api>/<stage>/<method>/<path>: every /v2 route of the stage

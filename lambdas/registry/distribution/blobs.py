@@ -69,7 +69,7 @@ def delete_blob(x: Exchange) -> http.Reply:
 
 def start_upload(x: Exchange) -> http.Reply:
     mount, source, digest = x.query("mount"), x.query("from"), x.query("digest")
-    if mount and source and is_repository_name(source) and x.caller.may("GetDownloadUrlForLayer", source):
+    if mount and source and is_repository_name(source) and x.may("GetDownloadUrlForLayer", source):
         # Another repository of the registry has the blob, and the key may read it: no upload.
         mounted = x.call(
             "CompleteLayerUpload",

@@ -11,6 +11,10 @@
 
 A name is a repository name as the ECR model writes it (it may hold slashes, so the route is found
 from the end of the path).
+
+The registry is named by the host, as ECR's are (`<registry>.dkr.ecr.<region>.amazonaws.com`): a
+host whose first label is 12 digits names that registry (one that shares repositories with the
+caller by their policies); any other host serves the caller's own registry.
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ from . import http
 _ROUTE = re.compile(
     r"/v2/(?P<name>.+?)/(?:(?P<kind>manifests|blobs/uploads|blobs|referrers)/(?P<reference>[^/]*)|(?P<tags>tags/list))"
 )
+
+
+_REGISTRY_LABEL = re.compile(r"(?P<registry>[0-9]{12})\.")
+
+
+def registry_in_host(host: str | None) -> str | None:
+    """The registry a Host header names (its first label, if 12 digits), else None."""
+    match = _REGISTRY_LABEL.match(host or "")
+    return match["registry"] if match else None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import errors
 from ..storage import BackendBusy, EncryptionKeyUnusable, RepositoryGone
-from . import images, layers, lifecycle, login, repositories, resource_tags
+from . import images, layers, lifecycle, login, repositories, repository_policies, resource_tags
 from .common import Caller, Context
 
 Operation = Callable[[dict[str, Any], Context], dict[str, Any]]
@@ -39,10 +39,23 @@ OPERATIONS: dict[str, Operation] = {
     "DeleteLifecyclePolicy": lifecycle.delete_lifecycle_policy,
     "StartLifecyclePolicyPreview": lifecycle.start_lifecycle_policy_preview,
     "GetLifecyclePolicyPreview": lifecycle.get_lifecycle_policy_preview,
+    "SetRepositoryPolicy": repository_policies.set_repository_policy,
+    "GetRepositoryPolicy": repository_policies.get_repository_policy,
+    "DeleteRepositoryPolicy": repository_policies.delete_repository_policy,
 }
 
 
+# Operations that read their repository's policy in their own read and hand it to Context.policy_read
+# (a pull's manifest and blob requests: one DynamoDB read each); every other is checked before it runs.
+READ_THEIR_POLICY: frozenset[Operation] = frozenset({images.batch_get_image, layers.get_blob_location})
+
+
 def run(operation: Operation, params: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Run an authorized operation: the policies of its repositories are checked before it, or by
+    the operation itself with its read, and else after it (fail closed): a refusal replaces whatever
+    it answered or raised, so that a key of another registry learns nothing of a repository not shared."""
+    if operation not in READ_THEIR_POLICY:
+        ctx.check_policies()
     try:
         return operation(params, ctx)
     except RepositoryGone as gone:  # deleted (or being deleted) between our reads and our write
@@ -51,6 +64,8 @@ def run(operation: Operation, params: dict[str, Any], ctx: Context) -> dict[str,
         raise errors.kms_error(refused.code, refused.message) from None
     except BackendBusy:
         raise errors.ServerException("The registry is busy; retry the request") from None
+    finally:
+        ctx.check_policies()  # nothing left to check, unless the operation failed before its read
 
 
 __all__ = ["OPERATIONS", "Caller", "Context", "Operation", "run"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .. import errors, tokens
-from ..auth.permissions import allows
+from ..auth.permissions import allows, check_grants, check_policies
 from ..config import MAX_RETURNED_BYTES, Settings
 from ..records import AccessKey, Grant, Repository
 from ..storage import ConcurrentUpdate, RegistryStore
@@ -57,16 +57,39 @@ class Context:
     caller: Caller
     store: RegistryStore
     settings: Settings
+    registry_id: str  # the registry the request acts in, as authorized: the caller's, or one shared with it
     endpoint: str = ""  # the registry's base URL, as clients reach it (GetAuthorizationToken's proxyEndpoint)
     clock: Callable[[], float] = field(default=time.time)
+    # The repositories whose policies must still allow the request: the grants allowed it already.
+    unchecked_policies: tuple[str, ...] = ()
+
+    @classmethod
+    def authorized(
+        cls, operation: str, caller: Caller, params: Params, store: RegistryStore, settings: Settings, endpoint: str
+    ) -> Context:
+        """The context of a request whose key's grants allow it (AccessDeniedException otherwise),
+        in the registry it names; the policies of its repositories are checked by `operations.run`."""
+        registry_id, names = check_grants(caller, operation, params, settings.region)
+        return cls(operation, caller, store, settings, registry_id, endpoint, unchecked_policies=names)
 
     def now(self) -> float:
         return round(self.clock(), 3)
 
-    @property
-    def registry_id(self) -> str:
-        """The registry the request acts in: the caller's own (authorization refused any other)."""
-        return self.caller.registry_id
+    def policy_read(self, text: str | None) -> None:
+        """What an operation that reads its repository's policy with its data (one read, a pull's)
+        calls first with that policy's text (None: it has none), before it decides anything."""
+        if self.unchecked_policies:
+            (name,) = self.unchecked_policies  # such operations name one repository
+            self._check_policies({name: text} if text is not None else {})
+
+    def check_policies(self) -> None:
+        """Read the policies still unchecked, and check them: AccessDeniedException if one refuses."""
+        if self.unchecked_policies:
+            self._check_policies(self.store.repositories.policy_texts(self.registry_id, self.unchecked_policies))
+
+    def _check_policies(self, texts: dict[str, str]) -> None:
+        names, self.unchecked_policies = self.unchecked_policies, ()
+        check_policies(self.caller, self.operation, self.settings.region, self.registry_id, names, texts)
 
 
 def existing_repository(params: Params, ctx: Context) -> Repository:

@@ -226,13 +226,14 @@ def batch_get_image(params: Params, ctx: Context) -> Result:
             failures.append(failure)
         else:
             wanted.append(image_id)
-    # One read for the repository, the tags and the manifests (a pull's every manifest request)
+    # One read for the repository, its policy, the tags and the manifests (a pull's every manifest request)
     lookup = ctx.store.images.manifests(
         ctx.registry_id,
         params["repositoryName"],
         digests=[i["imageDigest"] for i in wanted if "imageDigest" in i],
         tags=[i["imageTag"] for i in wanted if "imageTag" in i],
     )
+    ctx.policy_read(lookup.policy_text)
     repo = lookup.repository
     if repo is None:
         raise errors.repository_not_found(ctx.registry_id, params["repositoryName"])

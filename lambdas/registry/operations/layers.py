@@ -240,7 +240,8 @@ def get_blob_location(params: Params, ctx: Context) -> Result:
     uploaded to it, as PutImage's layer rule counts them (GetDownloadUrlForLayer also wants an image
     to use it)."""
     digest = params["layerDigest"]
-    repo, layer = ctx.store.layers.find(ctx.registry_id, params["repositoryName"], digest)
+    repo, layer, policy_text = ctx.store.layers.find(ctx.registry_id, params["repositoryName"], digest)
+    ctx.policy_read(policy_text)
     if repo is None:
         raise errors.repository_not_found(ctx.registry_id, params["repositoryName"])
     if layer is None:

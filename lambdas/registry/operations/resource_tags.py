@@ -74,7 +74,7 @@ def list_tags_for_resource(params: Params, ctx: Context) -> Result:
 
 def _repository_arn(params: Params, ctx: Context) -> RepositoryArn:
     """The repository `resourceArn` names; InvalidParameterException unless it is a repository ARN of
-    this region (authorization refused other registries' ARNs before the operation ran)."""
+    this region (authorization has let the caller act in the ARN's registry)."""
     arn = parse_repository_arn(params["resourceArn"])
     if arn is None or arn.region != ctx.settings.region or arn.registry_id != ctx.registry_id:
         raise errors.InvalidParameterException(

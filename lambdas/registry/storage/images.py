@@ -57,7 +57,7 @@ from .errors import (
     TooBigToExpire,
 )
 from .layers import layer_from_item
-from .repositories import LIVE, RepositoryStore, live_repository, repository_from_item
+from .repositories import LIVE, RepositoryStore, live_repository, repository_from_item, with_policy
 from .schema import MANIFESTS_PREFIX, lifecycle_policy_item, manifest_object_key
 
 # Manifests up to this size live in the image item; bigger ones in S3 (content-addressed). The
@@ -144,6 +144,7 @@ class ManifestLookup:
     repository: Repository | None
     tag_digests: dict[str, str]
     manifests: dict[str, StoredManifest]  # by digest
+    policy_text: str | None = None  # the repository's policy, read with the rest for authorization
 
 
 def stored_manifest(item: Item) -> StoredManifest:
@@ -232,19 +233,20 @@ class ImageStore:
         return {i["tag"]: i["digest"] for i in found}
 
     def manifests(self, registry_id: str, name: str, digests: list[str], tags: list[str]) -> ManifestLookup:
-        """The repository, the tags' digests and the manifests of `digests` and of the tags' images,
-        in one BatchGetItem: a tag item carries its image's manifest when that fits in the item.
+        """The repository, its policy, the tags' digests and the manifests of `digests` and of the tags'
+        images, in one BatchGetItem: a tag item carries its image's manifest when that fits in the item.
         A tag whose item doesn't (a big manifest) costs a second read, of its image."""
         partition = repository_partition(registry_id, name)
-        repository_key = self.repositories.item_key(registry_id, name)
-        requests: dict[str, dict[str, Any]] = {"repositories": {"Keys": [repository_key]}}
+        requests: dict[str, dict[str, Any]] = {
+            "repositories": {"Keys": self.repositories.keys_with_policy(registry_id, name)}
+        }
         if digests:
             keys = [self._key("images", partition, d) for d in dict.fromkeys(digests)]
             requests["images"] = {"Keys": keys, **MANIFEST_PROJECTION}
         if tags:
             requests["tags"] = {"Keys": [self._key("tags", partition, t) for t in dict.fromkeys(tags)]}
         found = self.backend.batch_get(requests)
-        repo = live_repository(found["repositories"])
+        repo, policy_text = with_policy(found["repositories"], name)
         stored = {i["digest"]: stored_manifest(i) for i in found.get("images", [])}
         tag_items = found.get("tags", [])
         stored |= {i["digest"]: stored_manifest(i) for i in tag_items if "manifest" in i}
@@ -253,7 +255,7 @@ class ImageStore:
             keys = [self._key("images", partition, d) for d in dict.fromkeys(unread)]
             more = self.backend.batch_get({"images": {"Keys": keys, **MANIFEST_PROJECTION}})["images"]
             stored |= {i["digest"]: stored_manifest(i) for i in more}
-        return ManifestLookup(repo, {i["tag"]: i["digest"] for i in tag_items}, stored)
+        return ManifestLookup(repo, {i["tag"]: i["digest"] for i in tag_items}, stored, policy_text)
 
     def iterate(
         self, repo: Repository, start: str | None = None, inclusive: bool = False, tag_status: str = "ANY"

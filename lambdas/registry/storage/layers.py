@@ -20,7 +20,7 @@ from ..records import Layer, Repository, Upload, repository_partition
 from . import codec
 from .backend import Action, Backend, Cancelled, ConditionFailed, Item, action, sse_arguments
 from .errors import ConcurrentUpdate, LayerExists, PartsChanged, UploadGone
-from .repositories import RepositoryStore, live_repository
+from .repositories import RepositoryStore, with_policy
 from .schema import BLOBS_PREFIX, blob_scope
 from .uploads import UploadStore
 
@@ -73,16 +73,18 @@ class LayerStore:
         keys = [self.backend.item_key("layers", repo.partition, d) for d in dict.fromkeys(digests)]
         return {i["digest"]: layer_from_item(i) for i in self.backend.batch_get({"layers": {"Keys": keys}})["layers"]}
 
-    def find(self, registry_id: str, name: str, digest: str) -> tuple[Repository | None, Layer | None]:
-        """The live repository and its layer `digest`, in one read (a pull asks this for every blob)."""
+    def find(self, registry_id: str, name: str, digest: str) -> tuple[Repository | None, Layer | None, str | None]:
+        """The live repository, its layer `digest` and its policy's text, in one read (a pull asks
+        this for every blob)."""
         found = self.backend.batch_get(
             {
-                "repositories": {"Keys": [self.repositories.item_key(registry_id, name)]},
+                "repositories": {"Keys": self.repositories.keys_with_policy(registry_id, name)},
                 "layers": {"Keys": [self.backend.item_key("layers", repository_partition(registry_id, name), digest)]},
             }
         )
         layers = found["layers"]
-        return live_repository(found["repositories"]), layer_from_item(layers[0]) if layers else None
+        repo, policy_text = with_policy(found["repositories"], name)
+        return repo, layer_from_item(layers[0]) if layers else None, policy_text
 
     def download_url(self, layer: Layer, head: bool = False) -> str:
         """A presigned URL of the layer's bytes: for GET, or (`head`) for HEAD."""

@@ -39,7 +39,7 @@ from ..records import (
 from . import codec
 from .backend import Action, Backend, Cancelled, ConditionFailed, Item, action
 from .errors import ConcurrentUpdate, PreviewInProgress, PreviewSuperseded, RepositoryGone
-from .repositories import LIVE, NAMES, RepositoryStore, live_repository
+from .repositories import LIVE, NAMES, RepositoryStore
 from .schema import (
     LIFECYCLE_POLICY_PREFIX,
     PREVIEW_PREFIX,
@@ -114,7 +114,7 @@ class LifecycleStore:
 
     def policy(self, registry_id: str, name: str) -> tuple[Repository | None, LifecyclePolicy | None]:
         """The live repository and its policy, in one read."""
-        repo, item = self._with_repository(registry_id, name, lifecycle_policy_item(name))
+        repo, item = self.repositories.with_item(registry_id, name, lifecycle_policy_item(name))
         return repo, policy_from_item(item) if repo is not None and item is not None else None
 
     def put_policy(self, repo: Repository, policy: LifecyclePolicy) -> None:
@@ -175,7 +175,7 @@ class LifecycleStore:
 
     def preview(self, registry_id: str, name: str) -> tuple[Repository | None, Preview | None]:
         """The live repository and its preview, in one read."""
-        repo, item = self._with_repository(registry_id, name, preview_item(name))
+        repo, item = self.repositories.with_item(registry_id, name, preview_item(name))
         return repo, preview_from_item(item) if repo is not None and item is not None else None
 
     def start_preview(self, repo: Repository, preview: Preview) -> None:
@@ -279,13 +279,6 @@ class LifecycleStore:
         self.delete_parts(repo.registry_id, repo.name)
 
     # --- helpers --------------------------------------------------------------------------------
-
-    def _with_repository(self, registry_id: str, name: str, sort: str) -> tuple[Repository | None, Item | None]:
-        keys = [self.repositories.item_key(registry_id, name), self._key(registry_id, sort)]
-        found = self.backend.batch_get({"repositories": {"Keys": keys}})["repositories"]
-        repo = live_repository([i for i in found if i["name"] == name])
-        items = [i for i in found if i["name"] == sort]
-        return repo, items[0] if items else None
 
     def _transact_for(self, repo: Repository, preview: Preview, write: Action) -> None:
         """One write on behalf of an in-progress preview: the repository live, the preview this one."""

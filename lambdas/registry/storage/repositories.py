@@ -6,6 +6,9 @@ Conditions that guard them:
 - TagResource/UntagResource replace `resource_tags` only while `tags_version` (and `created_at`: the
   same repository, not one re-created under its name) is what they read, and add 1 to it: the tag
   limit is decided on the tags the write replaces.
+- SetRepositoryPolicy: the `#policy:<name>` item's Put requires the repository live (a ConditionCheck
+  of `LIVE` in the same transaction), so a policy never outlives its repository; the item is deleted
+  in the transaction that deletes the repository.
 - Every writer of repository contents checks `attribute_exists(name) AND attribute_not_exists(deleting)
   AND config_version = :read` on this item, so a deletion or a mutability change that lands first
   makes the writer read again.
@@ -13,7 +16,7 @@ Conditions that guard them:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -31,7 +34,15 @@ from .errors import (
     RepositoryGone,
     RepositoryNotEmpty,
 )
-from .schema import FIRST_REPOSITORY_NAME, REGISTRY_ITEM, is_repository_item, lifecycle_policy_item, preview_item
+from .schema import (
+    FIRST_REPOSITORY_NAME,
+    REGISTRY_ITEM,
+    REPOSITORY_POLICY_PREFIX,
+    is_repository_item,
+    lifecycle_policy_item,
+    preview_item,
+    repository_policy_item,
+)
 
 LIVE = "attribute_exists(#name) AND attribute_not_exists(deleting)"
 NAMES = {"#name": "name"}
@@ -81,6 +92,14 @@ def live_repository(items: list[Item]) -> Repository | None:
     return None if repo is None or repo.deleting else repo
 
 
+def with_policy(items: list[Item], name: str) -> tuple[Repository | None, str | None]:
+    """The live repository `name` and its policy's text among the items read by `keys_with_policy`'s
+    keys. The policy counts even while the repository is being deleted: it goes with the repository."""
+    repo = live_repository([i for i in items if i["name"] == name])
+    texts = [i["policy_text"] for i in items if i["name"] == repository_policy_item(name)]
+    return repo, texts[0] if texts else None
+
+
 class RepositoryStore:
     def __init__(self, backend: Backend):
         self.backend = backend
@@ -102,6 +121,19 @@ class RepositoryStore:
         found = self.backend.batch_get({"repositories": {"Keys": keys}})["repositories"]
         repos = (repository_from_item(i) for i in found)
         return {r.name: r for r in repos if not r.deleting}
+
+    def keys_with_policy(self, registry_id: str, name: str) -> list[dict[str, Any]]:
+        """The keys of the repository's item and of its policy's, for a read that needs both (a pull's:
+        its authorization and its data in one BatchGetItem; `with_policy` reads what it found)."""
+        return [self.item_key(registry_id, name), self.item_key(registry_id, repository_policy_item(name))]
+
+    def with_item(self, registry_id: str, name: str, sort: str) -> tuple[Repository | None, Item | None]:
+        """The live repository and one of its items (its policy, its lifecycle policy...), in one read."""
+        keys = [self.item_key(registry_id, name), self.item_key(registry_id, sort)]
+        found = self.backend.batch_get({"repositories": {"Keys": keys}})["repositories"]
+        repo = live_repository([i for i in found if i["name"] == name])
+        items = [i for i in found if i["name"] == sort]
+        return repo, items[0] if items else None
 
     def list(self, registry_id: str, after: str | None) -> Iterator[Repository]:
         start, exclusive = (after, True) if after else (FIRST_REPOSITORY_NAME, False)
@@ -241,6 +273,53 @@ class RepositoryStore:
         except ConditionFailed:
             raise RepositoryGone(repo.registry_id, repo.name) from None
 
+    # --- repository policies --------------------------------------------------------------------
+
+    def policy(self, registry_id: str, name: str) -> tuple[Repository | None, str | None]:
+        """The live repository and its policy's text, in one read."""
+        repo, item = self.with_item(registry_id, name, repository_policy_item(name))
+        return repo, item["policy_text"] if repo is not None and item is not None else None
+
+    def policy_texts(self, registry_id: str, names: Sequence[str]) -> dict[str, str]:
+        """The policies of these repositories that have one, by name, in one read (what every
+        request naming repositories is authorized against)."""
+        keys = [self.item_key(registry_id, repository_policy_item(n)) for n in dict.fromkeys(names)]
+        found = self.backend.batch_get({"repositories": {"Keys": keys}})["repositories"]
+        return {i["name"][len(REPOSITORY_POLICY_PREFIX) :]: i["policy_text"] for i in found}
+
+    def set_policy(self, repo: Repository, text: str) -> None:
+        """Store the repository's policy (replacing any); RepositoryGone once it is not live."""
+        table = self.backend.table("repositories")
+        live = action(
+            "repository",
+            "ConditionCheck",
+            table,
+            key=self.item_key(repo.registry_id, repo.name),
+            condition=LIVE,
+            names=NAMES,
+        )
+        item = codec.item(registry_id=repo.registry_id, name=repository_policy_item(repo.name), policy_text=text)
+        try:
+            self.backend.transact([live, action("policy", "Put", table, item=item)])
+        except Cancelled as cancelled:
+            if cancelled.conflict:
+                raise ConcurrentUpdate() from None
+            raise RepositoryGone(repo.registry_id, repo.name) from None
+
+    def delete_policy(self, registry_id: str, name: str) -> str | None:
+        """Delete the repository's policy; the text deleted, None if it had none."""
+        try:
+            old = self.backend.write(
+                "delete_item",
+                "repositories",
+                Key=self.item_key(registry_id, repository_policy_item(name)),
+                ConditionExpression="attribute_exists(policy_text)",
+                ReturnValues="ALL_OLD",
+            )
+        except ConditionFailed:
+            return None
+        return old["policy_text"] if old else None
+
     def guard(
         self,
         repo: Repository,
@@ -295,15 +374,19 @@ class RepositoryStore:
             raise RepositoryGone(repo.registry_id, repo.name) from None
 
     def _delete_with_counter(self, repo: Repository, table: str) -> None:
-        # The repository's lifecycle policy and preview go with it (their results went before:
-        # LifecycleStore.purge), so a repository created later under the name starts without them.
-        lifecycle = [
+        # The repository's policy, lifecycle policy and preview go with it (the preview's results went
+        # before: LifecycleStore.purge), so a repository created later under the name starts without them.
+        belongings = [
             Action(name, {"Delete": {"TableName": table, "Key": self.item_key(repo.registry_id, sort)}})
-            for name, sort in (("policy", lifecycle_policy_item(repo.name)), ("preview", preview_item(repo.name)))
+            for name, sort in (
+                ("repository_policy", repository_policy_item(repo.name)),
+                ("policy", lifecycle_policy_item(repo.name)),
+                ("preview", preview_item(repo.name)),
+            )
         ]
         self.backend.transact(
             [
-                *lifecycle,
+                *belongings,
                 Action(
                     "repository",
                     {

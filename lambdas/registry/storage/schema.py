@@ -7,7 +7,8 @@
                                                             `#lifecycle:<name>` (its policy),
                                                             `#preview:<name>` (its preview) and
                                                             `#preview:<name>#<attempt>#<n>` (the
-                                                            preview's results, in parts)
+                                                            preview's results, in parts); and its
+                                                            repository policy, `#policy:<name>`
     images        repository ("<registry>/<name>") digest   image (manifest) in a repository
     tags          repository                     tag        tag in a repository (with a copy of its
                                                             image's manifest when that is small)
@@ -17,7 +18,7 @@
     keys          access_key_id                  -          access key issued by the registry; its
                                                             registry_id is the caller's tenant
 
-Repository names match [a-z0-9]..., so the `#registry` counter item and the lifecycle items sort
+Repository names match [a-z0-9]..., so the `#registry` counter item, the lifecycle and policy items sort
 before every repository and a query from "0" upwards lists repositories only; and a name has no
 `#`, so `#preview:<name>#` begins the keys of that one repository's preview results.
 
@@ -96,10 +97,15 @@ REGISTRY_ITEM = "#registry"  # sort key of the per-registry counter item in `rep
 FIRST_REPOSITORY_NAME = "0"  # lowest possible repository name: start of a repository listing
 LIFECYCLE_POLICY_PREFIX = "#lifecycle:"  # + repository name: its lifecycle policy
 PREVIEW_PREFIX = "#preview:"  # + repository name: its lifecycle policy preview
+REPOSITORY_POLICY_PREFIX = "#policy:"  # + repository name: its repository policy
 
 
 def lifecycle_policy_item(name: str) -> str:
     return LIFECYCLE_POLICY_PREFIX + name
+
+
+def repository_policy_item(name: str) -> str:
+    return REPOSITORY_POLICY_PREFIX + name
 
 
 def preview_item(name: str) -> str:
