@@ -151,6 +151,7 @@ def test_the_handler_emits_sweep_incomplete(monkeypatch, capsys, complete, dry_r
     from infra.sweep import INCOMPLETE_METRIC
     from registry.config import METRICS_NAMESPACE
     from registry.config import SWEEP_SERVICE_NAME as SERVICE_NAME
+    from registry.sweep import Sweeper
     from registry.sweep import handler as sweep_module
 
     def run(self, now=None, budget_seconds=None):
@@ -159,7 +160,7 @@ def test_the_handler_emits_sweep_incomplete(monkeypatch, capsys, complete, dry_r
 
     monkeypatch.setattr(sweep_module.Settings, "from_environment", classmethod(lambda cls: None))
     monkeypatch.setattr(sweep_module, "RegistryStore", lambda settings: type("Store", (), {"backend": None})())
-    monkeypatch.setattr(sweep_module.Sweeper, "run", run)
+    monkeypatch.setattr(Sweeper, "run", run)
     monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)  # without the stack's environment
 
     class Context:
