@@ -10,6 +10,7 @@ from stack_synth import SWEEP_HANDLER, function_by_handler, role_policy_statemen
 from registry.config import ACCESS_KEYS_KMS_KEY_ENV, BUCKET_ENV, TABLE_ENV
 from registry.storage.schema import TABLES
 from registry.sweep import DEFAULT_GRACE_SECONDS, GRACE_ENV
+from registry.sweep.usage import USAGE_METRICS_ENV
 
 DATA_TABLES = sorted(set(TABLES) - {"keys"})
 
@@ -84,6 +85,17 @@ def test_grace_comes_from_context_and_a_short_one_warns(variant):
     assert any("sweepGraceSeconds=0" in str(m) for m in messages), messages
     with pytest.raises(Exception, match="sweepGraceSeconds"):
         variant({"registry:sweepGraceSeconds": "-1"})
+
+
+def test_usage_metrics_come_from_context_and_an_unknown_value_is_refused(template, variant):
+    def setting(synthesized_template) -> str:
+        return sweep(synthesized_template)[1]["Properties"]["Environment"]["Variables"][USAGE_METRICS_ENV]
+
+    assert setting(template) == "repository"
+    for chosen in ("repository", "registry", "off"):
+        assert setting(variant({"registry:usageMetrics": chosen}).template) == chosen
+    with pytest.raises(ValueError, match=r"registry:usageMetrics must be repository \| registry \| off, not 'none'"):
+        variant({"registry:usageMetrics": "none"})
 
 
 def test_role_may_only_list_and_delete_in_its_own_tables_and_prefixes(template):
