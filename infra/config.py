@@ -24,6 +24,10 @@ Every field can be set in `cdk.json` ("context") or on the command line with
                                                           it has read: the revocation delay (0-900)
     registry:sweepGraceSeconds   86400                    the sweep reclaims only what is older than this
                                                           (keep it far above the function timeout)
+    registry:usageMetrics        repository               the usage metrics the sweep writes (each a
+                                                          billed custom metric): repository (each
+                                                          repository's and registry's) | registry
+                                                          (each registry's only) | off
     registry:quotas              {}                       {"max_images_per_repository": 1000, ...}
                                                           (field names of registry.config.Quotas)
     registry:allowedSourceCidrs  []                       if set: an API resource policy denying others
@@ -62,6 +66,7 @@ from constructs import Node
 
 from registry.config import DEFAULT_KEY_CACHE_SECONDS, MAX_KEY_CACHE_SECONDS, Quotas
 from registry.sweep import DEFAULT_GRACE_SECONDS
+from registry.sweep.usage import DEFAULT_USAGE_METRICS, UsageMetrics
 
 PREFIX = "registry:"
 # Roles and users (incl. paths); assumed-role session ARNs are not principals a key policy can name.
@@ -88,6 +93,7 @@ class RegistryProps:
     trim_botocore: bool = True
     key_cache_seconds: int = int(DEFAULT_KEY_CACHE_SECONDS)
     sweep_grace_seconds: int = int(DEFAULT_GRACE_SECONDS)
+    usage_metrics: str = DEFAULT_USAGE_METRICS.value
     quotas: dict[str, int] = field(default_factory=dict)
     allowed_source_cidrs: tuple[str, ...] = ()
     web_acl_arn: str = ""
@@ -115,6 +121,8 @@ class RegistryProps:
             )
         if self.sweep_grace_seconds < 0:
             raise ValueError(f"registry:sweepGraceSeconds must not be negative, not {self.sweep_grace_seconds}")
+        if self.usage_metrics not in set(UsageMetrics):
+            raise ValueError(f"registry:usageMetrics must be {' | '.join(UsageMetrics)}, not {self.usage_metrics!r}")
         if self.concurrency_alarm_threshold < 1:
             raise ValueError("registry:concurrencyAlarmThreshold must be at least 1")
         for arn in self.operator_principal_arns:

@@ -8,6 +8,8 @@ a metric math alarm over seven tables counts seven (see Costs in docs/deploying.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -17,10 +19,12 @@ from constructs import Construct
 from registry.config import METRICS_NAMESPACE, SERVICE_NAME, SWEEP_SERVICE_NAME
 from registry.sweep.usage import (
     IMAGE_COUNT_METRIC,
+    MAX_IMAGES_METRIC,
     REGISTRY_DIMENSION,
     REPOSITORY_COUNT_METRIC,
     REPOSITORY_DIMENSION,
     STORED_BYTES_METRIC,
+    UsageMetrics,
 )
 
 from .api import RegistryApi
@@ -52,6 +56,11 @@ DYNAMODB_SYSTEM_ERRORS_QUERY = 'SELECT SUM(SystemErrors) FROM SCHEMA("AWS/Dynamo
 USAGE_TOP = 10
 REPOSITORY_SERIES = (REGISTRY_DIMENSION, REPOSITORY_DIMENSION)
 REGISTRY_SERIES = (REGISTRY_DIMENSION,)
+USAGE_OFF_TEXT = (
+    "**Usage metrics are off** (`registry:usageMetrics` is `off`): the result of each sweep run, in the "
+    "sweep's log group, holds each registry's repositories, images, most images in a repository and "
+    "bytes stored."
+)
 
 
 def usage_query(metric: str, series: tuple[str, ...]) -> str:
@@ -306,43 +315,67 @@ class RegistryMonitoring(Construct):
         )
         self.dashboard.add_widgets(*self._usage_widgets())
 
-    def _usage_widgets(self) -> list[cloudwatch.GraphWidget]:
-        """What the sweep measures each hour (registry.sweep.usage), the counts against their quotas."""
+    def _usage_widgets(self) -> list[cloudwatch.IWidget]:
+        """What the sweep measures each hour (registry.sweep.usage), as far as registry:usageMetrics has
+        it written as metrics: the counts against their quotas."""
+        written = UsageMetrics(self.props.usage_metrics)
+        if written is UsageMetrics.OFF:  # a graph of metrics never written would only look broken
+            return [cloudwatch.TextWidget(markdown=USAGE_OFF_TEXT, width=24, height=2)]
         quotas = self.props.quota_values()
-
-        def graph(
-            title: str, metric: str, series: tuple[str, ...], quota: tuple[str, int] | None = None
-        ) -> cloudwatch.GraphWidget:
-            # label "": each series keeps its own, its registry and repository (not the query's text)
-            query = cloudwatch.MathExpression(
-                expression=usage_query(metric, series), using_metrics={}, period=SCHEDULE, label=""
+        images_quota = ("quota: images per repository", quotas.max_images_per_repository)
+        per_repository = written is UsageMetrics.REPOSITORY
+        images = (
+            UsageGraph(f"Images per repository (top {USAGE_TOP})", IMAGE_COUNT_METRIC, REPOSITORY_SERIES, images_quota)
+            if per_repository
+            else UsageGraph(
+                f"Most images in a repository, by registry (top {USAGE_TOP})",
+                MAX_IMAGES_METRIC,
+                REGISTRY_SERIES,
+                images_quota,
             )
-            annotations = [cloudwatch.HorizontalAnnotation(value=quota[1], label=quota[0])] if quota else None
-            return cloudwatch.GraphWidget(
-                title=title,
-                width=6,
-                left=[query],
-                left_annotations=annotations,
-                left_y_axis=cloudwatch.YAxisProps(min=0),
-            )
-
-        return [
-            graph(
-                f"Images per repository (top {USAGE_TOP})",
-                IMAGE_COUNT_METRIC,
-                REPOSITORY_SERIES,
-                ("quota: images per repository", quotas.max_images_per_repository),
-            ),
-            graph(
+        )
+        graphs = [
+            images,
+            UsageGraph(
                 f"Repositories per registry (top {USAGE_TOP})",
                 REPOSITORY_COUNT_METRIC,
                 REGISTRY_SERIES,
                 ("quota: repositories per registry", quotas.max_repositories),
             ),
-            graph(f"Bytes stored per registry, each blob once (top {USAGE_TOP})", STORED_BYTES_METRIC, REGISTRY_SERIES),
-            graph(
-                f"Bytes of each repository's layers, shared ones in each (top {USAGE_TOP})",
-                STORED_BYTES_METRIC,
-                REPOSITORY_SERIES,
+            UsageGraph(
+                f"Bytes stored per registry, each blob once (top {USAGE_TOP})", STORED_BYTES_METRIC, REGISTRY_SERIES
             ),
         ]
+        if per_repository:
+            graphs.append(
+                UsageGraph(
+                    f"Bytes of each repository's layers, shared ones in each (top {USAGE_TOP})",
+                    STORED_BYTES_METRIC,
+                    REPOSITORY_SERIES,
+                )
+            )
+        width = 24 // len(graphs)  # the row stays full
+        return [graph.widget(width) for graph in graphs]
+
+
+class UsageGraph(NamedTuple):
+    """The USAGE_TOP highest series of one usage metric, with a line at its quota if it has one."""
+
+    title: str
+    metric: str
+    series: tuple[str, ...]
+    quota: tuple[str, int] | None = None  # (label, value)
+
+    def widget(self, width: int) -> cloudwatch.GraphWidget:
+        # label "": each series keeps its own, its registry and repository (not the query's text)
+        query = cloudwatch.MathExpression(
+            expression=usage_query(self.metric, self.series), using_metrics={}, period=SCHEDULE, label=""
+        )
+        quota = self.quota
+        return cloudwatch.GraphWidget(
+            title=self.title,
+            width=width,
+            left=[query],
+            left_annotations=[cloudwatch.HorizontalAnnotation(value=quota[1], label=quota[0])] if quota else None,
+            left_y_axis=cloudwatch.YAxisProps(min=0),
+        )

@@ -3,7 +3,7 @@ run every hour by an EventBridge rule, that reclaims what abandoned work leaves 
 uploads, layers no image ever referenced, unused blobs, orphaned objects, half-done repository
 deletions), applies the repositories' lifecycle policies (and completes their previews), and
 measures what each repository and registry holds (EMF metrics in its log: registry.sweep.usage,
-graphed by monitoring.py).
+graphed by monitoring.py; which of them, registry:usageMetrics says).
 
 It has its own role: it lists and deletes, where the API function reads and writes. It never sees the
 access keys table nor any KMS key (deleting an SSE-KMS object needs no key).
@@ -28,6 +28,7 @@ from registry import sweep
 from registry.config import BUCKET_ENV, SWEEP_SERVICE_NAME, TABLE_ENV
 from registry.storage.schema import BLOBS_PREFIX, MANIFESTS_PREFIX, STAGED_PARTS_PREFIX
 from registry.sweep import GRACE_ENV
+from registry.sweep.usage import USAGE_METRICS_ENV
 
 from .api import TABLE_ACCESS, RegistryApi, log_retention
 from .bundling import lambda_code
@@ -135,6 +136,7 @@ class RegistrySweep(Construct):
                     if TABLE_ACCESS[logical] == "ReadWrite"
                 },
                 GRACE_ENV: str(props.sweep_grace_seconds),
+                USAGE_METRICS_ENV: props.usage_metrics,
                 "POWERTOOLS_SERVICE_NAME": SWEEP_SERVICE_NAME,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },

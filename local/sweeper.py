@@ -1,7 +1,9 @@
 """`make run`'s sweep: the scheduled Lambda's run (`registry.sweep.Sweeper`: abandoned work
 reclaimed, lifecycle policies applied, previews left IN_PROGRESS completed) every
 REGISTRY_SWEEP_INTERVAL_SECONDS (default 3600, as the stack's schedule), with
-REGISTRY_SWEEP_GRACE_SECONDS (default a day), in a thread of the runner over the local stand-ins."""
+REGISTRY_SWEEP_GRACE_SECONDS (default a day), in a thread of the runner over the local stand-ins.
+It writes the usage metrics REGISTRY_USAGE_METRICS asks for (default: per repository and per
+registry) to stdout as EMF, as the Lambda writes them to its log: there is no CloudWatch here."""
 
 from __future__ import annotations
 
@@ -12,13 +14,18 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from registry.config import Settings
+from registry.config import METRICS_NAMESPACE, Settings
 from registry.storage import RegistryStore
-from registry.sweep import Sweeper, grace_from_environment
+from registry.sweep import grace_from_environment, metered_sweeper
+from registry.sweep.usage import DEFAULT_USAGE_METRICS, UsageMetrics, usage_metrics_from_environment
 
 INTERVAL_ENV = "REGISTRY_SWEEP_INTERVAL_SECONDS"
 DEFAULT_INTERVAL_SECONDS = 3600.0
 REPORTED = ("images_expired", "previews_completed", "repositories_finished", "uploads_expired", "layers_deleted")
+
+
+def print_line(line: str) -> None:
+    print(line, flush=True)
 
 
 def interval_from_environment() -> float:
@@ -37,12 +44,14 @@ class SweepLoop:
         backends: Any,
         interval: float,
         grace: float,
-        log: Callable[[str], None] = lambda line: print(line, flush=True),
+        usage_metrics: UsageMetrics = DEFAULT_USAGE_METRICS,
+        log: Callable[[str], None] = print_line,
     ):
         from .registry import REGION
 
         settings = Settings(region=REGION, tables=dict(backends.tables), bucket=backends.bucket)
-        self.sweeper = Sweeper(RegistryStore(settings, backends.client), grace_seconds=grace)
+        store = RegistryStore(settings, backends.client)
+        self.sweeper = metered_sweeper(store, grace, usage_metrics, METRICS_NAMESPACE)
         self.interval, self.log = interval, log
         self.runs = 0
         self.last: dict[str, Any] | None = None
@@ -51,8 +60,9 @@ class SweepLoop:
         self._thread = threading.Thread(target=self._loop, name="sweep", daemon=True)
 
     @classmethod
-    def from_environment(cls, backends: Any, **kwargs: Any) -> SweepLoop:
-        return cls(backends, interval_from_environment(), grace_from_environment(), **kwargs)
+    def from_environment(cls, backends: Any, log: Callable[[str], None] = print_line) -> SweepLoop:
+        usage_metrics = usage_metrics_from_environment(refuse=lambda problem: log(f"sweep: {problem}"))
+        return cls(backends, interval_from_environment(), grace_from_environment(), usage_metrics, log=log)
 
     def start(self) -> SweepLoop:
         self._thread.start()

@@ -939,7 +939,7 @@ def usage_graphs(template) -> dict[str, dict]:
         queries = [m[0] for m in widget["properties"].get("metrics", []) if "expression" in m[0]]
         if any(METRICS_NAMESPACE in q["expression"] and "SCHEMA" in q["expression"] for q in queries):
             (query,) = queries
-            graphs[query["expression"]] = widget["properties"] | {"query": query}
+            graphs[query["expression"]] = widget["properties"] | {"query": query, "width": widget["width"]}
     return graphs
 
 
@@ -969,6 +969,7 @@ def test_dashboard_graphs_the_usage_the_sweep_emits_against_the_quotas(template,
         assert graph["query"]["period"] == 3600, "one point per hourly sweep"
         assert "label" not in graph["query"], "each series keeps its own label: its registry (and repository)"
         assert graph["yAxis"]["left"]["min"] == 0
+        assert graph["width"] == 6, "four in a full row"
 
     def quota_lines(graphs) -> dict[str, list[float]]:
         return {
@@ -986,6 +987,31 @@ def test_dashboard_graphs_the_usage_the_sweep_emits_against_the_quotas(template,
     lower = variant({"registry:quotas": json.dumps({"max_images_per_repository": 50, "max_repositories": 7})})
     lines = quota_lines(usage_graphs(lower.template))
     assert (lines[images], lines[repositories]) == ([50], [7])
+
+
+def test_the_usage_row_graphs_only_what_the_usage_metrics_setting_has_written(variant):
+    """registry: the registries' metrics, the fullest repository of each against the images quota;
+    off: no graph (a query of metrics never written is an empty graph), a note where the usage is."""
+    from infra.monitoring import REGISTRY_SERIES, USAGE_OFF_TEXT, usage_query
+    from registry.sweep.usage import MAX_IMAGES_METRIC, REPOSITORY_COUNT_METRIC, STORED_BYTES_METRIC
+
+    per_registry = variant({"registry:usageMetrics": "registry"}).template
+    graphs = usage_graphs(per_registry)
+    most_images = usage_query(MAX_IMAGES_METRIC, REGISTRY_SERIES)
+    assert set(graphs) == {
+        most_images,
+        usage_query(REPOSITORY_COUNT_METRIC, REGISTRY_SERIES),
+        usage_query(STORED_BYTES_METRIC, REGISTRY_SERIES),
+    }
+    assert [a["value"] for a in graphs[most_images]["annotations"]["horizontal"]] == [
+        Quotas().max_images_per_repository
+    ]
+    assert {graph["width"] for graph in graphs.values()} == {8}, "the row stays full"
+
+    off = variant({"registry:usageMetrics": "off"}).template
+    assert usage_graphs(off) == {}
+    notes = [w["properties"]["markdown"] for w in dashboard_widgets(off) if w["type"] == "text"]
+    assert notes == [USAGE_OFF_TEXT] and "registry:usageMetrics" in USAGE_OFF_TEXT
 
 
 def test_outputs_endpoint_and_copy_paste_command(template):

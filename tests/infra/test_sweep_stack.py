@@ -10,6 +10,7 @@ from stack_synth import SWEEP_HANDLER, function_by_handler, role_policy_statemen
 from registry.config import ACCESS_KEYS_KMS_KEY_ENV, BUCKET_ENV, TABLE_ENV
 from registry.storage.schema import TABLES
 from registry.sweep import DEFAULT_GRACE_SECONDS, GRACE_ENV
+from registry.sweep.usage import USAGE_METRICS_ENV
 
 DATA_TABLES = sorted(set(TABLES) - {"keys"})
 
@@ -86,6 +87,17 @@ def test_grace_comes_from_context_and_a_short_one_warns(variant):
         variant({"registry:sweepGraceSeconds": "-1"})
 
 
+def test_usage_metrics_come_from_context_and_an_unknown_value_is_refused(template, variant):
+    def setting(synthesized_template) -> str:
+        return sweep(synthesized_template)[1]["Properties"]["Environment"]["Variables"][USAGE_METRICS_ENV]
+
+    assert setting(template) == "repository"
+    for chosen in ("repository", "registry", "off"):
+        assert setting(variant({"registry:usageMetrics": chosen}).template) == chosen
+    with pytest.raises(ValueError, match=r"registry:usageMetrics must be repository \| registry \| off, not 'none'"):
+        variant({"registry:usageMetrics": "none"})
+
+
 def test_role_may_only_list_and_delete_in_its_own_tables_and_prefixes(template):
     statements = by_sid(template)
     assert set(statements) == {
@@ -151,6 +163,7 @@ def test_the_handler_emits_sweep_incomplete(monkeypatch, capsys, complete, dry_r
     from infra.sweep import INCOMPLETE_METRIC
     from registry.config import METRICS_NAMESPACE
     from registry.config import SWEEP_SERVICE_NAME as SERVICE_NAME
+    from registry.sweep import Sweeper
     from registry.sweep import handler as sweep_module
 
     def run(self, now=None, budget_seconds=None):
@@ -159,7 +172,7 @@ def test_the_handler_emits_sweep_incomplete(monkeypatch, capsys, complete, dry_r
 
     monkeypatch.setattr(sweep_module.Settings, "from_environment", classmethod(lambda cls: None))
     monkeypatch.setattr(sweep_module, "RegistryStore", lambda settings: type("Store", (), {"backend": None})())
-    monkeypatch.setattr(sweep_module.Sweeper, "run", run)
+    monkeypatch.setattr(Sweeper, "run", run)
     monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)  # without the stack's environment
 
     class Context:

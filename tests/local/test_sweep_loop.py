@@ -10,6 +10,7 @@ from harness import IsolatedRegistry
 from support import push_image
 
 from local.sweeper import DEFAULT_INTERVAL_SECONDS, SweepLoop, interval_from_environment
+from registry.sweep.usage import MAX_IMAGES_METRIC, REGISTRY_DIMENSION, USAGE_METRICS_ENV
 
 pytestmark = pytest.mark.local_only
 KEEP_ONE_UNTAGGED = json.dumps(
@@ -58,3 +59,38 @@ def test_the_interval_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("REGISTRY_SWEEP_INTERVAL_SECONDS", "0")
     with pytest.raises(ValueError, match="REGISTRY_SWEEP_INTERVAL_SECONDS"):
         interval_from_environment()
+
+
+def test_the_loop_writes_the_usage_metrics_the_environment_asks_for(backends, monkeypatch, capsys):
+    """As the stack's function: REGISTRY_USAGE_METRICS=registry writes only each registry's metrics
+    (EMF on stdout), and a value the synth would refuse is refused in the loop's log."""
+    stack = IsolatedRegistry(backends, workers=1)
+    try:
+        ecr = stack.ecr()
+        ecr.create_repository(repositoryName="metered")
+        push_image(ecr, "metered", layers=0)
+        monkeypatch.setenv("REGISTRY_SWEEP_INTERVAL_SECONDS", "0.05")
+        monkeypatch.setenv(USAGE_METRICS_ENV, "registry")
+        lines: list[str] = []
+        loop = SweepLoop.from_environment(stack.backends, log=lines.append)
+        capsys.readouterr()
+        loop.start()
+        try:
+            assert loop.wait_for_runs(1, timeout=120)
+        finally:
+            loop.stop()
+        documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+        assert documents, "the usage metrics of each run"
+        for document in documents:
+            ((dimensions,),) = [d["Dimensions"] for d in document["_aws"]["CloudWatchMetrics"]]
+            assert dimensions == [REGISTRY_DIMENSION], document
+        assert any(MAX_IMAGES_METRIC in document for document in documents), documents
+
+        monkeypatch.setenv(USAGE_METRICS_ENV, "everything")
+        SweepLoop.from_environment(stack.backends, log=lines.append)
+        assert [line for line in lines if USAGE_METRICS_ENV in line] == [
+            f"sweep: {USAGE_METRICS_ENV}='everything' is not one of repository, registry, off: "
+            "writing repository metrics"
+        ]
+    finally:
+        stack.stop()

@@ -34,14 +34,18 @@ from support import (
 
 from registry.config import KMS_KEY_REGISTRY_TAG, METRICS_NAMESPACE
 from registry.records import Grant
+from registry.storage.layers import LayerStore
 from registry.sweep.usage import (
     IMAGE_COUNT_METRIC,
+    MAX_IMAGES_METRIC,
     REGISTRY_DIMENSION,
     REPOSITORY_COUNT_METRIC,
     REPOSITORY_DIMENSION,
     STORED_BYTES_METRIC,
+    USAGE_METRICS_ENV,
     RegistryUsage,
     RepositoryUsage,
+    UsageMetrics,
 )
 
 pytestmark = pytest.mark.local_only
@@ -485,10 +489,12 @@ class Pushes:
         """(registry, repository) -> (images, bytes of its blobs)."""
         return {(self.registry_id, r): (self.images[r], sum(blobs.values())) for r, blobs in self.blobs.items()}
 
-    def registry(self) -> dict[str, tuple[int, int, int]]:
-        """registry -> (repositories, images, bytes stored): bytes once per digest and key."""
+    def registry(self) -> dict[str, tuple[int, int, int, int]]:
+        """registry -> (repositories, images, most images in a repository, bytes stored): bytes once
+        per digest and key."""
         stored = {(self.key[r], digest): size for r, blobs in self.blobs.items() for digest, size in blobs.items()}
-        return {self.registry_id: (len(self.blobs), sum(self.images.values()), sum(stored.values()))}
+        most = max((self.images[r] for r in self.blobs), default=0)
+        return {self.registry_id: (len(self.blobs), sum(self.images.values()), most, sum(stored.values()))}
 
 
 def other_registry(stack):
@@ -520,12 +526,26 @@ def measured(reported) -> tuple[dict, dict]:
         if isinstance(u, RepositoryUsage)
     }
     registries = {
-        u.registry_id: (u.repository_count, u.image_count, u.stored_bytes)
+        u.registry_id: (u.repository_count, u.image_count, u.max_images_in_a_repository, u.stored_bytes)
         for u in reported
         if isinstance(u, RegistryUsage)
     }
     assert len(repositories) + len(registries) == len(reported), "each reported once"
     return repositories, registries
+
+
+def usage_result(*pushes: Pushes) -> dict:
+    """The usage a complete run's result holds, computed from the pushes."""
+    registries = {}
+    for each in pushes:
+        for registry, (count, images, most, stored) in each.registry().items():
+            registries[registry] = {
+                "repositories": count,
+                "images": images,
+                "max_images_in_a_repository": most,
+                "stored_bytes": stored,
+            }
+    return {"complete": True, "registries": registries}
 
 
 def test_usage_counts_images_and_bytes_per_repository_and_each_stored_blob_once_per_registry(stack, make_sweeper):
@@ -549,18 +569,12 @@ def test_usage_counts_images_and_bytes_per_repository_and_each_stored_blob_once_
     repositories, registries = measured(reported)
     assert repositories == ours.repositories() | theirs.repositories()
     assert registries == ours.registry() | theirs.registry()
-    assert registries[REGISTRY_ID][2] < sum(stored for (r, _), (_, stored) in repositories.items() if r == REGISTRY_ID)
+    assert registries[REGISTRY_ID][3] < sum(stored for (r, _), (_, stored) in repositories.items() if r == REGISTRY_ID)
     # A registry is reported once all of its repositories were.
     for registry_id in registries:
         positions = [i for i, u in enumerate(reported) if u.registry_id == registry_id]
         assert isinstance(reported[positions[-1]], RegistryUsage)
-    assert result["usage"] == {
-        "complete": True,
-        "registries": {
-            registry: {"repositories": count, "images": images, "stored_bytes": stored}
-            for registry, (count, images, stored) in registries.items()
-        },
-    }
+    assert result["usage"] == usage_result(ours, theirs)
 
     # An hour later the loose layer is reclaimed, and the same run's usage no longer counts it.
     del ours.blobs["alpha"][sha256(loose)]
@@ -617,41 +631,77 @@ def metric_values(document: dict) -> tuple[list[str], dict[str, tuple[str, float
     return dimensions, {m["Name"]: (m["Unit"], value(m["Name"])) for m in directive["Metrics"]}
 
 
-def test_the_scheduled_run_writes_usage_as_emf_and_a_dry_run_only_returns_it(stack, monkeypatch, capsys):
+def written_usage(documents: list[dict]) -> dict[tuple[str, str | None], dict[str, tuple[str, float]]]:
+    """The usage documents among EMF documents, by series: (registry, repository or None) -> metrics."""
+    written = {}
+    for document in documents:
+        dimensions, metrics = metric_values(document)
+        if dimensions == [REGISTRY_DIMENSION, REPOSITORY_DIMENSION]:
+            written[(document[REGISTRY_DIMENSION], document[REPOSITORY_DIMENSION])] = metrics
+        elif dimensions == [REGISTRY_DIMENSION]:
+            written[(document[REGISTRY_DIMENSION], None)] = metrics
+    return written
+
+
+def expected_usage(pushes: Pushes, written: UsageMetrics) -> dict[tuple[str, str | None], dict[str, tuple[str, float]]]:
+    """What `written_usage` finds when the run writes `written`, computed from the pushes."""
+    ((repositories, _, most, stored),) = pushes.registry().values()
+    registry = {REPOSITORY_COUNT_METRIC: ("Count", repositories), STORED_BYTES_METRIC: ("Bytes", stored)}
+    if written is UsageMetrics.OFF:
+        return {}
+    if written is UsageMetrics.REGISTRY:
+        return {(pushes.registry_id, None): registry | {MAX_IMAGES_METRIC: ("Count", most)}}
+    return {(pushes.registry_id, None): registry} | {
+        series: {IMAGE_COUNT_METRIC: ("Count", images), STORED_BYTES_METRIC: ("Bytes", stored)}
+        for series, (images, stored) in pushes.repositories().items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("setting", "written"),
+    [
+        (None, UsageMetrics.REPOSITORY),
+        ("repository", UsageMetrics.REPOSITORY),
+        ("registry", UsageMetrics.REGISTRY),
+        ("off", UsageMetrics.OFF),
+        ("per-repository", UsageMetrics.REPOSITORY),  # set by hand past the synth: refused, the default
+    ],
+)
+def test_the_scheduled_run_writes_the_usage_metrics_asked_for_and_a_dry_run_only_returns_them(
+    stack, monkeypatch, capsys, caplog, setting, written
+):
     from registry.sweep import handler
 
     ours = Pushes(stack.ecr(), REGISTRY_ID)
     ours.repository("emf/app")
     ours.image("emf/app", os.urandom(500), os.urandom(700))
     ours.image("emf/app", os.urandom(300))
+    ours.repository("emf/one")
+    ours.image("emf/one", os.urandom(400))
     ours.repository("emf/empty")
     use_function_environment(stack, monkeypatch)
     monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)  # the default is the stack's
+    monkeypatch.delenv(USAGE_METRICS_ENV, raising=False)
+    if setting is not None:
+        monkeypatch.setenv(USAGE_METRICS_ENV, setting)
+    if written is not UsageMetrics.REPOSITORY:  # a repository's bytes are read only for its own metrics
+
+        def no_query(self, repo):
+            raise AssertionError(f"{repo.name}'s bytes were read for no metric")
+
+        monkeypatch.setattr(LayerStore, "stored_bytes", no_query)
 
     capsys.readouterr()
     result = handler.lambda_handler({}, LambdaContext())
-    documents = [(d, *metric_values(d)) for d in emf_documents(capsys.readouterr().out)]
-    by_repository = {
-        d[REPOSITORY_DIMENSION]: metrics
-        for d, dimensions, metrics in documents
-        if dimensions == [REGISTRY_DIMENSION, REPOSITORY_DIMENSION] and d[REGISTRY_DIMENSION] == REGISTRY_ID
-    }
-    assert by_repository == {
-        name: {IMAGE_COUNT_METRIC: ("Count", images), STORED_BYTES_METRIC: ("Bytes", stored)}
-        for (_, name), (images, stored) in ours.repositories().items()
-    }
-    (registry_metrics,) = [
-        metrics
-        for d, dimensions, metrics in documents
-        if dimensions == [REGISTRY_DIMENSION] and d[REGISTRY_DIMENSION] == REGISTRY_ID
+    documents = emf_documents(capsys.readouterr().out)
+    assert written_usage(documents) == expected_usage(ours, written)
+    assert len(documents) == len(expected_usage(ours, written)) + 1, "and SweepIncomplete"
+    assert result["usage"] == usage_result(ours), "the result holds the usage whatever is written"
+    # (the log's records: its JSON goes to the stdout the Logger found at import, not capsys's)
+    refusals = [
+        r.getMessage() for r in caplog.records if r.levelname == "ERROR" and USAGE_METRICS_ENV in r.getMessage()
     ]
-    ((repositories, _, stored),) = ours.registry().values()
-    assert registry_metrics == {
-        REPOSITORY_COUNT_METRIC: ("Count", repositories),
-        STORED_BYTES_METRIC: ("Bytes", stored),
-    }
-    assert len(documents) == len(by_repository) + 2, "one per repository, one for the registry, SweepIncomplete"
-    assert result["usage"]["complete"] is True
+    assert len(refusals) == (setting == "per-repository"), refusals
 
     dry = handler.lambda_handler({"dryRun": True}, LambdaContext())
     assert emf_documents(capsys.readouterr().out) == []

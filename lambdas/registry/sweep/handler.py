@@ -3,8 +3,9 @@
 Event `{"dryRun": true}` counts what would go and deletes nothing. The run stops 30 s before the
 function's timeout; the next run carries on. Each real run emits INCOMPLETE_METRIC (1: it ran out
 of time, 0: it finished): an alarm watches for runs that never finish; and the usage it measured
-(usage.py), one EMF document per repository and per registry. A dry run emits no metric: it is an
-operator's look (its result holds the registries' usage), not a point of the schedule's series.
+(usage.py), one EMF document per repository and per registry, or per registry only, or none, as
+REGISTRY_USAGE_METRICS says. A dry run emits no metric: it is an operator's look (its result holds
+the registries' usage), not a point of the schedule's series.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from ..config import METRICS_NAMESPACE, SWEEP_SERVICE_NAME, Settings
 from ..storage import RegistryStore
-from . import INCOMPLETE_METRIC, Sweeper, grace_from_environment, usage
+from . import INCOMPLETE_METRIC, grace_from_environment, metered_sweeper, usage
+from .usage import UsageMetrics
 
 # The service is the sweep whatever the environment says (the stack sets the same name): the alarm
 # watches the metric under exactly this dimension.
@@ -28,12 +30,14 @@ def lambda_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]
     budget = context.get_remaining_time_in_millis() / 1000 - 30 if context is not None else None
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE
     dry_run = bool((event or {}).get("dryRun"))
-    sweeper = Sweeper(
+    metrics = usage.usage_metrics_from_environment(refuse=logger.error)
+    sweeper = metered_sweeper(
         RegistryStore(Settings.from_environment()),
-        grace_seconds=grace_from_environment(),
+        grace_from_environment(),
+        UsageMetrics.OFF if dry_run else metrics,
+        namespace,
         dry_run=dry_run,
         log=lambda message, extra: logger.info(message, extra=extra),
-        report_usage=None if dry_run else lambda measured: usage.emit(measured, namespace),
     )
     result = sweeper.run(budget_seconds=budget)
     if not dry_run:  # an operator's dry run says nothing about the schedule keeping up

@@ -39,12 +39,16 @@ class Sweeper:
         dry_run: bool = False,
         log: Callable[[str, dict[str, Any]], None] | None = None,
         report_usage: Callable[[Usage], None] | None = None,
+        report_repositories: bool = True,
     ):
         self.store = store
         self.grace, self.dry_run = grace_seconds, dry_run
         self.log = log or (lambda message, extra: None)
-        # Called with each repository's usage as it is measured, then with its registry's.
+        # Called with each repository's usage as it is measured (unless report_repositories is
+        # False), then with its registry's.
         self.report_usage = report_usage or (lambda usage: None)
+        # A repository's bytes cost a Query of its own, and only its usage report needs them.
+        self.report_repositories = report_repositories and report_usage is not None
         self.report: Counter[str] = Counter()
         self._deadline: float | None = None
 
@@ -242,6 +246,7 @@ class Sweeper:
                 registries[registry_id] = {
                     "repositories": measured.repository_count,
                     "images": measured.image_count,
+                    "max_images_in_a_repository": measured.max_images_in_a_repository,
                     "stored_bytes": measured.stored_bytes,
                 }
         except OutOfTime:
@@ -249,14 +254,15 @@ class Sweeper:
         return {"complete": True, "registries": registries}
 
     def _registry_usage(self, registry_id: str, repository_count: int) -> RegistryUsage:
-        images, scopes = 0, set()
+        image_counts, scopes = [], set()
         for repo in self._paced(self.store.repositories.list(registry_id, None)):
-            stored = self.store.layers.stored_bytes(repo)
-            self.report_usage(RepositoryUsage(registry_id, repo.name, repo.image_count, stored))
-            images += repo.image_count
+            if self.report_repositories:
+                stored = self.store.layers.stored_bytes(repo)
+                self.report_usage(RepositoryUsage(registry_id, repo.name, repo.image_count, stored))
+            image_counts.append(repo.image_count)
             scopes.add(repo.encryption.scope)
         stored = self.store.layers.registry_stored_bytes(registry_id, sorted(scopes))
-        return RegistryUsage(registry_id, repository_count, images, stored)
+        return RegistryUsage(registry_id, repository_count, sum(image_counts), max(image_counts, default=0), stored)
 
     def _upload_may_still_register(self, upload_id: str, written: float, ttl: float) -> bool:
         """Whether a CompleteLayerUpload of this upload may still name an object written at `written`."""
