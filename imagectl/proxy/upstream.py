@@ -41,18 +41,18 @@ class Upstream:
         self.client, self.clock = client, clock
         self.http = session(RETRY_THEN_PASS_ON)
         self._lock = threading.Lock()
-        self._login: Login = login(client)
+        self.current: Login = login(client)
 
     @property
     def endpoint(self) -> str:
-        return self._login.endpoint
+        return self.current.endpoint
 
     def authorization(self) -> str:
         with self._lock:
-            expires = self._login.expires_at
+            expires = self.current.expires_at
             if expires and self.clock() > expires - REFRESH_BEFORE:
-                self._login = login(self.client)
-            return self._login.basic
+                self.current = login(self.client)
+            return self.current.basic
 
     def forward(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes | None = None

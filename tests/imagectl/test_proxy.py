@@ -6,11 +6,11 @@ mount) are driven with requests, as those clients send them."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,8 +19,7 @@ import pytest
 import requests
 from support import sha256, unique_name, upload_blob
 
-from imagectl.proxy.bodies import BadBody, ChunkedBody, SizedBody
-from imagectl.proxy.uploads import OCI_CODES
+from imagectl.proxy.upstream import REFRESH_BEFORE, Upstream
 
 MiB = 1 << 20
 # Bytes. The 200 MiB layer held whole would be ~270 MB with Python's own ~60; streamed, the proxy
@@ -37,6 +36,10 @@ class Proxy:
     @property
     def host(self) -> str:
         return urlsplit(self.url).netloc
+
+    def requests(self) -> str:
+        """The requests it answered, from its log (a line each, written before the answer)."""
+        return self.log.read_text()
 
     def peak_rss(self) -> int:
         """The proxy process's peak resident set (VmHWM), in bytes."""
@@ -84,6 +87,7 @@ def test_docker_pushes_a_200_mib_layer_through_the_proxy_then_pulls_it_from_the_
     docker_engine.run("tag", built, through_proxy)
     docker_engine.run("push", through_proxy, timeout=600)
 
+    assert f"PATCH /v2/{repo}/blobs/uploads/" in proxy.requests()  # docker's one PATCH of a whole layer
     peak = proxy.peak_rss()
     print(f"\nproxy peak RSS during the 200 MiB push: {peak / 1e6:.0f} MB")
     assert peak < PEAK_RSS_BOUND
@@ -113,6 +117,27 @@ def test_the_registrys_errors_reach_docker_as_the_registry_says_them(proxy, busy
     docker_engine.run("tag", busybox_image.ref, f"{proxy.host}/{absent}:v1")
     unknown = docker_engine.run("push", f"{proxy.host}/{absent}:v1", timeout=300, check=False)
     assert unknown.returncode != 0 and "name unknown" in unknown.stderr and absent in unknown.stderr
+
+
+def test_containerd_pushes_an_8_mib_layer_through_the_proxy(
+    proxy, repo, busybox_image, docker_engine, ctr, tmp_path, ecr
+):
+    """containerd sends each blob as one monolithic PUT (no chunked upload): past the 4.4 MiB a
+    request to the registry may carry."""
+    busybox_image.restore()
+    built = busybox_image.with_random_layer(f"local/big-ctr:{repo.rsplit('-', 1)[1]}", 8)
+    docker_engine.run("save", "-o", tmp_path / "big.tar", built)
+    ctr.run("images", "import", "--base-name", "local/big-ctr", tmp_path / "big.tar", timeout=120)
+    through_proxy = f"{proxy.host}/{repo}:from-ctr"
+    try:
+        ctr.run("images", "tag", "--force", f"docker.io/{built}", through_proxy)
+        ctr.run("images", "push", "--plain-http", through_proxy, timeout=300)
+    finally:
+        ctr.run("images", "rm", f"docker.io/{built}", through_proxy, check=False)
+    (detail,) = ecr.describe_images(repositoryName=repo, imageIds=[{"imageTag": "from-ctr"}])["imageDetails"]
+    assert detail["imageSizeInBytes"] > 8 * MiB
+    requests_seen = proxy.requests()
+    assert f"PUT /v2/{repo}/blobs/uploads/" in requests_seen and "PATCH " not in requests_seen
 
 
 def test_skopeo_copies_through_the_proxy_and_reads_it_back(proxy, repo, saved_busybox, skopeo, ecr):
@@ -234,31 +259,12 @@ def test_a_non_loopback_listen_is_refused_unless_allowed(user_env, tmp_path):
     assert "no login of its own" in (tmp_path / "proxy.log").read_text() and "--allow-remote" in out
 
 
-# --- pure parts ------------------------------------------------------------------------------------
-
-
-def test_chunked_bodies_are_decoded_piece_by_piece():
-    framed = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nTrailer: x\r\n\r\nNEXT REQUEST"
-    stream = io.BytesIO(framed)
-    body = ChunkedBody(stream)
-    pieces = [body.read(3) for _ in range(5)]
-    assert pieces == [b"Wik", b"i", b"ped", b"ia", b""] and body.exhausted
-    assert stream.read() == b"NEXT REQUEST"  # nothing of the next request was read
-    with pytest.raises(BadBody):
-        ChunkedBody(io.BytesIO(b"zz\r\n")).read(10)
-    short = SizedBody(io.BytesIO(b"short"), 10)
-    assert short.read(100) == b"short" and not short.exhausted
-    with pytest.raises(BadBody):
-        short.read(100)
-
-
-def test_the_upload_errors_have_the_registrys_own_codes():
-    """What the proxy answers for an ECR API error is what the registry's /v2 answers for it."""
-    from registry.distribution import http
-    from registry.service_model import ecr_model
-
-    own = {error.__name__: answer for error, answer in http.CODES.items()}
-    shared = set(OCI_CODES) & set(own)
-    assert shared >= {"RepositoryNotFoundException", "InvalidLayerException", "UploadNotFoundException"}
-    assert {name: OCI_CODES[name] for name in shared} == {name: own[name] for name in shared}
-    assert set(OCI_CODES) <= {shape.name for shape in ecr_model().error_shapes}
+def test_the_login_is_renewed_before_it_expires(ecr):
+    now = time.time()
+    upstream = Upstream(ecr, clock=lambda: now)
+    first = upstream.current
+    assert first.expires_at > now + REFRESH_BEFORE
+    assert upstream.authorization() == first.basic and upstream.current is first
+    now = first.expires_at - REFRESH_BEFORE + 1
+    upstream.authorization()
+    assert upstream.current is not first and upstream.current.expires_at > first.expires_at - REFRESH_BEFORE
