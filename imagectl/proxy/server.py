@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 
@@ -107,16 +107,16 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def _mount(self, name: str, query: dict[str, str]) -> Reply | None:
         """The registry's own answer when it mounted the blob from the other repository; None when it
         would take an upload instead (its upload is cancelled: the proxy makes its own)."""
-        target = f"/v2/{name}/blobs/uploads/?mount={query['mount']}&from={query['from']}"
+        target = f"/v2/{name}/blobs/uploads/?{urlencode({'mount': query['mount'], 'from': query['from']})}"
         with as_oci_errors():
             answer = self.server.upstream.forward("POST", target, {})
         if answer.status_code != 202:
             return self._reply_from(answer)
         answer.close()
-        started = answer.headers.get("Location")
+        started = self.server.upstream.headers_for_client(answer).get("Location")  # the path under its endpoint
         if started:
             with as_oci_errors():
-                self.server.upstream.forward("DELETE", urlsplit(started).path, {}).close()
+                self.server.upstream.forward("DELETE", started, {}).close()
         return None
 
     def _continue(self, session: UploadSession, query: dict[str, str], body: Body) -> Reply:
