@@ -70,8 +70,8 @@ def proxy(user_env, tmp_path):
         assert first, f"the proxy exited {process.wait(10)}: {log.read_text()}"
         yield Proxy(json.loads(first)["url"], process, log)
     finally:
-        process.terminate()
-        process.wait(20)
+        process.terminate()  # SIGTERM stops it as Ctrl-C does
+        assert process.wait(20) == 0
         process.stdout.close()  # type: ignore[union-attr]
 
 
@@ -250,6 +250,14 @@ def test_a_mount_the_registry_cannot_make_becomes_an_upload_of_the_proxys(proxy,
     upload_id = started.headers["Docker-Upload-UUID"]
     assert started.headers["Location"] == f"/v2/{repo}/blobs/uploads/{upload_id}"
     assert requests.get(proxy.url + started.headers["Location"], timeout=30).status_code == 204
+
+
+def test_without_credentials_the_proxy_does_not_start(user_env, tmp_path):
+    anonymous = {k: v for k, v in user_env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    refused = start_proxy(anonymous, tmp_path / "proxy.log", "--listen", "127.0.0.1:0")
+    out, _ = refused.communicate(timeout=60)
+    assert refused.returncode == 5 and json.loads(out)["code"] == "Credentials"
+    assert "no AWS credentials" in (tmp_path / "proxy.log").read_text()
 
 
 def test_a_non_loopback_listen_is_refused_unless_allowed(user_env, tmp_path):
