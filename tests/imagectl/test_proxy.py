@@ -1,8 +1,8 @@
 """`imagectl proxy` (docs/images.md#the-local-proxy) as a user runs it, with the clients it is for:
-docker pushes a layer far past what one request to the registry may carry, the registry's errors
-reach docker as the registry says them, skopeo copies through it, docker pulls through it. The
-upload modes no Debian tool here sends (Content-Range chunks, containerd's monolithic PUT, a
-mount) are driven with requests, as those clients send them."""
+docker pushes a layer far past what one request to the registry may carry (one chunked PATCH),
+containerd too (ctr: one monolithic PUT), the registry's errors reach docker as the registry says
+them, skopeo copies through it, docker pulls through it. What no tool here sends on its own
+(Content-Range chunks, an out-of-order chunk, a wrong digest, mounts) is driven with requests."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def proxy(user_env, tmp_path):
         process.stdout.close()  # type: ignore[union-attr]
 
 
-# --- docker, skopeo -----------------------------------------------------------------------------
+# --- docker, containerd, skopeo ----------------------------------------------------------------------
 
 
 def test_docker_pushes_a_200_mib_layer_through_the_proxy_then_pulls_it_from_the_registry_and_runs_it(
@@ -157,7 +157,7 @@ def test_docker_pulls_through_the_proxy(proxy, repo, imagectl, saved_busybox, bu
     assert ran.stdout.strip() == busybox_image.content.strip()
 
 
-# --- the other upload modes, as their clients send them --------------------------------------------
+# --- the other upload modes, as their clients send them -------------------------------------------
 
 
 def start_upload(proxy: Proxy, repo: str) -> str:
