@@ -49,6 +49,7 @@ def render(results: dict) -> str:
         ("throughput", _throughput),
         ("v2", _v2),
         ("lifecycle", _lifecycle),
+        ("proxy", _proxy),
     ):
         if name not in sections:
             continue
@@ -497,3 +498,19 @@ def _lifecycle(s: dict):
             verdict(worst <= 1.5),
         ]
     ]
+
+
+def _proxy(s: dict):
+    target = f"imagectl proxy's peak RSS < {s.get('bound_mb', 256)} MB during a docker push"
+    if "skipped" in s:
+        return f"## 8. imagectl proxy: skipped -- {s['skipped']}", [[target, "skipped", "n/a"]]
+    text = "\n".join(
+        [
+            f"## 8. docker push of a {s['layer_mib']} MiB layer of random bytes through `imagectl proxy`",
+            "",
+            f"docker {s['docker']}: the push took {s['push_seconds']} s ({s['mib_per_s']} MiB/s, docker's gzip "
+            f"included); the proxy's peak resident set (VmHWM) was {s['proxy_peak_rss_mb']} MB.",
+        ]
+    )
+    measured = f"{s['proxy_peak_rss_mb']} MB ({s['layer_mib']} MiB layer)"
+    return text, [[target, measured, verdict(s["proxy_peak_rss_mb"] < s["bound_mb"])]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 from .ecr import Connection, ecr_client, login
 from .errors import ToolError, UsageError
 from .progress import Reporter, reporter_for
+from .proxy import Listen, open_proxy
 from .pull import pull
 from .push import Target, push
 from .resume import ResumeState
@@ -64,6 +66,13 @@ def parser() -> argparse.ArgumentParser:
     copy_cmd.add_argument("destination", metavar="REPO[:TAG]")
     copy_cmd.add_argument("--src-creds", help="USER:PASSWORD for the source (else IMAGECTL_SRC_CREDS; else anonymous)")
     copy_cmd.add_argument("--create", action="store_true", help="create the repository if it does not exist")
+    proxy_cmd = commands.add_parser(
+        "proxy", parents=[common], help="serve a registry endpoint on loopback for docker, containerd, skopeo"
+    )
+    proxy_cmd.add_argument("--listen", default="127.0.0.1:5000", metavar="HOST:PORT", help="default 127.0.0.1:5000")
+    proxy_cmd.add_argument(
+        "--allow-remote", action="store_true", help="listen beyond loopback (the proxy has no login of its own)"
+    )
     return top
 
 
@@ -144,4 +153,25 @@ def _pull(args: argparse.Namespace, connection: Connection, jobs: int, reporter:
     return result, f"pulled {repository}@{result['digest']} into {result['destination']} ({result['format']})"
 
 
-COMMANDS = {"push": _push, "pull": _pull, "copy": _copy}
+def _proxy(args: argparse.Namespace, connection: Connection, jobs: int, reporter: Reporter) -> Outcome:
+    server = open_proxy(Listen.parse(args.listen), ecr_client(connection, jobs), args.allow_remote)
+    url, registry = server.url, server.upstream.endpoint
+    if args.output == "json":
+        print(json.dumps({"event": "listening", "url": url, "registry": registry}), flush=True)
+    else:
+        print(f"imagectl proxy: listening on {url} for {registry} (Ctrl-C stops it)", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped as by Ctrl-C
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return {"url": url, "registry": registry}, "imagectl proxy: stopped"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+COMMANDS = {"push": _push, "pull": _pull, "copy": _copy, "proxy": _proxy}

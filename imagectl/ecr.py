@@ -104,10 +104,17 @@ class Login:
     endpoint: str
     username: str
     password: str
+    expires_at: float = 0.0  # epoch seconds (0: not said)
+
+    @property
+    def basic(self) -> str:
+        """The Authorization header it makes."""
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
 
 
 def login(client: Any) -> Login:
     with translated_errors():
         data = client.get_authorization_token()["authorizationData"][0]
     username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-    return Login(data["proxyEndpoint"].rstrip("/"), username, password)
+    expires = data.get("expiresAt")
+    return Login(data["proxyEndpoint"].rstrip("/"), username, password, expires.timestamp() if expires else 0.0)

@@ -7,6 +7,9 @@ request body, later) only where it already is. The upload id and the last acknow
 in the resume state after every part, so a killed push run again goes on from there; where the
 registry holds more or less than recorded, its InvalidLayerPartException says where
 (`lastValidByteReceived`), and the stream is reopened there.
+
+`LayerParts` is the three calls themselves, for one repository: the proxy (imagectl/proxy) sends
+its clients' request bodies through it part by part.
 """
 
 from __future__ import annotations
@@ -49,10 +52,49 @@ class _Sent:
 
 
 @dataclass
-class _Cursor:
+class UploadCursor:
     upload_id: str
     part_size: int
     next_byte: int
+
+
+class LayerParts:
+    """InitiateLayerUpload, UploadLayerPart and CompleteLayerUpload for one repository. botocore's
+    ClientError goes through, but for what the calls mean: a part the registry acknowledged
+    elsewhere is `PartMoved`, a layer it already has is done."""
+
+    def __init__(self, client: Any, registry_id: str | None, repository: str):
+        self.client, self.repository = client, repository
+        self.where: dict[str, str] = {"repositoryName": repository}
+        if registry_id is not None:  # else the caller's own registry
+            self.where["registryId"] = registry_id
+
+    def initiate(self) -> UploadCursor:
+        answer = self.client.initiate_layer_upload(**self.where)
+        return UploadCursor(answer["uploadId"], int(answer["partSize"]), 0)
+
+    def upload_part(self, cursor: UploadCursor, part: bytes) -> int:
+        """The part at cursor.next_byte; the registry's last byte after it."""
+        try:
+            answer = self.client.upload_layer_part(
+                **self.where,
+                uploadId=cursor.upload_id,
+                partFirstByte=cursor.next_byte,
+                partLastByte=cursor.next_byte + len(part) - 1,
+                layerPartBlob=part,
+            )
+        except ClientError as error:
+            if error_code(error) == "InvalidLayerPartException":
+                raise PartMoved(int(error.response["lastValidByteReceived"])) from None
+            raise
+        return int(answer["lastByteReceived"])
+
+    def complete(self, upload_id: str, digest: str) -> None:
+        try:
+            self.client.complete_layer_upload(**self.where, uploadId=upload_id, layerDigests=[digest])
+        except ClientError as error:
+            if error_code(error) != "LayerAlreadyExistsException":  # a concurrent push, or a retried Complete, won
+                raise
 
 
 class BlobUploader:
@@ -65,7 +107,8 @@ class BlobUploader:
         state: ResumeState,
         between_parts: Callable[[], None] = lambda: None,
     ):
-        self.client, self.registry_id, self.repository, self.state = client, registry_id, repository, state
+        self.parts = LayerParts(client, registry_id, repository)
+        self.registry_id, self.repository, self.state = registry_id, repository, state
         self.endpoint = endpoint
         self.between_parts = between_parts  # raises to stop the upload (workers.Workers.check)
 
@@ -89,18 +132,17 @@ class BlobUploader:
             self.state.forget(key)
         return Uploaded(sent.digest, sent.count, sent.first)
 
-    def _resumed(self, key: str | None) -> _Cursor | None:
+    def _resumed(self, key: str | None) -> UploadCursor | None:
         pending = self.state.get(key) if key else None
-        return _Cursor(pending.upload_id, pending.part_size, pending.last_byte + 1) if pending else None
+        return UploadCursor(pending.upload_id, pending.part_size, pending.last_byte + 1) if pending else None
 
-    def _initiate(self, key: str | None) -> _Cursor:
-        answer = self.client.initiate_layer_upload(registryId=self.registry_id, repositoryName=self.repository)
-        cursor = _Cursor(answer["uploadId"], int(answer["partSize"]), 0)
+    def _initiate(self, key: str | None) -> UploadCursor:
+        cursor = self.parts.initiate()
         if key:
             self.state.record(key, PendingUpload(cursor.upload_id, cursor.part_size, -1))
         return cursor
 
-    def _send(self, blob: BlobStream, cursor: _Cursor, key: str | None, progress: Progress, label: str) -> _Sent:
+    def _send(self, blob: BlobStream, cursor: UploadCursor, key: str | None, progress: Progress, label: str) -> _Sent:
         """Parts from cursor.next_byte to the end of the stream."""
         hasher = hashlib.sha256() if blob.digest is None else None
         first, sent = None, 0
@@ -111,10 +153,10 @@ class BlobUploader:
                 if hasher is not None:
                     hasher.update(part)
                 try:
-                    last = self._upload_part(cursor, part)
+                    last = self.parts.upload_part(cursor, part)
                     first = cursor.next_byte if first is None else first
                     sent += len(part)
-                except _Moved as moved:
+                except PartMoved as moved:
                     if moved.last_valid != cursor.next_byte + len(part) - 1:  # the registry is elsewhere: go there
                         if hasher is not None:
                             raise SourceError(f"{label}: the registry lost part of a one-pass stream") from None
@@ -135,37 +177,18 @@ class BlobUploader:
         digest = blob.digest or "sha256:" + hasher.hexdigest()  # type: ignore[union-attr]
         return _Sent(digest, sent, cursor.next_byte if first is None else first)
 
-    def _upload_part(self, cursor: _Cursor, part: bytes) -> int:
-        try:
-            answer = self.client.upload_layer_part(
-                registryId=self.registry_id,
-                repositoryName=self.repository,
-                uploadId=cursor.upload_id,
-                partFirstByte=cursor.next_byte,
-                partLastByte=cursor.next_byte + len(part) - 1,
-                layerPartBlob=part,
-            )
-        except ClientError as error:
-            if error_code(error) == "InvalidLayerPartException":
-                raise _Moved(int(error.response["lastValidByteReceived"])) from None
-            raise
-        return int(answer["lastByteReceived"])
-
     def _complete(self, upload_id: str, digest: str) -> None:
         try:
-            self.client.complete_layer_upload(
-                registryId=self.registry_id, repositoryName=self.repository, uploadId=upload_id, layerDigests=[digest]
-            )
+            self.parts.complete(upload_id, digest)
         except ClientError as error:
-            code = error_code(error)
-            if code == "LayerAlreadyExistsException":  # a concurrent push, or a retried Complete, won
-                return
-            if code == "InvalidLayerException":
+            if error_code(error) == "InvalidLayerException":
                 raise DigestMismatch(f"{digest}: the source's bytes do not hash to it ({error})") from None
             raise
 
 
-class _Moved(Exception):
+class PartMoved(Exception):
+    """The registry refused a part: it holds the upload up to `last_valid`, not up to the part's first byte."""
+
     def __init__(self, last_valid: int):
         self.last_valid = last_valid
 

@@ -25,9 +25,9 @@ RETRY = Retry(total=6, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503,
 LOOPBACK = re.compile(r"^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$")
 
 
-def session() -> requests.Session:
+def session(retry: Retry = RETRY) -> requests.Session:
     made = requests.Session()
-    adapter = HTTPAdapter(max_retries=RETRY, pool_maxsize=32)
+    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=32)
     made.mount("http://", adapter)
     made.mount("https://", adapter)
     return made

@@ -1,5 +1,6 @@
 """imagectl as a user runs it (`python -m imagectl`), against the local registry, with the real
-container tools of tests/tools/engines.py around it (a private dockerd, skopeo, Distribution).
+container tools of tests/tools/engines.py around it (a private dockerd, its containerd's ctr, skopeo,
+Distribution).
 
 Every test that uses a container tool is marked `docker`, as in tests/oci."""
 
@@ -16,6 +17,7 @@ from tool_support import Ran, docker_logged_in, saved_busybox, user_environment 
 from tools.engines import (  # noqa: F401 - the fixtures, made visible to the tests of this folder
     FIXTURES,
     busybox_image,
+    ctr,
     distribution_registry,
     docker_engine,
     skopeo,

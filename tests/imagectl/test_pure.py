@@ -1,11 +1,17 @@
-"""imagectl's pure parts: how sources, destinations and references are read, and how workers stop."""
+"""imagectl's pure parts: how sources, destinations and references are read, how workers stop, and
+the proxy's: its request bodies, where it may listen, its error codes."""
 
 from __future__ import annotations
 
+import io
 import threading
 
 import pytest
 
+from imagectl.errors import UsageError
+from imagectl.proxy import Listen
+from imagectl.proxy.bodies import BadBody, ChunkedBody, SizedBody
+from imagectl.proxy.uploads import OCI_CODES
 from imagectl.sources import split_transport
 from imagectl.v2 import ImageName, split_reference
 from imagectl.workers import Stopped, Workers
@@ -71,3 +77,51 @@ def test_a_failing_worker_stops_the_others_at_their_next_check():
     with pytest.raises(ValueError, match="the first failure"):
         workers.map(work, ["fails", "keeps going"])
     assert outcomes == ["stopped"]
+
+
+def test_chunked_bodies_are_decoded_piece_by_piece():
+    framed = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nTrailer: x\r\n\r\nNEXT REQUEST"
+    stream = io.BytesIO(framed)
+    body = ChunkedBody(stream)
+    pieces = [body.read(3) for _ in range(5)]
+    assert pieces == [b"Wik", b"i", b"ped", b"ia", b""] and body.exhausted
+    assert stream.read() == b"NEXT REQUEST"  # nothing of the next request was read
+    with pytest.raises(BadBody):
+        ChunkedBody(io.BytesIO(b"zz\r\n")).read(10)
+    short = SizedBody(io.BytesIO(b"short"), 10)
+    assert short.read(100) == b"short" and not short.exhausted
+    with pytest.raises(BadBody):
+        short.read(100)
+
+
+def test_the_upload_errors_have_the_registrys_own_codes():
+    """What the proxy answers for an ECR API error is what the registry's /v2 answers for it."""
+    from registry.distribution import http
+    from registry.service_model import ecr_model
+
+    own = {error.__name__: answer for error, answer in http.CODES.items()}
+    shared = set(OCI_CODES) & set(own)
+    assert shared >= {"RepositoryNotFoundException", "InvalidLayerException", "UploadNotFoundException"}
+    assert {name: OCI_CODES[name] for name in shared} == {name: own[name] for name in shared}
+    assert set(OCI_CODES) <= {shape.name for shape in ecr_model().error_shapes}
+
+
+@pytest.mark.parametrize(
+    "spec, loopback",
+    [
+        ("127.0.0.1:5000", True),
+        ("[::1]:0", True),
+        ("localhost:5000", True),
+        ("0.0.0.0:5000", False),
+        ("192.168.1.10:5000", False),
+        ("registry.example:5000", False),
+    ],
+)
+def test_where_the_proxy_listens(spec, loopback):
+    assert Listen.parse(spec).is_loopback is loopback
+
+
+@pytest.mark.parametrize("spec", ["5000", "127.0.0.1", "127.0.0.1:port", ":5000", "127.0.0.1:70000"])
+def test_a_listen_address_without_host_and_port_is_a_usage_error(spec):
+    with pytest.raises(UsageError, match="HOST:PORT"):
+        Listen.parse(spec)

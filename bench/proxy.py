@@ -1,0 +1,101 @@
+"""8. `imagectl proxy` (docs/images.md#the-local-proxy): `docker push` of an image whose one layer is
+1 GiB of random bytes (256 MiB with --quick) through the proxy to the local gateway, by a private
+Docker Engine (tests/tools/engines.py). Reported: the push's time and rate, and the proxy's peak
+resident set (VmHWM), which must stay under 256 MB: it holds one part an upload, never a layer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from bench.common import CREDENTIALS, REGION, GatewayProcess, MiB, now, peak_rss_mib
+from tests.tools import engines
+
+REPOSITORY, TAG = "bench/proxy", "v1"
+BUILT = "local/bench-proxy:built"
+BOUND_MB = 256
+
+
+def run(ctx) -> dict:
+    """The section; skipped, with the reason, where the tools or root are missing."""
+    gateway = GatewayProcess(ctx.environment, workers=4, log_path=ctx.scratch / "proxy-handler.log")
+    engine = None
+    try:
+        engine = engines.start_docker_engine(ctx.scratch / "proxy" / "engine")
+        return _measure(ctx, engine, gateway)
+    except (pytest.skip.Exception, pytest.fail.Exception) as missing:  # what engines says of a missing tool
+        return {"skipped": getattr(missing, "msg", str(missing))}
+    finally:
+        if engine is not None:
+            engine.stop()
+        gateway.stop()
+
+
+def _measure(ctx, engine: engines.DockerEngine, gateway: GatewayProcess) -> dict:
+    layer_mib = 256 if ctx.quick else 1024
+    _import_random_layer(engine, ctx.scratch / "proxy" / "build", layer_mib)
+    ctx.log(f"imported a one-layer image of {layer_mib} MiB of random bytes; pushing it through the proxy")
+    gateway.ecr().create_repository(repositoryName=REPOSITORY)
+    proxy, url = _start_proxy(gateway, ctx.scratch / "proxy" / "proxy.log")
+    try:
+        through_proxy = f"{url.removeprefix('http://')}/{REPOSITORY}:{TAG}"
+        engine.run("tag", BUILT, through_proxy)
+        started = now()
+        engine.run("push", through_proxy, timeout=1800)
+        seconds = now() - started
+        peak = peak_rss_mib(proxy.pid)
+    finally:
+        proxy.terminate()
+        proxy.wait(30)
+    engine.run("rmi", through_proxy, BUILT)
+    return {
+        "layer_mib": layer_mib,
+        "push_seconds": round(seconds, 1),
+        "mib_per_s": round(layer_mib / seconds, 1),
+        "proxy_peak_rss_mb": round(peak * MiB / 1e6, 1),
+        "bound_mb": BOUND_MB,
+        "docker": engine.run("version", "--format", "{{.Server.Version}}").stdout.strip(),
+    }
+
+
+def _import_random_layer(engine: engines.DockerEngine, folder: Path, mib: int) -> None:
+    """`BUILT`: `docker import` of a tarball holding one file of random bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "random.bin"
+    with data.open("wb") as out:
+        for _ in range(mib):
+            out.write(os.urandom(MiB))
+    with tarfile.open(folder / "rootfs.tar", "w") as tar:
+        tar.add(data, arcname="random.bin")
+    data.unlink()
+    engine.run("import", folder / "rootfs.tar", BUILT, timeout=600)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _start_proxy(gateway: GatewayProcess, log: Path) -> tuple[subprocess.Popen, str]:
+    env = {
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL_ECR": gateway.endpoint,
+        "PATH": "/usr/bin:/bin",
+    }
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "imagectl", "--output", "json", "proxy", "--listen", "127.0.0.1:0"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    first = process.stdout.readline()  # the `listening` event, once it is
+    if not first:
+        raise RuntimeError(f"imagectl proxy exited {process.wait(10)}: {log.read_text()[-2000:]}")
+    return process, json.loads(first)["url"]
