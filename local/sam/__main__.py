@@ -28,6 +28,7 @@ from .network import Bridge
 from .runtime_image import ensure_image
 from .template import local_template, synthesize
 
+SAM_CLI = Path(__file__).resolve().with_name("sam_cli.py")  # `sam`, with one fix (its docstring)
 ENGINE_ROOT = STATE / "docker"  # its data root (the images) is kept between starts: the cache
 READY_TIMEOUT_SECONDS = 300.0  # SAM's own image on top of ours, the first container, the cold start
 # What the probe sends: an unsigned ECR call, which only the function answers (with a 4xx).
@@ -115,7 +116,7 @@ def start_sam(port: int, template: Path, env_vars: Path, image: str | None, dock
         "AWS_DEFAULT_REGION": REGION,
     }
     command = [
-        str(SAM_VENV / "bin" / "sam"), "local", "start-api",
+        str(SAM_VENV / "bin" / "python"), "-P", str(SAM_CLI), "local", "start-api",  # -P: not its folder on the path
         "--template", str(template), "--env-vars", str(env_vars),
         "--host", "127.0.0.1", "--port", str(port), "--region", REGION,
         *(["--invoke-image", image, "--skip-pull-image"] if image else []),  # ours: nothing is pulled
