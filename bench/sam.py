@@ -1,11 +1,12 @@
 """`make sam` against `make run`: first start (the runtime image built), warm start (found in the cache),
 and the latency of one ECR call through each (sequential calls, the same client and operation).
 
-    .venv/bin/python -m bench.sam [--calls N] [--keep-image]
+    .venv/bin/python -m bench.sam [--calls N] [--keep-cache]
 
 Not part of `make bench`: it needs root (`make sam` starts its own dockerd and bridge) and minutes.
-Without --keep-image the first start is measured from an empty image cache (.local/sam/docker is
-removed first). Prints one table; the JSON goes to bench/results/sam-<time>.json.
+Without --keep-cache the first start is measured as on a fresh clone: without the image cache
+(.local/sam/docker) and without the bundled asset (cdk.out.sam). Prints one table; the JSON goes to
+bench/results/sam-<time>.json.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bench import common
 from local.registry import Backends, LocalRegistry
 from local.sam import STATE
 from local.sam.__main__ import ENGINE_ROOT
+from local.sam.template import OUTDIR
 from tests.sam.harness import MakeSam
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -29,10 +31,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sam", description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200, help="sequential calls per endpoint (default 200)")
-    parser.add_argument("--keep-image", action="store_true", help="do not empty the image cache first")
+    parser.add_argument("--keep-cache", action="store_true", help="keep the image cache and the bundle")
     args = parser.parse_args(argv)
-    if not args.keep_image:
-        shutil.rmtree(ENGINE_ROOT, ignore_errors=True)
+    if not args.keep_cache:
+        for cache in (ENGINE_ROOT, OUTDIR):
+            shutil.rmtree(cache, ignore_errors=True)
     result = {"machine": common.machine(), "calls": args.calls}
     result["first_start"] = timed_start(args.calls)
     result["warm_start"] = timed_start(args.calls)

@@ -55,8 +55,9 @@ def main() -> int:
     return 0
 
 
-class Stopping(Exception):
-    """SIGTERM or SIGINT: unwind, stopping what was started."""
+class Stopping(BaseException):
+    """SIGTERM or SIGINT: unwind, stopping what was started. A BaseException, as KeyboardInterrupt is:
+    the waits of the start catch Exception while what they wait for is not there yet."""
 
 
 def _stop(*_: object) -> None:
