@@ -26,6 +26,7 @@ from infra.bundling import PLATFORMS, REQUIREMENTS, python_version_of
 from . import ARCHITECTURE, ROOTFS, RUNTIME_REQUIREMENTS, SAM_VENV, STATE, WHEELS
 
 SAM_REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
+APT_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))  # deb822 files, one-line list
 # What the runtime image's CPython (lib-dynload, libpython) links against beyond minbase: ssl,
 # ctypes, sqlite3, readline, pyexpat, curses, bz2, lzma, zlib, uuid.
 RUNTIME_LIBRARIES = (
@@ -76,12 +77,12 @@ def os_release() -> dict[str, str]:
 
 def debian_mirror(codename: str) -> str | None:
     """The URI apt installs `codename` from on this machine (deb822 .sources or sources.list), if any."""
-    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+    folder, sources_list = APT_SOURCES
+    for path in sorted(folder.glob("*.sources")):
         for stanza in path.read_text().split("\n\n"):
             fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, re.MULTILINE))
             if codename in fields.get("Suites", "").split() and "main" in fields.get("Components", "").split():
                 return fields["URIs"].split()[0]
-    sources_list = Path("/etc/apt/sources.list")
     for line in sources_list.read_text().splitlines() if sources_list.exists() else []:
         words = line.split()
         if len(words) >= 3 and words[0] == "deb" and words[2] == codename:
