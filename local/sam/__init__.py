@@ -7,7 +7,10 @@ The pieces, each in its module:
 - network.py: the private bridge the function's container is on (SAM maps the emulator's port);
 - runtime_image.py: the Lambda-like Python image, built offline the first time, then cached;
 - template.py: the synthesized template (x86_64 here), and SAM's view of the function's environment;
+- sam_cli.py: SAM CLI's own entry point, with its wait for the emulator's REPORT line fixed;
 - __main__.py: starts all of it with DynamoDB Local and moto, and stops all of it on SIGTERM.
+
+The private Docker Engine is the tests' own (tests/tools/engines.py, as bench/v2_docker.py uses it).
 """
 
 from __future__ import annotations
