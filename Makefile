@@ -12,6 +12,7 @@ NPM_DEV_STAMP := node_modules/.installed-dev
 MINISTACK_STAMP := .ministack-venv/.installed
 SDK_JS_STAMP := tests/sdk_js/node_modules/.installed
 DEBIAN_TOOLS_STAMP := .local/.debian-tools
+SAM_STAMP := .local/sam/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
@@ -25,14 +26,15 @@ MYPY ?= $(if $(shell grep -s '^\[tool\.mypy\]' pyproject.toml),$(PY) -m mypy)
 LOCK := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
 	--custom-compile-command "make lock" $(LOCK_ARGS)
 
-.PHONY: install-run install run test unit api lint bench fuzz soak lock clean
+.PHONY: install-run install run sam test unit api lint bench fuzz soak lock clean
 
 ## Only what `make run` needs: the Lambda's packages, moto, the project (editable), DynamoDB Local
 install-run: $(RUN_STAMP) $(NPM_RUN_STAMP)
 
 ## Everything: also the CDK (library and CLI), test and lint tools, the JS SDK the tests drive, ministack,
-## and Debian's container tools the /v2 tests drive (docker.io, skopeo, docker-registry: apt-get, as root)
-install: $(DEV_STAMP) $(NPM_DEV_STAMP) $(SDK_JS_STAMP) $(MINISTACK_STAMP) $(DEBIAN_TOOLS_STAMP)
+## Debian's container tools the /v2 tests drive (docker.io, skopeo, docker-registry, debootstrap: apt-get,
+## as root), and what `make sam` needs (SAM CLI, a Debian root filesystem, wheels: local/sam/install.py)
+install: $(DEV_STAMP) $(NPM_DEV_STAMP) $(SDK_JS_STAMP) $(MINISTACK_STAMP) $(DEBIAN_TOOLS_STAMP) $(SAM_STAMP)
 
 $(RUN_STAMP): requirements-run.txt pyproject.toml
 	@echo "==> Python packages to run the registry into $(VENV)"
@@ -73,9 +75,21 @@ $(DEBIAN_TOOLS_STAMP): tests/tools/install-debian-tools.sh
 	mkdir -p $(@D)
 	touch $@
 
+# SAM CLI (its own venv), a Debian root filesystem (debootstrap) and the wheels of the function's bundle
+# and of the runtime image: everything `make sam` would otherwise download when it runs.
+$(SAM_STAMP): local/sam/install.py local/sam/requirements.txt local/sam/runtime-requirements.txt requirements.txt \
+		$(DEV_STAMP) $(DEBIAN_TOOLS_STAMP)
+	$(PY) -m local.sam.install
+	touch $@
+
 ## Serve the ECR API and /v2 on http://127.0.0.1:$${REGISTRY_PORT:-4566} (DynamoDB Local + moto S3/KMS)
 run: install-run
 	$(PY) -m local
+
+## The same, through `sam local start-api` over the synthesized template, the function in a container
+## (a private Docker Engine; the runtime image is built offline the first time)
+sam: $(DEV_STAMP) $(NPM_DEV_STAMP) $(SAM_STAMP)
+	$(PY) -m local.sam
 
 ## Every test: unit, storage, black-box ECR API and /v2 (with docker, ctr, skopeo), infrastructure, e2e deploy
 test: install
@@ -122,6 +136,8 @@ lock: $(DEV_STAMP)
 	$(LOCK) requirements-run.in -o requirements-run.txt
 	$(LOCK) requirements-dev.in -o requirements-dev.txt
 	$(LOCK) tests/e2e/ministack-requirements.in -o tests/e2e/ministack-requirements.txt
+	$(LOCK) local/sam/requirements.in -o local/sam/requirements.txt
+	$(LOCK) local/sam/runtime-requirements.in -o local/sam/runtime-requirements.txt
 
 clean:
-	rm -rf $(VENV) node_modules tests/sdk_js/node_modules cdk.out cdk.out.test cdk.out.e2e .ministack-venv .local .pytest_cache
+	rm -rf $(VENV) node_modules tests/sdk_js/node_modules cdk.out cdk.out.test cdk.out.e2e cdk.out.sam .ministack-venv .sam-venv .local .pytest_cache

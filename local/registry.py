@@ -45,10 +45,11 @@ class Backends:
     token_kms_key: str | None = None  # the moto KMS HMAC key the registry's token key is derived from
 
     @classmethod
-    def start(cls) -> Backends:
-        dynamodb = start_dynamodb_local()
+    def start(cls, host: str = "127.0.0.1") -> Backends:
+        """Both reached at `host`: loopback, or an address of this host that containers reach too."""
+        dynamodb = start_dynamodb_local(host=host)
         try:
-            moto = start_moto()
+            moto = start_moto(host=host)
         except BaseException:
             dynamodb.stop()
             raise
@@ -117,6 +118,20 @@ class Backends:
         env.update({TABLE_ENV[logical]: physical for logical, physical in self.tables.items()})
         return env
 
+    def function_environment(self, overrides: dict[str, str] | None = None) -> dict[str, str]:
+        """The function's environment: the stand-ins', then every REGISTRY_* variable of the caller's
+        environment (but the port and keys that are the stand-ins' own), then `overrides`."""
+        environment = self.environment()
+        environment.update(
+            {
+                k: v
+                for k, v in os.environ.items()
+                if k.startswith("REGISTRY_") and k not in ("REGISTRY_PORT", ACCESS_KEYS_KMS_KEY_ENV, TOKEN_KMS_KEY_ENV)
+            }
+        )
+        environment.update(overrides or {})
+        return environment
+
     def stop(self) -> None:
         self.moto.stop()
         self.dynamodb.stop()
@@ -134,15 +149,7 @@ class LocalRegistry:
         workers: int | None = None,
         access_log: bool = False,
     ):
-        environment = backends.environment()
-        environment.update(
-            {
-                k: v
-                for k, v in os.environ.items()
-                if k.startswith("REGISTRY_") and k not in ("REGISTRY_PORT", ACCESS_KEYS_KMS_KEY_ENV, TOKEN_KMS_KEY_ENV)
-            }
-        )
-        environment.update(overrides or {})
+        environment = backends.function_environment(overrides)
         STATE_DIR.mkdir(exist_ok=True)
         self.backends = backends
         self.gateway = Gateway(

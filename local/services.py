@@ -45,10 +45,18 @@ def dynamodb_local_dir() -> Path:
 
 
 class Service:
-    """A child process serving HTTP on 127.0.0.1:<port>."""
+    """A child process serving HTTP on <host>:<port> (loopback unless told otherwise)."""
 
-    def __init__(self, name: str, command: list[str], port: int, cwd: Path | None = None):
-        self.name, self.port = name, port
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        port: int,
+        cwd: Path | None = None,
+        host: str = "127.0.0.1",
+        env: dict[str, str] | None = None,
+    ):
+        self.name, self.port, self.host = name, port, host
         STATE_DIR.mkdir(exist_ok=True)
         self.log_path = STATE_DIR / f"{name}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it; we close our copy below
@@ -56,6 +64,7 @@ class Service:
         self.process = subprocess.Popen(
             command,
             cwd=cwd,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -66,7 +75,7 @@ class Service:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def wait_until_ready(self, probe, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -92,7 +101,8 @@ class Service:
                     pass
 
 
-def start_dynamodb_local(port: int | None = None) -> Service:
+def start_dynamodb_local(port: int | None = None, host: str = "127.0.0.1") -> Service:
+    """DynamoDB Local listens on every address of this host; `host` is the one its endpoint names."""
     java = shutil.which("java")
     if java is None:
         raise SystemExit("DynamoDB Local needs Java 17 on PATH")
@@ -112,6 +122,7 @@ def start_dynamodb_local(port: int | None = None) -> Service:
         ],
         port,
         cwd=folder,
+        host=host,
     )
     service.wait_until_ready(_dynamodb_ready)
     return service
@@ -135,9 +146,9 @@ def _dynamodb_ready(service: Service) -> None:
         pass
 
 
-def start_moto(port: int | None = None) -> Service:
-    """moto's server: the S3 and KMS stand-in (never used for DynamoDB)."""
+def start_moto(port: int | None = None, host: str = "127.0.0.1") -> Service:
+    """moto's server: the S3 and KMS stand-in (never used for DynamoDB), listening on `host` only."""
     port = port or free_port()
-    service = Service("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port)
+    service = Service("moto", [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)], port, host=host)
     service.wait_until_ready(lambda s: urllib.request.urlopen(f"{s.endpoint}/moto-api/", timeout=1).read())
     return service

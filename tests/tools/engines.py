@@ -241,6 +241,9 @@ class DockerEngine:
     docker: str  # the docker client of the docker.io package, same version as the daemon
     dockerd: str
     env: dict[str, str]  # for any command that talks to this daemon (DOCKER_HOST, DOCKER_CONFIG)
+    # No network but the host's and none by default; `--bridge=<ours>` where a tool needs port
+    # mapping (SAM local): never NAT, never iptables, so containers reach this host only.
+    network_args: tuple[str, ...] = ("--bridge=none",)
     process: subprocess.Popen | None = None
     log: Path = field(init=False)
 
@@ -280,9 +283,10 @@ class DockerEngine:
         (self.root / "config" / "config.json").write_text("{}\n")
         argv = [
             self.dockerd,
-            "--bridge=none",
+            *self.network_args,
             "--iptables=false",
             "--ip6tables=false",
+            "--ip-masq=false",
             "--data-root",
             str(self.root / "data"),
             "--exec-root",
@@ -345,8 +349,9 @@ def _exec_root_for(root: Path) -> Path:
     return exec_root
 
 
-def _clean_stale(root: Path) -> None:
-    """A run that was killed may have left its dockerd, containerd or mounts under `root`: our own only."""
+def _clean_stale(root: Path, keep: tuple[str, ...] = ()) -> None:
+    """A run that was killed may have left its dockerd, containerd or mounts under `root`: our own only.
+    The entries of `root` named in `keep` (the image store) stay."""
     exec_root = Path(_read(root / "exec-root") or root / "exec")
     for pidfile in (exec_root / "dockerd.pid", exec_root / "containerd" / "containerd.pid"):
         stop_stale(pidfile, str(exec_root))
@@ -359,7 +364,10 @@ def _clean_stale(root: Path) -> None:
     for point in sorted(mounts, key=len, reverse=True):
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
     shutil.rmtree(exec_root, ignore_errors=True)
-    shutil.rmtree(root, ignore_errors=True)
+    entries = root.iterdir() if keep and root.is_dir() else [root]
+    for entry in entries:
+        if entry.name not in keep:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
 
 
 def _read(path: Path) -> str | None:
@@ -369,13 +377,16 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def start_docker_engine(root: Path = ENGINE_STATE) -> DockerEngine:
+def start_docker_engine(
+    root: Path = ENGINE_STATE, *, keep_images: bool = False, network_args: tuple[str, ...] = ("--bridge=none",)
+) -> DockerEngine:
+    """A private dockerd under `root`, wiped first (its images too, unless `keep_images`: a cache)."""
     dockerd = find_binary("dockerd", "/usr/sbin/dockerd")
     # /usr/local/bin/docker (a newer client, 28.x) may come first on PATH: use the package's own.
     docker = find_binary("docker", "/usr/bin/docker")
     if os.geteuid() != 0:
         missing("dockerd needs root here (the tests start their own daemon; CI runs as root)")
-    _clean_stale(root)
+    _clean_stale(root, keep=("data",) if keep_images else ())
     root.mkdir(parents=True, exist_ok=True)
     exec_root = _exec_root_for(root)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
@@ -385,7 +396,9 @@ def start_docker_engine(root: Path = ENGINE_STATE) -> DockerEngine:
         DOCKER_BUILDKIT="0",  # the classic builder: works offline, no buildx plugin needed
         DOCKER_CLI_HINTS="false",
     )
-    engine = DockerEngine(root=root, exec_root=exec_root, docker=docker, dockerd=dockerd, env=env)
+    engine = DockerEngine(
+        root=root, exec_root=exec_root, docker=docker, dockerd=dockerd, env=env, network_args=network_args
+    )
     with timed("dockerd: start until `docker info` answers"):
         engine.start()
     return engine

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the real container tools the /v2 tests drive (tests/tools/engines.py), from Debian's
 # packages: docker.io (dockerd, the docker client, containerd and its `ctr`), skopeo, busybox-static
-# (the static /bin/busybox the offline test image is made of) and docker-registry (CNCF
-# Distribution 2.8, the peer registry). Idempotent: a no-op when every binary is present.
+# (the static /bin/busybox the offline test image is made of), docker-registry (CNCF Distribution
+# 2.8, the peer registry) and debootstrap (`make sam`'s root filesystem: local/sam/install.py).
+# Idempotent: a no-op when every binary is present.
 # Needs root (CI runs as root); nothing is downloaded later, when the tests run.
 # Usage: tests/tools/install-debian-tools.sh
 set -euo pipefail
@@ -15,6 +16,7 @@ declare -A wanted=(
     [/usr/bin/ctr]=docker.io
     [/usr/bin/skopeo]=skopeo
     [/usr/bin/docker-registry]=docker-registry
+    [/usr/sbin/debootstrap]=debootstrap  # the root filesystem of `make sam`'s runtime image (local/sam)
 )
 missing=()
 for binary in "${!wanted[@]}"; do
