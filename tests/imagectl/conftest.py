@@ -15,19 +15,17 @@ import pytest
 from support import unique_name
 from tool_support import Ran, docker_logged_in, saved_busybox, user_environment  # noqa: F401 - fixtures
 from tools.engines import (  # noqa: F401 - the fixtures, made visible to the tests of this folder
-    FIXTURES,
     busybox_image,
     ctr,
     distribution_registry,
     docker_engine,
+    mark_docker_tests,
     skopeo,
 )
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if set(FIXTURES) & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.docker)
+    mark_docker_tests(items)
 
 
 @pytest.fixture

@@ -6,22 +6,19 @@ Every test that uses one of them is marked `docker` (select with -m docker, dese
 
 from __future__ import annotations
 
-import pytest
 from tools.engines import (  # noqa: F401 - the fixtures, made visible to the tests of this folder
-    FIXTURES,
     TIMINGS,
     busybox_image,
     ctr,
     distribution_registry,
     docker_engine,
+    mark_docker_tests,
     skopeo,
 )
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if set(FIXTURES) & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.docker)
+    mark_docker_tests(items)
 
 
 def pytest_terminal_summary(terminalreporter):

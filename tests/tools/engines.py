@@ -690,3 +690,11 @@ def distribution_registry() -> Iterator[DistributionRegistry]:
 
 
 FIXTURES = ("docker_engine", "ctr", "skopeo", "busybox_image", "distribution_registry")
+
+
+def mark_docker_tests(items: list[pytest.Item]) -> None:
+    """The `docker` marker on every test that uses one of the tools' fixtures (a conftest's
+    `pytest_collection_modifyitems`), so `-m 'not docker'` deselects them."""
+    for item in items:
+        if set(FIXTURES) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.docker)
