@@ -26,6 +26,7 @@ from registry.config import (
     METRICS_NAMESPACE,
     PUBLIC_URL_ENV,
     QUOTA_ENV,
+    REGISTRY_HOSTS_DOMAIN_ENV,
     SERVICE_NAME,
     TABLE_ENV,
     TOKEN_KMS_KEY_ENV,
@@ -166,6 +167,8 @@ class RegistryApi(Construct):
             **{env: str(getattr(quotas, name)) for name, env in QUOTA_ENV.items()},
             # GetAuthorizationToken's proxyEndpoint and the /v2 URLs: the custom domain, when there is one
             **({PUBLIC_URL_ENV: props.public_url} if props.public_url else {}),
+            # repositoryUri and proxyEndpoint: each registry's own host, when registries have one
+            **({REGISTRY_HOSTS_DOMAIN_ENV: props.registry_hosts_domain} if props.registry_hosts_domain else {}),
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",

@@ -53,6 +53,14 @@ Every field can be set in `cdk.json` ("context") or on the command line with
                                                           stack's Region (required with domainName)
     registry:hostedZoneId        ""                       if set (with hostedZoneName): the Route 53
     registry:hostedZoneName      ""                       hosted zone that gets the domain's A alias
+                                                          (and the registry hosts' wildcard alias)
+    registry:registryHostnames   false                    each registry gets a host of its own,
+                                                          <registry id>.<domainName>, as on ECR: a
+                                                          wildcard custom domain *.<domainName> (needs
+                                                          domainName); repositoryUri names it
+    registry:wildcardCertificateArn (certificateArn)      the ACM certificate of *.<domainName>, in the
+                                                          stack's Region (default: certificateArn, which
+                                                          must then cover both names)
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ from typing import Any
 from constructs import Node
 
 from registry.config import DEFAULT_KEY_CACHE_SECONDS, MAX_KEY_CACHE_SECONDS, Quotas
+from registry.distribution.routes import registry_in_host
 from registry.sweep import DEFAULT_GRACE_SECONDS
 from registry.sweep.usage import DEFAULT_USAGE_METRICS, UsageMetrics
 
@@ -74,6 +83,7 @@ _IAM_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]
 # A host name of at least two labels (RFC 1123), lower-cased, without the root's trailing dot.
 _HOST_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _ACM_CERTIFICATE = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[\w-]+")
+_MAX_HOST_NAME = 253
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,8 @@ class RegistryProps:
     certificate_arn: str = ""
     hosted_zone_id: str = ""
     hosted_zone_name: str = ""
+    registry_hostnames: bool = False
+    wildcard_certificate_arn: str = ""
 
     def __post_init__(self) -> None:
         if self.removal_policy not in ("retain", "destroy"):
@@ -140,11 +152,17 @@ class RegistryProps:
         object.__setattr__(self, "hosted_zone_name", self.hosted_zone_name.strip().lower().removesuffix("."))
         domain, zone = self.domain_name, self.hosted_zone_name
         if not domain:
-            for name, value in (("certificateArn", self.certificate_arn), ("hostedZoneId", self.hosted_zone_id)):
+            for name, value in (
+                ("certificateArn", self.certificate_arn),
+                ("hostedZoneId", self.hosted_zone_id),
+                ("hostedZoneName", zone),
+                ("registryHostnames", self.registry_hostnames),
+            ):
                 if value:
                     raise ValueError(f"registry:{name} is set without registry:domainName")
-            if zone:
-                raise ValueError("registry:hostedZoneName is set without registry:domainName")
+        if self.wildcard_certificate_arn and not self.registry_hostnames:
+            raise ValueError("registry:wildcardCertificateArn is set without registry:registryHostnames")
+        if not domain:
             return
         if "://" in domain:
             raise ValueError(f"registry:domainName must be a host name, without a scheme: not {domain!r}")
@@ -152,12 +170,24 @@ class RegistryProps:
             raise ValueError(
                 f"registry:domainName must be a host name of at least two labels (no path, no port): not {domain!r}"
             )
+        named = registry_in_host(domain)
+        if named:  # the function would act in that registry on every request to the domain
+            raise ValueError(
+                f"registry:domainName must not begin with a 12-digit label: {domain!r} names registry {named}"
+            )
         if not self.certificate_arn:
             raise ValueError("registry:domainName needs registry:certificateArn (an ACM certificate in the Region)")
-        if not _ACM_CERTIFICATE.fullmatch(self.certificate_arn):
+        certificates = {"certificateArn": self.certificate_arn, "wildcardCertificateArn": self.wildcard_certificate_arn}
+        for name, arn in certificates.items():
+            if arn and not _ACM_CERTIFICATE.fullmatch(arn):
+                raise ValueError(
+                    f"registry:{name} must be an ACM certificate ARN "
+                    f"(arn:aws:acm:<region>:<account>:certificate/<id>), not {arn!r}"
+                )
+        if self.registry_hostnames and len(domain) > _MAX_HOST_NAME - len("123456789012."):
             raise ValueError(
-                f"registry:certificateArn must be an ACM certificate ARN "
-                f"(arn:aws:acm:<region>:<account>:certificate/<id>), not {self.certificate_arn!r}"
+                f"registry:registryHostnames needs registry:domainName of at most "
+                f"{_MAX_HOST_NAME - len('123456789012.')} characters: <registry id>.{domain} is too long a host name"
             )
         if bool(self.hosted_zone_id) != bool(zone):
             raise ValueError("registry:hostedZoneId and registry:hostedZoneName go together: set both or neither")
@@ -172,6 +202,15 @@ class RegistryProps:
     def api_gateway_logging(self) -> bool:
         """API Gateway may write CloudWatch logs for this account: its role is set, by us or before."""
         return self.api_gateway_logs or self.api_gateway_cloud_watch_role
+
+    @property
+    def registry_hosts_domain(self) -> str:
+        """The domain under which each registry has its own host (`<registry id>.<domain>`), or ""."""
+        return self.domain_name if self.registry_hostnames else ""
+
+    @property
+    def registry_hosts_certificate_arn(self) -> str:
+        return self.wildcard_certificate_arn or self.certificate_arn
 
     @property
     def public_url(self) -> str:

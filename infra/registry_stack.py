@@ -11,7 +11,7 @@ from constructs import Construct
 
 from .api import OBJECT_PREFIXES, RegistryApi
 from .config import RegistryProps
-from .domain import RegistryDomain
+from .domain import MappedDomain, RegistryDomain
 from .monitoring import RegistryMonitoring
 from .storage import RegistryStorage
 from .sweep import SWEPT_PREFIXES, RegistrySweep
@@ -52,13 +52,15 @@ class RegistryStack(Stack):
                 f"| docker login -u AWS --password-stdin {props.domain_name}",
                 description="Log docker in (add --profile <the profile registryctl printed> to get-login-password)",
             )
-            if self.domain.record is None:
+            if self.domain.root.record is None:
                 CfnOutput(
                     self,
                     "DomainTarget",
-                    value=self.domain.target,
+                    value=self.domain.root.target,
                     description=f"Point {props.domain_name} here: a CNAME, or an alias A record in Route 53",
                 )
+            if self.domain.registry_hosts is not None:
+                self._registry_hosts_outputs(self.domain.registry_hosts)
         CfnOutput(
             self,
             "TryIt",
@@ -91,6 +93,23 @@ class RegistryStack(Stack):
 
         if acknowledge_findings:  # False only in the test proving every acknowledgment is needed
             self._acknowledge()
+
+    def _registry_hosts_outputs(self, hosts: MappedDomain) -> None:
+        domain = self.props.registry_hosts_domain
+        CfnOutput(
+            self,
+            "RegistryHost",
+            value=f"<registry>.{domain}",
+            description=f"Each registry's own host, as ECR's <registry>.dkr.ecr.<region>.amazonaws.com: "
+            f"docker login <registry>.{domain}; docker pull <registry>.{domain}/<repository>:<tag>",
+        )
+        if hosts.record is None:
+            CfnOutput(
+                self,
+                "RegistryHostsTarget",
+                value=hosts.target,
+                description=f"Point *.{domain} here: a CNAME, or an alias A record in Route 53",
+            )
 
     def _acknowledge(self) -> None:
         """cdk-nag (AwsSolutions) findings we accept, each on the narrowest construct, with why."""

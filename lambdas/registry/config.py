@@ -43,6 +43,10 @@ KMS_KEY_REGISTRY_TAG = "ecr-registry:registry-id"
 # The registry's URL as clients reach it (the stack's custom domain): GetAuthorizationToken's
 # proxyEndpoint and the realm of the `/v2` challenge. Unset: the URL each request came to.
 PUBLIC_URL_ENV = "REGISTRY_PUBLIC_URL"
+# The domain under which each registry has a host of its own, `<registry id>.<domain>` (the stack's
+# wildcard custom domain): as ECR's `<registry>.dkr.ecr.<region>.amazonaws.com`, the host that
+# repositoryUri and GetAuthorizationToken's proxyEndpoint name. Unset: they keep ECR's own host.
+REGISTRY_HOSTS_DOMAIN_ENV = "REGISTRY_HOSTS_DOMAIN"
 # How long API Gateway reuses the `/v2` authorizer's answer for one Authorization header (the local
 # gateway does the same). The function checks every login itself too, so a revoked key's logins
 # stop within the key cache bound whatever this is.
@@ -96,9 +100,16 @@ class Settings:
     access_key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
     token_kms_key: str | None = None
     public_url: str | None = None  # where clients reach the registry (a custom domain), if not as they asked
+    registry_hosts_domain: str | None = None  # `<registry id>.<this>` is each registry's host
     # How long StartLifecyclePolicyPreview computes the preview within its request (API Gateway
     # waits 29 s); a repository too big for that is left IN_PROGRESS, and the sweep completes it.
     preview_budget_seconds: float = 20.0
+
+    def registry_host(self, registry_id: str) -> str:
+        """The host that names a registry: its own under the registry hosts' domain, else ECR's."""
+        if self.registry_hosts_domain:
+            return f"{registry_id}.{self.registry_hosts_domain}"
+        return f"{registry_id}.dkr.ecr.{self.region}.amazonaws.com"
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -114,6 +125,7 @@ class Settings:
             access_key_cache_seconds=_key_cache_seconds(env.get(ACCESS_KEY_CACHE_SECONDS_ENV)),
             token_kms_key=env.get(TOKEN_KMS_KEY_ENV) or None,
             public_url=(env.get(PUBLIC_URL_ENV) or "").rstrip("/") or None,
+            registry_hosts_domain=(env.get(REGISTRY_HOSTS_DOMAIN_ENV) or "").strip().lower().strip(".") or None,
             preview_budget_seconds=float(env.get(PREVIEW_BUDGET_ENV) or 20.0),
         )
 

@@ -10,13 +10,14 @@ import re
 import pytest
 from stack_synth import API_HANDLER, function_by_handler
 
-from registry.config import AUTHORIZER_CACHE_SECONDS, PUBLIC_URL_ENV
+from registry.config import AUTHORIZER_CACHE_SECONDS, PUBLIC_URL_ENV, REGISTRY_HOSTS_DOMAIN_ENV
 from registry.distribution import http as distribution_http
 
 ECR_CONTENT_TYPE = "application/x-amz-json-1.1"
 DOMAIN = "registry.example.com"
 CERTIFICATE = "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-0000-4000-8000-000000000000"
 ZONE = {"registry:hostedZoneId": "Z0123456789ABCDEFGHIJ", "registry:hostedZoneName": "example.com"}
+WILDCARD_CERTIFICATE = "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-0000-4000-8000-00000000002a"
 OCI_CODES = {"UNAUTHORIZED": "UNAUTHORIZED", "ACCESS_DENIED": "DENIED", "REQUEST_TOO_LARGE": "SIZE_INVALID"}
 # What the tokens of the template stand for, to read the values they build (render()).
 REFS = {"AWS::Region": "us-east-1", "AWS::URLSuffix": "amazonaws.com", "AWS::Partition": "aws"}
@@ -405,18 +406,176 @@ def test_custom_domain_settings_are_normalized():
     assert apex.domain_name == "example.com", "the zone's apex is in the zone"
 
 
-def test_cfn_lint_reports_no_error_with_a_custom_domain(domain_stack):
-    """The default stack is linted in test_checks.py; the domain, its mapping and record here."""
+def test_custom_domain_settings_are_normalized_too_with_registry_hosts():
+    from infra.config import RegistryProps
+
+    props = RegistryProps(domain_name=DOMAIN.upper() + ".", certificate_arn=CERTIFICATE, registry_hostnames=True)
+    assert props.registry_hosts_domain == DOMAIN
+    assert props.registry_hosts_certificate_arn == CERTIFICATE, "one certificate may cover both names"
+    assert RegistryProps(domain_name=DOMAIN, certificate_arn=CERTIFICATE).registry_hosts_domain == ""
+
+
+@pytest.mark.parametrize("stack", ["domain_stack", "registry_hosts_stack"])
+def test_cfn_lint_reports_no_error_with_a_custom_domain(stack, request):
+    """The default stack is linted in test_checks.py; the domains, their mappings and records here."""
     import subprocess
     import sys
     from pathlib import Path
 
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run(
-        [str(cfn_lint), "--non-zero-exit-code", "error", str(domain_stack.template_path)],
+        [str(cfn_lint), "--non-zero-exit-code", "error", str(request.getfixturevalue(stack).template_path)],
         check=False,
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(re.findall(r"^([EWI]\d{4})", result.stdout, flags=re.MULTILINE)) <= {"W3005"}, result.stdout
+
+
+# --- each registry's own host (registry:registryHostnames) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry_hosts_stack(variant):
+    """The custom domain in a Route 53 zone, and below it each registry's host, with a certificate of its own."""
+    return variant(
+        {
+            "registry:domainName": DOMAIN,
+            "registry:certificateArn": CERTIFICATE,
+            "registry:registryHostnames": "true",
+            "registry:wildcardCertificateArn": WILDCARD_CERTIFICATE,
+            **ZONE,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def with_registry_hosts(registry_hosts_stack):
+    return registry_hosts_stack.template
+
+
+def domains_by_name(template) -> dict[str, tuple[str, dict]]:
+    """domain name -> (logical id, properties) of each custom domain name."""
+    found = resources(template, "AWS::ApiGateway::DomainName").items()
+    return {props["Properties"]["DomainName"]: (logical_id, props["Properties"]) for logical_id, props in found}
+
+
+def test_no_registry_hosts_by_default(with_domain):
+    assert set(domains_by_name(with_domain)) == {DOMAIN}
+    assert REGISTRY_HOSTS_DOMAIN_ENV not in environment(with_domain), "repositoryUri keeps ECR's host"
+    assert "RegistryHost" not in with_domain.find_outputs("*")
+
+
+def test_registry_hosts_are_a_regional_wildcard_domain_with_its_certificate_mapped_at_its_root(with_registry_hosts):
+    domains = domains_by_name(with_registry_hosts)
+    assert set(domains) == {DOMAIN, f"*.{DOMAIN}"}
+    wildcard_id, wildcard = domains[f"*.{DOMAIN}"]
+    assert wildcard["RegionalCertificateArn"] == WILDCARD_CERTIFICATE
+    assert wildcard["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    assert wildcard["SecurityPolicy"] == "TLS_1_2"
+    assert domains[DOMAIN][1]["RegionalCertificateArn"] == CERTIFICATE
+    mappings = {
+        m["Properties"]["DomainName"]["Ref"]: m["Properties"]
+        for m in resources(with_registry_hosts, "AWS::ApiGateway::BasePathMapping").values()
+    }
+    assert set(mappings) == {wildcard_id, domains[DOMAIN][0]}
+    mapping = mappings[wildcard_id]
+    assert "BasePath" not in mapping or mapping["BasePath"] in ("", "(none)"), "the stage at every host's root"
+    assert mapping["RestApiId"] == {"Ref": rest_api_id(with_registry_hosts)}
+    (stage_id,) = resources(with_registry_hosts, "AWS::ApiGateway::Stage")
+    assert mapping["Stage"] == {"Ref": stage_id}
+
+
+def test_the_root_domain_keeps_its_logical_ids_beside_the_registry_hosts(with_domain, with_registry_hosts):
+    """Turning registry hosts on adds resources and replaces none: a domain name cannot be created
+    again while it exists, so a replacement would fail the update."""
+    before = set(resources(with_domain, "AWS::ApiGateway::DomainName"))
+    before |= set(resources(with_domain, "AWS::Route53::RecordSet"))
+    before |= set(resources(with_domain, "AWS::ApiGateway::BasePathMapping"))
+    after = set(resources(with_registry_hosts, "AWS::ApiGateway::DomainName"))
+    after |= set(resources(with_registry_hosts, "AWS::Route53::RecordSet"))
+    after |= set(resources(with_registry_hosts, "AWS::ApiGateway::BasePathMapping"))
+    assert before < after
+
+
+def test_a_hosted_zone_gets_a_wildcard_alias_record_for_the_registry_hosts(with_registry_hosts):
+    wildcard_id, _ = domains_by_name(with_registry_hosts)[f"*.{DOMAIN}"]
+    records = {
+        r["Properties"]["Name"]: r["Properties"]
+        for r in resources(with_registry_hosts, "AWS::Route53::RecordSet").values()
+    }
+    assert set(records) == {DOMAIN + ".", f"*.{DOMAIN}."}
+    record = records[f"*.{DOMAIN}."]
+    assert (record["Type"], record["HostedZoneId"]) == ("A", ZONE["registry:hostedZoneId"])
+    assert record["AliasTarget"] == {
+        "DNSName": {"Fn::GetAtt": [wildcard_id, "RegionalDomainName"]},
+        "HostedZoneId": {"Fn::GetAtt": [wildcard_id, "RegionalHostedZoneId"]},
+    }
+
+
+def test_registry_hosts_reach_the_function_and_the_outputs(with_registry_hosts):
+    assert environment(with_registry_hosts)[REGISTRY_HOSTS_DOMAIN_ENV] == DOMAIN
+    assert environment(with_registry_hosts)[PUBLIC_URL_ENV] == f"https://{DOMAIN}", "the ECR API's URL stays"
+    outputs = with_registry_hosts.find_outputs("*")
+    assert outputs["RegistryHost"]["Value"] == f"<registry>.{DOMAIN}"
+    assert f"docker pull <registry>.{DOMAIN}/" in outputs["RegistryHost"]["Description"]
+    assert outputs["EndpointUrl"]["Value"] == f"https://{DOMAIN}"
+    assert "RegistryHostsTarget" not in outputs, "the zone has the record"
+
+
+def test_without_a_hosted_zone_the_wildcard_record_is_left_to_the_operator(variant):
+    template = variant(
+        {"registry:domainName": DOMAIN, "registry:certificateArn": CERTIFICATE, "registry:registryHostnames": True}
+    ).template
+    wildcard_id, wildcard = domains_by_name(template)[f"*.{DOMAIN}"]
+    assert wildcard["RegionalCertificateArn"] == CERTIFICATE, "by default the domain's certificate covers both"
+    assert not resources(template, "AWS::Route53::RecordSet")
+    target = template.find_outputs("*")["RegistryHostsTarget"]
+    assert target["Value"] == {"Fn::GetAtt": [wildcard_id, "RegionalDomainName"]}
+    assert f"*.{DOMAIN}" in target["Description"]
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"registry_hostnames": True}, "registry:registryHostnames is set without registry:domainName"),
+        (
+            {"domain_name": DOMAIN, "certificate_arn": CERTIFICATE, "wildcard_certificate_arn": WILDCARD_CERTIFICATE},
+            "registry:wildcardCertificateArn is set without registry:registryHostnames",
+        ),
+        (
+            {
+                "domain_name": DOMAIN,
+                "certificate_arn": CERTIFICATE,
+                "registry_hostnames": True,
+                "wildcard_certificate_arn": "arn:aws:iam::111122223333:role/x",
+            },
+            "registry:wildcardCertificateArn must be an ACM certificate ARN",
+        ),
+        (
+            {"domain_name": "123456789012.example.com", "certificate_arn": CERTIFICATE},
+            "must not begin with a 12-digit label: '123456789012.example.com' names registry 123456789012",
+        ),
+        (
+            {
+                "domain_name": "a" * 60 + "." + "b" * 60 + "." + "c" * 60 + "." + "d" * 55 + ".com",
+                "certificate_arn": CERTIFICATE,
+                "registry_hostnames": True,
+            },
+            "<registry id>." + "a" * 60,
+        ),
+    ],
+)
+def test_registry_hosts_settings_are_checked_at_synth(settings, message):
+    from infra.config import RegistryProps
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RegistryProps(**settings)
+
+
+def test_registry_hosts_settings_are_read_from_context(variant):
+    props = variant(
+        {"registry:domainName": DOMAIN, "registry:certificateArn": CERTIFICATE, "registry:registryHostnames": "false"}
+    ).stack.props
+    assert props.registry_hosts_domain == "", "a -c value is a string: 'false' is off"

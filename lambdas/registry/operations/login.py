@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from ..auth import login
 from .common import Context, Params, Result
 
@@ -15,7 +17,16 @@ def get_authorization_token(params: Params, ctx: Context) -> Result:
             {
                 "authorizationToken": login.basic_credentials(login.USER, password),
                 "expiresAt": expires,
-                "proxyEndpoint": ctx.endpoint,
+                "proxyEndpoint": proxy_endpoint(ctx),
             }
         ]
     }
+
+
+def proxy_endpoint(ctx: Context) -> str:
+    """Where docker logs in to the caller's registry: as on ECR, the registry's own host when each
+    registry has one (`https://<registry>.<domain>`), else the registry's URL."""
+    if not ctx.settings.registry_hosts_domain:
+        return ctx.endpoint
+    scheme = urlsplit(ctx.endpoint).scheme or "https"
+    return f"{scheme}://{ctx.settings.registry_host(ctx.registry_id)}"

@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import errors
 from ..arns import repository_arn
+from ..config import Settings
 from ..records import WITH_EXCLUSION, Encryption, Repository
 from ..storage import EncryptionKeyNotAssigned, QuotaReached, RepositoryExists, RepositoryNotEmpty
 from .common import (
@@ -23,15 +24,15 @@ from .common import (
 from .resource_tags import resource_tags
 
 
-def repository_view(repo: Repository, region: str) -> Result:
+def repository_view(repo: Repository, settings: Settings) -> Result:
     encryption = {"encryptionType": repo.encryption.type}
     if repo.encryption.kms_key:
         encryption["kmsKey"] = repo.encryption.kms_key
     view = {
-        "repositoryArn": repository_arn(region, repo.registry_id, repo.name),
+        "repositoryArn": repository_arn(settings.region, repo.registry_id, repo.name),
         "registryId": repo.registry_id,
         "repositoryName": repo.name,
-        "repositoryUri": f"{repo.registry_id}.dkr.ecr.{region}.amazonaws.com/{repo.name}",
+        "repositoryUri": f"{settings.registry_host(repo.registry_id)}/{repo.name}",
         "createdAt": repo.created_at,
         "imageTagMutability": repo.tag_mutability,
         "imageScanningConfiguration": {"scanOnPush": repo.scan_on_push},
@@ -99,20 +100,19 @@ def create_repository(params: Params, ctx: Context) -> Result:
         raise errors.repository_already_exists(registry_id, repo.name) from None
     except QuotaReached as reached:
         raise errors.limit_exceeded(reached.quota, reached.limit, registry_id=registry_id, name=repo.name) from None
-    return {"repository": repository_view(repo, ctx.settings.region)}
+    return {"repository": repository_view(repo, ctx.settings)}
 
 
 def describe_repositories(params: Params, ctx: Context) -> Result:
     registry_id = ctx.registry_id
     names = params.get("repositoryNames")
     no_paging_with_ids(params, "repositoryNames")
-    region = ctx.settings.region
     if names:
         found = ctx.store.repositories.get_many(registry_id, names)
         for name in names:
             if name not in found:
                 raise errors.repository_not_found(registry_id, name)
-        return {"repositories": [repository_view(found[n], region) for n in dict.fromkeys(names)]}
+        return {"repositories": [repository_view(found[n], ctx.settings) for n in dict.fromkeys(names)]}
     position = page_position(params, ctx)
     limit = page_size(params)
     page: list[Result] = []
@@ -124,7 +124,7 @@ def describe_repositories(params: Params, ctx: Context) -> Result:
                 "repositories": page,
                 "nextToken": issue_page_token(params, ctx, {"after": page[-1]["repositoryName"]}),
             }
-        page.append(repository_view(repo, region))
+        page.append(repository_view(repo, ctx.settings))
     return {"repositories": page}
 
 
@@ -147,7 +147,7 @@ def delete_repository(params: Params, ctx: Context) -> Result:
     ctx.store.layers.purge(repo)
     ctx.store.lifecycle.purge(repo)
     store.finish_deletion(repo)
-    return {"repository": repository_view(repo, ctx.settings.region)}
+    return {"repository": repository_view(repo, ctx.settings)}
 
 
 def put_image_tag_mutability(params: Params, ctx: Context) -> Result:
