@@ -9,8 +9,8 @@ imagectl sends (skopeo would otherwise gzip them on the way, work imagectl does 
 pushes to a new repository of the registry and to a Distribution started afresh (an empty store: a
 blob seen before would be mounted, not uploaded), then pulls both into new OCI layouts; the order
 alternates between rounds. Every client (imagectl, skopeo, the S3 upload) is its own process: its CPU
-time and peak resident set come from wait4's rusage; the servers' CPU time from /proc, around each
-transfer."""
+time from wait4's rusage, its peak resident set (VmHWM) from /proc while it runs; the servers' CPU
+time from /proc, around each transfer."""
 
 from __future__ import annotations
 
@@ -23,13 +23,14 @@ import statistics
 import subprocess
 import sys
 import tarfile
+import threading
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from bench.common import CREDENTIALS, REGION, CpuMeter, GatewayProcess, MiB, children_of, nonce, now
+from bench.common import CREDENTIALS, REGION, CpuMeter, GatewayProcess, MiB, children_of, nonce, now, peak_rss_mib
 from tests.tools import engines
 
 LAYERS = 4
@@ -185,16 +186,40 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def run_measured(argv: list, env: dict[str, str], log: Path) -> Finished:
-    """Run a client to its end; its time, CPU and peak RSS (wait4's rusage: the process alone)."""
+    """Run a client to its end: its time, its CPU (wait4's rusage: the process alone) and its peak
+    RSS. Not rusage's ru_maxrss: that keeps the RSS of the forking process (this one) across exec,
+    so a small client would report the bench's size. VmHWM, read every 20 ms until it exits, is
+    the client's own high-water mark (all but growth in its last 20 ms)."""
     with log.open("ab") as stderr:
         started = now()
         process = subprocess.Popen([str(a) for a in argv], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        peak = _PeakSampler(process.pid)
         _, status, usage = os.wait4(process.pid, 0)
         elapsed = now() - started
+        peak.stop()
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"{argv[:4]} exited {process.returncode}: {log.read_text(errors='replace')[-2000:]}")
-    return Finished(elapsed, usage.ru_utime + usage.ru_stime, round(usage.ru_maxrss / 1024, 1))
+    return Finished(elapsed, usage.ru_utime + usage.ru_stime, peak.mib)
+
+
+class _PeakSampler(threading.Thread):
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.mib, self.done = pid, 0.0, threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                self.mib = max(self.mib, peak_rss_mib(self.pid))
+            except OSError:  # exited: its last reading stands
+                return
+            self.done.wait(0.02)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
 
 
 def imagectl_environment(gateway: GatewayProcess, cache: Path | None = None) -> dict[str, str]:
