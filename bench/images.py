@@ -121,9 +121,14 @@ def _summary(times, cpu, image_mib: int) -> dict:
             # the same bytes moved: the ratio of throughputs is the inverse ratio of times
             "ratio_to_skopeo": round(medians["skopeo"] / medians["imagectl"], 3),
         }
-    result["push"]["ratio_to_s3_upload"] = round(
-        result["push"]["median_seconds"]["s3_upload"] / result["push"]["median_seconds"]["imagectl"], 3
-    )
+    push = result["push"]["median_seconds"]
+    result["push"]["ratio_to_s3_upload"] = round(push["s3_upload"] / push["imagectl"], 3)
+    # What a push by the direct-upload design would take, from its two measured halves
+    direct = push["s3_upload"] + push["s3_read_and_hash"]
+    result["push"]["direct_design"] = {
+        "seconds": round(direct, 2),
+        "ratio_to_skopeo": round(push["skopeo"] / direct, 3),
+    }
     result["target"] = "push >= 0.5 and pull >= 0.8 of skopeo with Distribution"
     return result
 
@@ -269,18 +274,32 @@ def _skopeo_round(root: Path, skopeo: engines.Skopeo, distribution, archive: Pat
     shutil.rmtree(layout)
 
 
+# The direct-upload design's two halves (docs/how-it-works.md#direct-layer-uploads-designed-not-built-yet):
+# the client's parts straight to S3, then CompleteLayerUpload reading the object back and hashing it.
+S3_UPLOAD = "import sys, boto3; boto3.client('s3').upload_file(sys.argv[1], sys.argv[2], sys.argv[3])"
+S3_READ_AND_HASH = """
+import hashlib, sys, botocore.session
+body = botocore.session.get_session().create_client("s3").get_object(Bucket=sys.argv[1], Key=sys.argv[2])["Body"]
+digest = hashlib.sha256()
+while chunk := body.read(1024 * 1024):
+    digest.update(chunk)
+"""
+
+
 def _s3_upload_round(ctx, archive: Path, meter: CpuMeter, record) -> None:
     """boto3's upload_file of the archive to the registry's S3 stand-in (its default multipart
-    transfer: 8 MiB parts, 10 threads), in a process of its own; the object is deleted after."""
-    key = f"bench/raw-{nonce()}"
-    upload = "import sys, boto3; boto3.client('s3').upload_file(sys.argv[1], sys.argv[2], sys.argv[3])"
-    meter.start()
-    env = {**os.environ, **ctx.environment}
-    finished = run_measured(
-        [sys.executable, "-c", upload, archive, ctx.backends.bucket, key], env, ctx.scratch / "images" / "s3.log"
-    )
-    record("push", "s3_upload", finished, meter.stop())
-    ctx.backends.client("s3").delete_object(Bucket=ctx.backends.bucket, Key=key)
+    transfer: 8 MiB parts, 10 threads), then the object read back and hashed as the registry's
+    function would (botocore's client, 1 MiB reads), each in a process of its own."""
+    key, bucket = f"bench/raw-{nonce()}", ctx.backends.bucket
+    env, log = {**os.environ, **ctx.environment}, ctx.scratch / "images" / "s3.log"
+    for side, argv in (
+        ("s3_upload", [S3_UPLOAD, archive, bucket, key]),
+        ("s3_read_and_hash", [S3_READ_AND_HASH, bucket, key]),
+    ):
+        meter.start()
+        finished = run_measured([sys.executable, "-c", *argv], env, log)
+        record("push", side, finished, meter.stop())
+    ctx.backends.client("s3").delete_object(Bucket=bucket, Key=key)
 
 
 def _warm_up(ctx, root: Path, gateway: GatewayProcess) -> None:

@@ -538,7 +538,9 @@ def _images(s: dict):
             table(["", "client", "s", "MiB/s", "client peak RSS MiB", "CPU ms per MiB by process"], rows),
             "",
             f"Push: {s['push']['ratio_to_skopeo']} of skopeo's throughput, {s['push']['ratio_to_s3_upload']} of a "
-            f"raw S3 upload_file of the archive; pull: {s['pull']['ratio_to_skopeo']} of skopeo's.",
+            f"raw S3 upload_file of the archive; pull: {s['pull']['ratio_to_skopeo']} of skopeo's. The direct-upload "
+            f"design (S3 upload, then the object read back and hashed): {s['push']['direct_design']['seconds']} s, "
+            f"{s['push']['direct_design']['ratio_to_skopeo']} of skopeo's (a projection from its two halves).",
         ]
     )
     push, pull = s["push"]["ratio_to_skopeo"], s["pull"]["ratio_to_skopeo"]
