@@ -63,10 +63,19 @@ class Invocation:
     @classmethod
     def of(cls, event: dict) -> Invocation:
         body = event.get("body")
-        head = json.dumps({**event, "body": None}).encode()
-        if body is None:
+        if not body:  # None or "": sent as it is, within the event
+            head = json.dumps(event).encode()
             return cls(head, b"", len(head))
+        head = json.dumps({**event, "body": None}).encode()
         return cls(head, body.encode(), len(head) - len("null") + json_string_length(body))
+
+    @staticmethod
+    def read(event: bytes, body: bytes) -> dict:
+        """The event, whole again, in the worker."""
+        whole = json.loads(event)
+        if body:
+            whole["body"] = body.decode()
+        return whole
 
 
 def _read_frame(stream) -> bytes | None:
@@ -101,9 +110,7 @@ def main() -> None:
 
         install(handler.store().clients(), faults)
     while (frame := _read_frame(events)) is not None and (body := _read_frame(events)) is not None:
-        event = json.loads(frame)
-        if event.get("body") is None and body:
-            event["body"] = body.decode()
+        event = Invocation.read(frame, body)
         try:
             result = handler.lambda_handler(event, LambdaContext())
         except Exception as error:  # noqa: BLE001 - what Lambda reports of a function that raised
