@@ -112,7 +112,7 @@ lint: $(DEV_STAMP)
 	$(if $(MYPY),$(MYPY),@echo "mypy: skipped, pyproject.toml has no [tool.mypy] section yet")
 
 ## Benchmarks (not part of `make test`): a table on stdout, JSON in bench/results/.
-## `make bench BENCH_ARGS=--quick` for a short run; `--only calls,size,cold,layers,throughput,v2,lifecycle,proxy`.
+## `make bench BENCH_ARGS=--quick` for a short run; `--only calls,size,cold,layers,throughput,v2,lifecycle,proxy,images`.
 ## v2's docker pull needs Debian's container tools (`make install`, as root); without them it says skipped.
 bench: $(DEV_STAMP) $(NPM_RUN_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)

@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench [--quick] [--only calls,size,cold,layers,throughput,v2,lifecycle,proxy]`
+"""`make bench` / `python -m bench [--quick] [--only calls,size,cold,layers,throughput,v2,lifecycle,proxy,images]`
 
 Starts DynamoDB Local and moto once, runs each section, prints one table and writes
 bench/results/bench-<time>.json (and latest.json) with the machine it ran on. Every ratio is
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import common
 
-SECTIONS = ("calls", "size", "cold", "layers", "throughput", "v2", "lifecycle", "proxy")
+SECTIONS = ("calls", "size", "cold", "layers", "throughput", "v2", "lifecycle", "proxy", "images")
 
 
 @dataclass
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
 
-    from bench import calls, cold_start, layers, lifecycle, proxy, repo_size, report, throughput, v2
+    from bench import calls, cold_start, images, layers, lifecycle, proxy, repo_size, report, throughput, v2
     from local.registry import Backends
     from local.services import STATE_DIR
 
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         "v2": v2,
         "lifecycle": lifecycle,
         "proxy": proxy,
+        "images": images,
     }
     started = time.time()
     results = {

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import CREDENTIALS, REGION, GatewayProcess, MiB, now, peak_rss_mib
+from bench.common import GatewayProcess, MiB, now, peak_rss_mib
+from bench.images import imagectl_environment
 from tests.tools import engines
 
 REPOSITORY, TAG = "bench/proxy", "v1"
@@ -80,13 +81,7 @@ def _import_random_layer(engine: engines.DockerEngine, folder: Path, mib: int) -
 
 
 def _start_proxy(gateway: GatewayProcess, log: Path) -> tuple[subprocess.Popen, str]:
-    env = {
-        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ENDPOINT_URL_ECR": gateway.endpoint,
-        "PATH": "/usr/bin:/bin",
-    }
+    env = imagectl_environment(gateway)
     with log.open("w") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "imagectl", "--output", "json", "proxy", "--listen", "127.0.0.1:0"],

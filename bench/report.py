@@ -50,6 +50,7 @@ def render(results: dict) -> str:
         ("v2", _v2),
         ("lifecycle", _lifecycle),
         ("proxy", _proxy),
+        ("images", _images),
     ):
         if name not in sections:
             continue
@@ -514,3 +515,33 @@ def _proxy(s: dict):
     )
     measured = f"{s['proxy_peak_rss_mb']} MB ({s['layer_mib']} MiB layer)"
     return text, [[target, measured, verdict(s["proxy_peak_rss_mb"] < s["bound_mb"])]]
+
+
+def _images(s: dict):
+    push_target, pull_target = "imagectl push ≥ 0.5 of skopeo's", "imagectl pull ≥ 0.8 of skopeo's"
+    if "skipped" in s:
+        return f"## 9. imagectl push and pull: skipped -- {s['skipped']}", [
+            [push_target, "skipped", "n/a"],
+            [pull_target, "skipped", "n/a"],
+        ]
+    rows = []
+    for kind in ("push", "pull"):
+        k = s[kind]
+        for side, seconds in k["median_seconds"].items():
+            cpu = ", ".join(f"{p} {ms}" for p, ms in k["cpu_ms_per_mib"][side].items())
+            rows.append([kind, side, seconds, k["mib_per_s"][side], k["peak_rss_mib"][side], cpu])
+    text = "\n".join(
+        [
+            f"## 9. imagectl push and pull of a {s['image_mib']} MiB image of {s['layers']} random layers "
+            f"÷ skopeo {s['skopeo']} with Distribution {s['distribution']} (medians of {s['rounds']})",
+            "",
+            table(["", "client", "s", "MiB/s", "client peak RSS MiB", "CPU ms per MiB by process"], rows),
+            "",
+            f"Push: {s['push']['ratio_to_skopeo']} of skopeo's throughput, {s['push']['ratio_to_s3_upload']} of a "
+            f"raw S3 upload_file of the archive; pull: {s['pull']['ratio_to_skopeo']} of skopeo's. The direct-upload "
+            f"design (S3 upload, then the object read back and hashed): {s['push']['direct_design']['seconds']} s, "
+            f"{s['push']['direct_design']['ratio_to_skopeo']} of skopeo's (a projection from its two halves).",
+        ]
+    )
+    push, pull = s["push"]["ratio_to_skopeo"], s["pull"]["ratio_to_skopeo"]
+    return text, [[push_target, push, verdict(push >= 0.5)], [pull_target, pull, verdict(pull >= 0.8)]]

@@ -43,7 +43,34 @@ def ecr_client(connection: Connection, jobs: int) -> Any:
     with translated_errors():
         session = boto3.session.Session(profile_name=connection.profile, region_name=connection.region)
         config = Config(retries=RETRIES, max_pool_connections=max(10, jobs * 2))
-        return session.client("ecr", endpoint_url=connection.endpoint_url, config=config)
+        client = session.client("ecr", endpoint_url=connection.endpoint_url, config=config)
+    splice_layer_parts(client)
+    return client
+
+
+# What botocore serializes in place of a part: its base64 is a JSON string that needs no escaping,
+# found once in the body and replaced by the part's own base64.
+PART_PLACEHOLDER = b"imagectl: the layer part goes here"
+_PLACEHOLDER_JSON = b'"' + base64.b64encode(PART_PLACEHOLDER) + b'"'
+
+
+def splice_layer_parts(client: Any) -> None:
+    """UploadLayerPart's body with the part's base64 put in after serialization: botocore's
+    json.dumps escapes the ~5.6 MB of base64 character by character (~25 ms a 4 MiB part), though
+    base64 is JSON as it is. The bytes sent, and signed, are the same as without."""
+
+    def hold_part(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["imagectl_part"] = params["layerPartBlob"]
+        params["layerPartBlob"] = PART_PLACEHOLDER
+
+    def put_part(request: Any, **_: Any) -> None:
+        part = request.context.get("imagectl_part")
+        if part is not None and isinstance(request.data, bytes):  # a retry is signed again: put in once
+            request.data = request.data.replace(_PLACEHOLDER_JSON, b'"' + base64.b64encode(part) + b'"', 1)
+            del request.context["imagectl_part"]
+
+    client.meta.events.register("before-parameter-build.ecr.UploadLayerPart", hold_part)
+    client.meta.events.register("before-sign.ecr.UploadLayerPart", put_part)
 
 
 @contextlib.contextmanager

@@ -274,3 +274,32 @@ def test_v2_push_to_another_registry_when_push_is_shared(tenants):
     assert v2.push_manifest(t.repo, "from-b", manifest, DOCKER_MANIFEST).status == 201
     got = t.owner.batch_get_image(repositoryName=t.repo, imageIds=[{"imageTag": "from-b"}])["images"][0]
     assert got["imageManifest"] == manifest
+
+
+def test_a_shared_push_revoked_between_parts(tenants):
+    """UploadLayerPart reads its repository's policy with its upload (one read): revoking the
+    policy refuses the very next part, which changes nothing; shared again, the part goes on from
+    the byte where the upload stood."""
+    t = tenants
+    t.share(policy(allow(t.b, PUSH)))
+    upload_id = t.pusher_b.initiate_layer_upload(registryId=t.a, repositoryName=t.repo)["uploadId"]
+
+    def part(first: int, data: bytes) -> dict:
+        return t.pusher_b.upload_layer_part(
+            registryId=t.a,
+            repositoryName=t.repo,
+            uploadId=upload_id,
+            partFirstByte=first,
+            partLastByte=first + len(data) - 1,
+            layerPartBlob=data,
+        )
+
+    assert part(0, b"first")["lastByteReceived"] == 4
+    t.owner.delete_repository_policy(repositoryName=t.repo)
+    with pytest.raises(ClientError) as excinfo:
+        part(5, b"second")
+    arn = f"arn:aws:ecr:us-east-1:{t.a}:repository/{t.repo}"
+    because = " because no resource-based policy allows the ecr:UploadLayerPart action"
+    assert_denied(excinfo, f"arn:aws:iam::{t.b}:user/pusher", "UploadLayerPart", arn, because)
+    t.share(policy(allow(t.b, PUSH)))
+    assert part(5, b"second")["lastByteReceived"] == 10

@@ -3,11 +3,18 @@ the proxy's: its request bodies, where it may listen, its error codes."""
 
 from __future__ import annotations
 
+import base64
+import datetime
 import io
+import json
+import os
 import threading
+from unittest import mock
 
+import boto3
 import pytest
 
+from imagectl.ecr import PART_PLACEHOLDER, splice_layer_parts
 from imagectl.errors import UsageError
 from imagectl.proxy import Listen
 from imagectl.proxy.bodies import BadBody, ChunkedBody, SizedBody
@@ -125,3 +132,39 @@ def test_where_the_proxy_listens(spec, loopback):
 def test_a_listen_address_without_host_and_port_is_a_usage_error(spec):
     with pytest.raises(UsageError, match="HOST:PORT"):
         Listen.parse(spec)
+
+
+class _Sent(Exception):
+    def __init__(self, request):
+        self.request = request
+
+
+def _sent_part(client, part: bytes):
+    """The UploadLayerPart request the client would send (captured before it goes)."""
+
+    def capture(request, **kwargs):
+        raise _Sent(request)
+
+    client.meta.events.register_first("before-send.ecr.UploadLayerPart", capture)
+    with pytest.raises(_Sent) as sent:
+        client.upload_layer_part(
+            repositoryName="team/app", uploadId="u", partFirstByte=0, partLastByte=len(part) - 1, layerPartBlob=part
+        )
+    return sent.value.request
+
+
+@pytest.mark.parametrize("part", [b"\x00", os.urandom(3 * 1024 + 1), PART_PLACEHOLDER * 2])
+def test_a_spliced_part_is_the_request_botocore_would_send(part):
+    """splice_layer_parts puts the part's base64 in after serialization: the body, its length and
+    its signature are what botocore itself makes of the same call."""
+    plain, spliced = (
+        boto3.client("ecr", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s") for _ in range(2)
+    )
+    splice_layer_parts(spliced)
+    signed_at = datetime.datetime(2026, 11, 30, 9, 0, tzinfo=datetime.UTC)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=signed_at):
+        expected, actual = _sent_part(plain, part), _sent_part(spliced, part)
+    assert actual.body == expected.body
+    assert json.loads(actual.body)["layerPartBlob"] == base64.b64encode(part).decode()
+    assert actual.headers["Authorization"] == expected.headers["Authorization"]
+    assert actual.headers["Content-Length"] == expected.headers["Content-Length"]

@@ -26,7 +26,11 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import NO_RETRIES
+
+from local.worker import Invocation
 
 pytestmark = pytest.mark.local_only
 
@@ -256,3 +260,14 @@ def test_headers_api_gateway_drops_do_not_reach_the_function(registry, header, v
 def test_a_signed_content_length_gets_in_though_api_gateway_drops_it(registry):
     """Dropped too, but rebuilt by the function from the body it has (as the JS and Go SDKs sign it)."""
     assert signed_with(registry.endpoint, "Content-Length", str(len(BODY))) == (200, None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.none() | st.text())
+def test_the_worker_gets_the_event_whole_and_lambda_counts_its_size_whole(body):
+    """The worker is sent the body apart from the event (no escaping of MiBs); it gets the same
+    event, and Lambda's 6 MB limit still counts it as one JSON document, escapes included."""
+    event = {"httpMethod": "POST", "headers": {"content-type": "application/x-amz-json-1.1"}, "body": body}
+    invocation = Invocation.of(event)
+    assert invocation.size == len(json.dumps(event))
+    assert Invocation.read(invocation.event, invocation.body) == event

@@ -46,8 +46,11 @@ OPERATIONS: dict[str, Operation] = {
 
 
 # Operations that read their repository's policy in their own read and hand it to Context.policy_read
-# (a pull's manifest and blob requests: one DynamoDB read each); every other is checked before it runs.
-READ_THEIR_POLICY: frozenset[Operation] = frozenset({images.batch_get_image, layers.get_blob_location})
+# (a pull's manifest and blob requests, a push's parts: one DynamoDB read each); every other is
+# checked before it runs.
+READ_THEIR_POLICY: frozenset[Operation] = frozenset(
+    {images.batch_get_image, layers.get_blob_location, layers.upload_layer_part}
+)
 
 
 def run(operation: Operation, params: dict[str, Any], ctx: Context) -> dict[str, Any]:

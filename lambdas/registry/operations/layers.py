@@ -31,15 +31,18 @@ def initiate_layer_upload(params: Params, ctx: Context) -> Result:
 
 
 def _open_upload(params: Params, ctx: Context) -> tuple[str, Upload | None]:
-    registry_id = ctx.registry_id
-    upload = ctx.store.uploads.get(params["uploadId"])
-    if upload is None or upload.repository_partition != repository_partition(registry_id, params["repositoryName"]):
-        upload = None
-    elif upload.expires_at is not None and upload.expires_at <= ctx.now():
+    return ctx.registry_id, _usable(ctx.store.uploads.get(params["uploadId"]), params, ctx)
+
+
+def _usable(upload: Upload | None, params: Params, ctx: Context) -> Upload | None:
+    """The upload, if it is of the repository named and not expired."""
+    if upload is None or upload.repository_partition != repository_partition(ctx.registry_id, params["repositoryName"]):
+        return None
+    if upload.expires_at is not None and upload.expires_at <= ctx.now():
         # Expired: DynamoDB's TTL deletes the item within days, the sweep (docs/sweep.md) and
         # the bucket's lifecycle rules its staged bytes -- nobody may use it meanwhile.
-        upload = None
-    return registry_id, upload
+        return None
+    return upload
 
 
 def _upload_not_found(params: Params, registry_id: str, ctx: Context) -> errors.EcrError:
@@ -49,7 +52,11 @@ def _upload_not_found(params: Params, registry_id: str, ctx: Context) -> errors.
 
 
 def upload_layer_part(params: Params, ctx: Context) -> Result:
-    registry_id, upload = _open_upload(params, ctx)
+    # One read for the authorization and the data: the repository's policy beside the upload
+    registry_id = ctx.registry_id
+    found, policy_text = ctx.store.uploads.with_policy(registry_id, params["repositoryName"], params["uploadId"])
+    ctx.policy_read(policy_text)
+    upload = _usable(found, params, ctx)
     if upload is None or upload.completed_digest:
         raise _upload_not_found(params, registry_id, ctx)
     first, last, part = params["partFirstByte"], params["partLastByte"], params["layerPartBlob"]

@@ -80,7 +80,7 @@ class RegistryStore:
         self.backend = Backend(settings, clients)
         self.repositories = RepositoryStore(self.backend)
         self.images = ImageStore(self.backend, self.repositories)
-        self.uploads = UploadStore(self.backend)
+        self.uploads = UploadStore(self.backend, self.repositories)
         self.layers = LayerStore(self.backend, self.repositories, self.uploads)
         self.lifecycle = LifecycleStore(self.backend, self.repositories)
         self.access_keys = AccessKeyStore(self.backend, settings.access_keys_kms_key)

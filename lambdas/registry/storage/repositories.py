@@ -122,10 +122,14 @@ class RepositoryStore:
         repos = (repository_from_item(i) for i in found)
         return {r.name: r for r in repos if not r.deleting}
 
+    def policy_key(self, registry_id: str, name: str) -> dict[str, Any]:
+        """The key of the repository policy's item (a read that authorizes a request reads it)."""
+        return self.item_key(registry_id, repository_policy_item(name))
+
     def keys_with_policy(self, registry_id: str, name: str) -> list[dict[str, Any]]:
         """The keys of the repository's item and of its policy's, for a read that needs both (a pull's:
         its authorization and its data in one BatchGetItem; `with_policy` reads what it found)."""
-        return [self.item_key(registry_id, name), self.item_key(registry_id, repository_policy_item(name))]
+        return [self.item_key(registry_id, name), self.policy_key(registry_id, name)]
 
     def with_item(self, registry_id: str, name: str, sort: str) -> tuple[Repository | None, Item | None]:
         """The live repository and one of its items (its policy, its lifecycle policy...), in one read."""
@@ -283,7 +287,7 @@ class RepositoryStore:
     def policy_texts(self, registry_id: str, names: Sequence[str]) -> dict[str, str]:
         """The policies of these repositories that have one, by name, in one read (what every
         request naming repositories is authorized against)."""
-        keys = [self.item_key(registry_id, repository_policy_item(n)) for n in dict.fromkeys(names)]
+        keys = [self.policy_key(registry_id, n) for n in dict.fromkeys(names)]
         found = self.backend.batch_get({"repositories": {"Keys": keys}})["repositories"]
         return {i["name"][len(REPOSITORY_POLICY_PREFIX) :]: i["policy_text"] for i in found}
 

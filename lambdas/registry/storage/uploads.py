@@ -22,6 +22,7 @@ from ..records import Encryption, Quota, Repository, Upload
 from . import codec
 from .backend import Backend, ConditionFailed, Item, sse_arguments
 from .errors import PartOutOfOrder, QuotaReached, UploadGone
+from .repositories import RepositoryStore
 from .schema import (
     BLOBS_PREFIX,
     STAGED_PARTS_PREFIX,
@@ -52,8 +53,9 @@ def upload_from_item(item: Item) -> Upload:
 
 
 class UploadStore:
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: Backend, repositories: RepositoryStore):
         self.backend = backend
+        self.repositories = repositories
 
     def start(self, repo: Repository, now: float) -> str:
         upload_id = str(uuid.uuid4())
@@ -89,6 +91,18 @@ class UploadStore:
     def get(self, upload_id: str) -> Upload | None:
         item = self.backend.get("uploads", upload_id)
         return upload_from_item(item) if item else None
+
+    def with_policy(self, registry_id: str, name: str, upload_id: str) -> tuple[Upload | None, str | None]:
+        """The upload and the text of its repository's policy (None: it has none), in one read:
+        every UploadLayerPart's authorization and data."""
+        found = self.backend.batch_get(
+            {
+                "repositories": {"Keys": [self.repositories.policy_key(registry_id, name)]},
+                "uploads": {"Keys": [self.backend.item_key("uploads", upload_id)]},
+            }
+        )
+        policies, uploads = found["repositories"], found["uploads"]
+        return upload_from_item(uploads[0]) if uploads else None, policies[0]["policy_text"] if policies else None
 
     def append_part(self, upload: Upload, part: bytes, hash_state: bytes, max_parts: int) -> int:
         """Stage `part` right after the upload's last byte; returns the new last byte."""
