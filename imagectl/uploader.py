@@ -172,6 +172,9 @@ class BlobUploader:
             cursor = resumed or self._initiate(key)
             try:
                 sent = self._send_either(blob, cursor, key, progress, label, started)
+            except UploadRefusesParts:  # a direct upload, resumed where it may not be (its layer over the limit now)
+                cursor = self._initiate(key)
+                sent = self._send_either(blob, cursor, key, progress, label, started)
             except ClientError as error:
                 if error_code(error) != "UploadNotFoundException" or resumed is None:
                     raise
@@ -256,6 +259,8 @@ class BlobUploader:
                     first = cursor.next_byte if first is None else first
                     sent += len(part)
                 except PartMoved as moved:
+                    if moved.last_valid == cursor.next_byte - 1:  # refused where it stands: it takes no parts
+                        raise UploadRefusesParts() from None
                     if moved.last_valid != cursor.next_byte + len(part) - 1:  # the registry is elsewhere: go there
                         if hasher is not None:
                             raise SourceError(f"{label}: the registry lost part of a one-pass stream") from None
@@ -283,6 +288,10 @@ class BlobUploader:
             if error_code(error) == "InvalidLayerException":
                 raise DigestMismatch(f"{digest}: the source's bytes do not hash to it ({error})") from None
             raise
+
+
+class UploadRefusesParts(Exception):
+    """The registry refused a part at the very byte it holds the upload to: the upload takes none."""
 
 
 class PartMoved(Exception):

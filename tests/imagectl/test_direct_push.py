@@ -59,3 +59,26 @@ def test_a_registry_without_direct_uploads_gets_parts(imagectl, user_env, start_
     pushed = imagectl("--output", "json", "push", tmp_path / "layout", f"{repository}:v1", "--create", env=env)
     assert pushed.returncode == 0, pushed.stderr
     assert pushed.result["blobsUploaded"] == 2 and pushed.result["blobsUploadedDirect"] == 0
+
+
+def test_a_direct_upload_resumed_where_its_layer_is_over_the_limit_starts_afresh_with_parts(
+    imagectl, user_env, start_registry, repository, ecr, tmp_path
+):
+    from imagectl.resume import PendingUpload, ResumeState
+
+    layer = os.urandom(MiB)
+    image_layout(tmp_path / "layout", [layer])
+    ecr.create_repository(repositoryName=repository)
+    upload = ecr.initiate_layer_upload(repositoryName=repository)["uploadId"]
+    params = {"repositoryName": repository, "uploadId": upload, "layerSize": len(layer)}
+    smaller = start_registry(REGISTRY_DIRECT_UPLOAD_MAX_BYTES=str(MiB - 1))  # its limit lowered since
+    assert call_extension(ecr.meta.endpoint_url, "GetLayerPartUploadUrls", params)[0] == 200
+    state = ResumeState(Path(user_env["XDG_CACHE_HOME"]) / "imagectl" / "uploads.json")
+    key = ResumeState.key(smaller.endpoint, "000000000000", repository, sha256(layer))
+    state.record(key, PendingUpload(upload, PART, -1, direct=True))
+
+    env = {**user_env, "AWS_ENDPOINT_URL_ECR": smaller.endpoint}
+    pushed = imagectl("--output", "json", "push", tmp_path / "layout", f"{repository}:v1", env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.result["bytesUploaded"] == len(layer) + config_size(tmp_path / "layout")
+    assert pushed.result["blobsUploadedDirect"] == 1  # the config, small enough still
