@@ -147,3 +147,26 @@ def test_a_registry_without_the_extension_does_not_know_it(ecr, repo, start_regi
     upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
     status, answer = urls_for(disabled, repo, upload_id, 10)
     assert (status, answer["__type"]) == (400, "UnknownOperationException")
+
+
+@pytest.mark.local_only
+def test_a_part_replaced_between_listing_and_completion_fails_the_completion(
+    backends, ecr, registry, repo, monkeypatch
+):
+    """The race made deterministic at the storage boundary: Complete's listing taken, then a part
+    replaced through its URL, then the completion with the listed ETags: S3 refuses it, and no
+    object is made of bytes other than those listed."""
+    from registry.config import Settings
+    from registry.storage import PartsChanged, RegistryStore
+
+    for name, value in backends.environment().items():  # the function's own settings
+        monkeypatch.setenv(name, value)
+    store = RegistryStore(Settings.from_environment(), backends.client)
+    data = os.urandom(3000)
+    upload_id, answer = direct_upload(ecr, registry, repo, data)
+    upload = store.uploads.get(upload_id)
+    listed = store.uploads.direct_parts(upload)
+    put_part(answer["partUrls"]["1"], os.urandom(3000))
+    monkeypatch.setattr(store.uploads, "direct_parts", lambda _upload: listed)
+    with pytest.raises(PartsChanged):
+        store.uploads.assemble_direct(upload)
