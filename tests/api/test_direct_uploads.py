@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from support import call_extension, error_code, image_manifest, put_part, sha256
@@ -135,11 +136,30 @@ def test_a_pull_key_may_not_ask_for_urls(ecr, registry, repo, issue_key):
 
 
 def test_another_registrys_upload_is_not_found(ecr, registry, repo, issue_key):
-    key = issue_key("111111111111", (["push"], ["*"]))
+    key = issue_key("111111111111", (["push", "ecr:CreateRepository"], ["*"]))
+    other = boto3.client(
+        "ecr",
+        endpoint_url=registry.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key.access_key_id,
+        aws_secret_access_key=key.secret,
+    )
+    other.create_repository(repositoryName=repo)  # the same name, in the other registry
     upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
     params = {"repositoryName": repo, "uploadId": upload_id, "layerSize": 10}
     status, answer = call_extension(registry.endpoint, OPERATION, params, key.access_key_id, key.secret)
-    assert status == 400 and answer["__type"] in ("RepositoryNotFoundException", "UploadNotFoundException")
+    assert (status, answer["__type"]) == (400, "UploadNotFoundException")
+
+
+def test_a_repository_policy_that_denies_uploadlayerpart_denies_the_urls(ecr, registry, repo):
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "NoParts", "Effect": "Deny", "Principal": "*", "Action": "ecr:UploadLayerPart"}],
+    }
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    ecr.set_repository_policy(repositoryName=repo, policyText=json.dumps(deny))
+    status, answer = urls_for(registry, repo, upload_id, 10)
+    assert (status, answer["__type"]) == (400, "AccessDeniedException")
 
 
 def test_a_registry_without_the_extension_does_not_know_it(ecr, repo, start_registry):
