@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
@@ -71,6 +76,51 @@ def splice_layer_parts(client: Any) -> None:
 
     client.meta.events.register("before-parameter-build.ecr.UploadLayerPart", hold_part)
     client.meta.events.register("before-sign.ecr.UploadLayerPart", put_part)
+
+
+# The registry's own operations (not ECR's): Amazon ECR, or a registry without them, answers
+# UnknownOperationException (docs/how-it-works.md#direct-layer-uploads)
+EXTENSION_TARGET_PREFIX = "ServerlessRegistry_20261130"
+
+
+def call_extension(client: Any, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One of the registry's own operations, signed with the client's credentials as the client
+    signs ECR's (SigV4, service ecr); an error answer raises ClientError as botocore would."""
+    data = json.dumps(params).encode()
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{EXTENSION_TARGET_PREFIX}.{operation}"}
+    request = AWSRequest(method="POST", url=client.meta.endpoint_url.rstrip("/") + "/", data=data, headers=headers)
+    # botocore keeps a client's resolved credentials (profile, SSO, role) only there
+    SigV4Auth(client._get_credentials(), "ecr", client.meta.region_name).add_auth(request)
+    sent = urllib.request.Request(request.url, data=data, method="POST", headers=dict(request.headers.items()))
+    try:
+        with urllib.request.urlopen(sent, timeout=60) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as error:
+        status, body = error.code, _json_object(error.read())
+    except (urllib.error.URLError, OSError) as error:
+        raise RegistryError(f"cannot reach the registry: {error}") from None
+    code = str(body.get("__type", status)).rpartition("#")[2]
+    raise ClientError({"Error": {"Code": code, "Message": body.get("message", "")}, **body}, operation)
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    try:
+        found = json.loads(data)
+    except ValueError:  # not the registry's answer (a gateway's page): its status says it all
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def put_presigned(url: str, data: bytes) -> None:
+    """PUT bytes to a presigned S3 URL (a direct upload's part)."""
+    # urllib's default Content-Type (a form) would have some servers read the body as parameters
+    headers = {"Content-Type": "application/octet-stream"}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, method="PUT", headers=headers), timeout=300):
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        raise RegistryError(f"cannot upload a part to S3: {error}") from None
 
 
 @contextlib.contextmanager

@@ -54,6 +54,7 @@ def push(source: ImageSource, target: Target, *, jobs: int, reporter: Reporter, 
         "blobsUploaded": len(done),
         "blobsSkipped": len(blobs) - len(done),
         "bytesUploaded": sum(u.sent for u in done),
+        "blobsUploadedDirect": sum(u.direct for u in done),
         "resumed": {u.digest: u.resumed_from for u in done if u.resumed_from},
     }
 
@@ -79,10 +80,8 @@ def _missing(target: Target, registry_id: str, digests: list[str]) -> set[str]:
 def _upload(
     uploader: BlobUploader, source: ImageSource, blob: Descriptor, reporter: Reporter, state: ResumeState
 ) -> Uploaded:
-    pending = state.get(uploader.state_key(blob.digest))
-    reporter.start(blob.digest, blob.size, pending.last_byte + 1 if pending else 0)
     stream = BlobStream(blob.digest, blob.size, lambda offset: source.open_blob(blob, offset))
-    uploaded = uploader.upload(stream, reporter, blob.digest)
+    uploaded = uploader.upload(stream, reporter, blob.digest, lambda held: reporter.start(blob.digest, blob.size, held))
     reporter.finish(blob.digest, "pushed")
     return uploaded
 

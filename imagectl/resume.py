@@ -3,8 +3,9 @@
 One small JSON file under the user's cache dir ($XDG_CACHE_HOME/imagectl/uploads.json, else
 ~/.cache/imagectl/uploads.json), keyed by registry endpoint, registry id, repository and digest.
 Each entry holds the upload id, the part size the registry asked for and the last byte it
-acknowledged. Writes are whole-file replacements under an exclusive lock, so concurrent runs and
-threads never tear it; an entry is dropped when its upload completes or the registry forgot it.
+acknowledged; a direct upload's (`direct`) only its id, as the registry lists the parts S3 holds.
+Writes are whole-file replacements under an exclusive lock, so concurrent runs and threads never
+tear it; an entry is dropped when its upload completes or the registry forgot it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class PendingUpload:
     upload_id: str
     part_size: int
     last_byte: int  # the last byte the registry acknowledged (-1: none)
+    direct: bool = False  # parts go straight to S3: the registry says which it holds (last_byte stays -1)
 
 
 class ResumeState:

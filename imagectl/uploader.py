@@ -8,20 +8,27 @@ in the resume state after every part, so a killed push run again goes on from th
 registry holds more or less than recorded, its InvalidLayerPartException says where
 (`lastValidByteReceived`), and the stream is reopened there.
 
-`LayerParts` is the three calls themselves, for one repository: the proxy (imagectl/proxy) sends
+Where the registry offers direct uploads (its GetLayerPartUploadUrls), a blob of known digest and
+size goes straight to S3 instead, several parts at once, through the URLs it presigns; a resumed
+upload asks again and sends only the parts S3 does not hold. A registry without it (Amazon ECR
+among them) answers UnknownOperationException once per run, and the parts go through UploadLayerPart.
+
+`LayerParts` is the calls themselves, for one repository: the proxy (imagectl/proxy) sends
 its clients' request bodies through it part by part.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from botocore.exceptions import ClientError
 
-from .ecr import error_code, translated_errors
+from .ecr import call_extension, error_code, put_presigned, translated_errors
 from .errors import DigestMismatch, SourceError
 from .resume import PendingUpload, ResumeState
 
@@ -42,6 +49,7 @@ class Uploaded:
     digest: str
     sent: int  # bytes this run sent
     resumed_from: int  # the first byte this run sent (0: all of it)
+    direct: bool = False  # its parts went straight to S3
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,21 @@ class _Sent:
     digest: str
     count: int
     first: int  # the first byte sent (the blob's size when the registry had it all)
+    direct: bool = False
+
+
+@dataclass(frozen=True)
+class DirectPlan:
+    """What GetLayerPartUploadUrls answered: presigned S3 URLs by part number, and the parts S3 holds."""
+
+    part_size: int
+    urls: dict[int, str]
+    received: dict[int, int] = field(default_factory=dict)  # part number -> its size in S3
+
+
+PARALLEL_PARTS = 4  # parts of one layer in flight at once (each held in memory)
+# Endpoints that answered UnknownOperationException this run: asked once only
+_WITHOUT_DIRECT: set[str] = set()
 
 
 @dataclass
@@ -89,6 +112,29 @@ class LayerParts:
             raise
         return int(answer["lastByteReceived"])
 
+    def direct_plan(self, upload_id: str, size: int) -> DirectPlan | None:
+        """URLs to upload the layer's parts straight to S3, or None: upload it with UploadLayerPart
+        (the registry lacks the extension, the layer is over its limit, or the upload has parts)."""
+        endpoint = self.client.meta.endpoint_url
+        if endpoint in _WITHOUT_DIRECT:
+            return None
+        params = {**self.where, "uploadId": upload_id, "layerSize": size}
+        try:
+            answer = call_extension(self.client, "GetLayerPartUploadUrls", params)
+        except ClientError as error:
+            code = error_code(error)
+            if code == "UnknownOperationException":
+                _WITHOUT_DIRECT.add(endpoint)
+                return None
+            if code in ("LimitExceededException", "InvalidLayerPartException"):
+                return None
+            raise
+        return DirectPlan(
+            int(answer["partSize"]),
+            {int(n): url for n, url in answer["partUrls"].items()},
+            {int(p["partNumber"]): int(p["size"]) for p in answer.get("receivedParts", [])},
+        )
+
     def complete(self, upload_id: str, digest: str) -> None:
         try:
             self.client.complete_layer_upload(**self.where, uploadId=upload_id, layerDigests=[digest])
@@ -115,22 +161,78 @@ class BlobUploader:
     def state_key(self, digest: str) -> str:
         return ResumeState.key(self.endpoint, self.registry_id, self.repository, digest)
 
-    def upload(self, blob: BlobStream, progress: Progress, label: str) -> Uploaded:
+    def upload(
+        self, blob: BlobStream, progress: Progress, label: str, started: Callable[[int], None] = lambda _: None
+    ) -> Uploaded:
+        """The blob into the registry; `started` is told once where it resumes (bytes already there)."""
         key = self.state_key(blob.digest) if blob.digest else None
+        started = _once(started)
         with translated_errors(self.repository):
             resumed = self._resumed(key)
             cursor = resumed or self._initiate(key)
             try:
-                sent = self._send(blob, cursor, key, progress, label)
+                sent = self._send_either(blob, cursor, key, progress, label, started)
+            except UploadRefusesParts:  # a direct upload, resumed where it may not be (its layer over the limit now)
+                cursor = self._initiate(key)
+                sent = self._send_either(blob, cursor, key, progress, label, started)
             except ClientError as error:
                 if error_code(error) != "UploadNotFoundException" or resumed is None:
                     raise
                 cursor = self._initiate(key)  # the registry forgot it (expired): afresh
-                sent = self._send(blob, cursor, key, progress, label)
+                sent = self._send_either(blob, cursor, key, progress, label, started)
             self._complete(cursor.upload_id, sent.digest)
         if key:
             self.state.forget(key)
-        return Uploaded(sent.digest, sent.count, sent.first)
+        return Uploaded(sent.digest, sent.count, sent.first, sent.direct)
+
+    def _send_either(
+        self,
+        blob: BlobStream,
+        cursor: UploadCursor,
+        key: str | None,
+        progress: Progress,
+        label: str,
+        started: Callable[[int], None],
+    ) -> _Sent:
+        """Straight to S3 where the registry offers it for this blob, else part by part through it."""
+        known = blob.digest is not None and bool(blob.size) and cursor.next_byte == 0
+        plan = self.parts.direct_plan(cursor.upload_id, blob.size or 0) if known else None
+        if plan is None:
+            started(cursor.next_byte)
+            return self._send(blob, cursor, key, progress, label)
+        if key:
+            self.state.record(key, PendingUpload(cursor.upload_id, plan.part_size, -1, direct=True))
+        return self._send_direct(blob, plan, progress, label, started)
+
+    def _send_direct(
+        self, blob: BlobStream, plan: DirectPlan, progress: Progress, label: str, started: Callable[[int], None]
+    ) -> _Sent:
+        """The parts S3 lacks, PARALLEL_PARTS at a time, each read from the source at its offset."""
+        size = blob.size or 0
+
+        def length(number: int) -> int:
+            return min(plan.part_size, size - (number - 1) * plan.part_size)
+
+        missing = [n for n in sorted(plan.urls) if plan.received.get(n) != length(n)]
+        held = size - sum(length(n) for n in missing)
+        started(held)
+
+        def send(number: int) -> int:
+            self.between_parts()
+            stream = blob.open((number - 1) * plan.part_size)
+            try:
+                part = _read_part(stream, length(number))
+            finally:
+                stream.close()
+            if len(part) != length(number):
+                raise SourceError(f"{label}: the source holds fewer bytes than its descriptor says ({size})")
+            put_presigned(plan.urls[number], part)
+            progress.advance(label, len(part))
+            return len(part)
+
+        with ThreadPoolExecutor(max_workers=PARALLEL_PARTS) as pool:
+            sent = sum(pool.map(send, missing))
+        return _Sent(blob.digest or "", sent, held, direct=True)
 
     def _resumed(self, key: str | None) -> UploadCursor | None:
         pending = self.state.get(key) if key else None
@@ -157,6 +259,8 @@ class BlobUploader:
                     first = cursor.next_byte if first is None else first
                     sent += len(part)
                 except PartMoved as moved:
+                    if moved.last_valid == cursor.next_byte - 1:  # refused where it stands: it takes no parts
+                        raise UploadRefusesParts() from None
                     if moved.last_valid != cursor.next_byte + len(part) - 1:  # the registry is elsewhere: go there
                         if hasher is not None:
                             raise SourceError(f"{label}: the registry lost part of a one-pass stream") from None
@@ -186,11 +290,26 @@ class BlobUploader:
             raise
 
 
+class UploadRefusesParts(Exception):
+    """The registry refused a part at the very byte it holds the upload to: the upload takes none."""
+
+
 class PartMoved(Exception):
     """The registry refused a part: it holds the upload up to `last_valid`, not up to the part's first byte."""
 
     def __init__(self, last_valid: int):
         self.last_valid = last_valid
+
+
+def _once(function: Callable[[int], None]) -> Callable[[int], None]:
+    called = threading.Event()
+
+    def first_call_only(value: int) -> None:
+        if not called.is_set():
+            called.set()
+            function(value)
+
+    return first_call_only
 
 
 def _read_part(stream: BinaryIO, size: int) -> bytes:

@@ -22,6 +22,7 @@ from registry.config import (
     ACCESS_KEYS_KMS_KEY_ENV,
     AUTHORIZER_CACHE_SECONDS,
     BUCKET_ENV,
+    DIRECT_UPLOAD_MAX_BYTES_ENV,
     KMS_KEY_REGISTRY_TAG,
     METRICS_NAMESPACE,
     PUBLIC_URL_ENV,
@@ -81,6 +82,9 @@ OBJECT_ACTIONS = [
     "s3:PutObject",
     "s3:DeleteObject",
     "s3:AbortMultipartUpload",
+    # ListParts: CompleteLayerUpload of a direct upload completes exactly the parts S3 lists (the
+    # client PUTs them through UploadPart URLs presigned with this role: PutObject above)
+    "s3:ListMultipartUploadParts",
 ]
 # Objects of KMS-encrypted repositories: S3 asks KMS for data keys on the caller's behalf.
 KMS_DATA_KEY_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
@@ -164,6 +168,7 @@ class RegistryApi(Construct):
             ACCESS_KEYS_KMS_KEY_ENV: storage.keys_key.key_arn,
             TOKEN_KMS_KEY_ENV: storage.token_key.key_arn,
             ACCESS_KEY_CACHE_SECONDS_ENV: str(props.key_cache_seconds),
+            DIRECT_UPLOAD_MAX_BYTES_ENV: str(props.direct_upload_max_bytes),
             **{env: str(getattr(quotas, name)) for name, env in QUOTA_ENV.items()},
             # GetAuthorizationToken's proxyEndpoint and the /v2 URLs: the custom domain, when there is one
             **({PUBLIC_URL_ENV: props.public_url} if props.public_url else {}),

@@ -22,6 +22,9 @@ Every field can be set in `cdk.json` ("context") or on the command line with
     registry:trimBotocore        true                     drop botocore models of unused services
     registry:keyCacheSeconds     60                       how long a warm function trusts an access key
                                                           it has read: the revocation delay (0-900)
+    registry:directUploadMaxBytes 2147483648              the largest layer a client may upload straight
+                                                          to S3 (GetLayerPartUploadUrls): Complete hashes
+                                                          it within the integration timeout; 0: off
     registry:sweepGraceSeconds   86400                    the sweep reclaims only what is older than this
                                                           (keep it far above the function timeout)
     registry:usageMetrics        repository               the usage metrics the sweep writes (each a
@@ -72,7 +75,7 @@ from typing import Any
 
 from constructs import Node
 
-from registry.config import DEFAULT_KEY_CACHE_SECONDS, MAX_KEY_CACHE_SECONDS, Quotas
+from registry.config import DEFAULT_DIRECT_UPLOAD_MAX_BYTES, DEFAULT_KEY_CACHE_SECONDS, MAX_KEY_CACHE_SECONDS, Quotas
 from registry.distribution.routes import registry_in_host
 from registry.sweep import DEFAULT_GRACE_SECONDS
 from registry.sweep.usage import DEFAULT_USAGE_METRICS, UsageMetrics
@@ -102,6 +105,7 @@ class RegistryProps:
     bytecode_python: str = "auto"
     trim_botocore: bool = True
     key_cache_seconds: int = int(DEFAULT_KEY_CACHE_SECONDS)
+    direct_upload_max_bytes: int = DEFAULT_DIRECT_UPLOAD_MAX_BYTES
     sweep_grace_seconds: int = int(DEFAULT_GRACE_SECONDS)
     usage_metrics: str = DEFAULT_USAGE_METRICS.value
     quotas: dict[str, int] = field(default_factory=dict)
@@ -131,6 +135,8 @@ class RegistryProps:
                 f"registry:keyCacheSeconds must be between 0 and {MAX_KEY_CACHE_SECONDS:.0f}, "
                 f"not {self.key_cache_seconds}"
             )
+        if self.direct_upload_max_bytes < 0:
+            raise ValueError(f"registry:directUploadMaxBytes must not be negative, not {self.direct_upload_max_bytes}")
         if self.sweep_grace_seconds < 0:
             raise ValueError(f"registry:sweepGraceSeconds must not be negative, not {self.sweep_grace_seconds}")
         if self.usage_metrics not in set(UsageMetrics):

@@ -179,3 +179,39 @@ def aws(registry, *args: str) -> dict:
     if done.returncode != 0:
         raise AssertionError(f"aws ecr {args[0]} failed ({done.returncode}): {done.stderr}")
     return json.loads(done.stdout) if done.stdout.strip() else {}
+
+
+EXTENSION_TARGET = "ServerlessRegistry_20261130."
+
+
+def call_extension(endpoint: str, operation: str, params: dict, key_id: str = "test", secret: str = "test"):
+    """A request to one of the registry's own (not ECR's) operations, SigV4-signed as any AWS SDK
+    signs: (HTTP status, decoded JSON body)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    data = json.dumps(params).encode()
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": EXTENSION_TARGET + operation}
+    request = AWSRequest(method="POST", url=endpoint.rstrip("/") + "/", data=data, headers=headers)
+    SigV4Auth(Credentials(key_id, secret), "ecr", "us-east-1").add_auth(request)
+    prepared = urllib.request.Request(request.url, data=data, method="POST", headers=dict(request.headers.items()))
+    try:
+        with urllib.request.urlopen(prepared) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def put_part(url: str, data: bytes) -> str:
+    """PUT one part to a presigned S3 UploadPart URL, as a client does; its ETag."""
+    import urllib.request
+
+    # urllib's default Content-Type (a form) would have the body read as query parameters
+    headers = {"Content-Type": "application/octet-stream"}
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, method="PUT", headers=headers)) as response:
+        return response.headers["ETag"]

@@ -56,6 +56,10 @@ ACCESS_KEY_CACHE_SECONDS_ENV = "REGISTRY_KEY_CACHE_SECONDS"
 DEFAULT_KEY_CACHE_SECONDS = 60.0
 MAX_KEY_CACHE_SECONDS = 900.0
 PREVIEW_BUDGET_ENV = "REGISTRY_PREVIEW_BUDGET_SECONDS"
+# The largest layer the direct upload extension takes (CompleteLayerUpload hashes it within one
+# request, so API Gateway's 29 s bound it); 0 turns the extension off.
+DIRECT_UPLOAD_MAX_BYTES_ENV = "REGISTRY_DIRECT_UPLOAD_MAX_BYTES"
+DEFAULT_DIRECT_UPLOAD_MAX_BYTES = 2 * 1024 * MiB
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,10 @@ class Settings:
     # How long StartLifecyclePolicyPreview computes the preview within its request (API Gateway
     # waits 29 s); a repository too big for that is left IN_PROGRESS, and the sweep completes it.
     preview_budget_seconds: float = 20.0
+    direct_upload_max_bytes: int = DEFAULT_DIRECT_UPLOAD_MAX_BYTES
+    # The S3 part size of a direct upload (S3's minimum is 5 MiB): parts go to S3 in parallel.
+    direct_part_size: int = 16 * MiB
+    direct_url_seconds: int = 15 * 60
 
     def registry_host(self, registry_id: str) -> str:
         """The host that names a registry: its own under the registry hosts' domain, else ECR's."""
@@ -127,6 +135,8 @@ class Settings:
             public_url=(env.get(PUBLIC_URL_ENV) or "").rstrip("/") or None,
             registry_hosts_domain=(env.get(REGISTRY_HOSTS_DOMAIN_ENV) or "").strip().lower().strip(".") or None,
             preview_budget_seconds=float(env.get(PREVIEW_BUDGET_ENV) or 20.0),
+            direct_upload_max_bytes=int(env.get(DIRECT_UPLOAD_MAX_BYTES_ENV) or DEFAULT_DIRECT_UPLOAD_MAX_BYTES),
+            direct_part_size=int(env.get("REGISTRY_DIRECT_PART_SIZE") or 16 * MiB),
         )
 
 

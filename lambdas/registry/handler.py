@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from . import auth, distribution, errors, operations, wire
 from .config import MAX_RETURNED_BYTES, METRICS_NAMESPACE, SERVICE_NAME, Settings
 from .errors import EcrError, ServerException, UnknownOperationException
-from .operations import OPERATIONS, Caller, Context
+from .operations import Caller, Context
 from .storage import RegistryStore
 
 if TYPE_CHECKING:
@@ -118,12 +118,13 @@ def _ecr_api(request: wire.HttpRequest) -> tuple[dict[str, Any], str, str, str |
         caller = Caller.of(auth.authenticate(request, access_keys(), registry.settings.region))
         key_id = caller.access_key_id
         operation = wire.operation_name(request)
-        operation_function = OPERATIONS.get(operation)
+        operation_function = operations.served(operation, registry.settings)
         if operation_function is None:
             raise UnknownOperationException(f"Operation {operation} is not supported by this registry")
         params = wire.read_params(request, operation)
         endpoint = registry.settings.public_url or request.base_url()
-        ctx = Context.authorized(operation, caller, params, registry, registry.settings, endpoint)
+        authorized_as = operations.AUTHORIZED_AS.get(operation, operation)
+        ctx = Context.authorized(authorized_as, caller, params, registry, registry.settings, endpoint)
         if tracer is not None:
             tracer.put_annotation("operation", operation)
         response = wire.ok_response(operations.run(operation_function, params, ctx), request.request_id)

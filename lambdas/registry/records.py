@@ -158,6 +158,7 @@ class Upload:
     s3_parts: tuple[tuple[int, str], ...]  # (part number, ETag) of parts already in S3
     completed_digest: str | None = None
     expires_at: float | None = None  # epoch seconds; past it the upload is gone (DynamoDB TTL)
+    direct_size: int | None = None  # a direct upload (S3 parts from the client): the layer's size
 
 
 @dataclass(frozen=True)

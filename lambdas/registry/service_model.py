@@ -47,13 +47,62 @@ def target_prefix() -> str:
     return prefix
 
 
+# --- the registry's own extension (not ECR's): direct layer uploads (docs/how-it-works.md) ------
+
+EXTENSION_TARGET_PREFIX = "ServerlessRegistry_20261130"
+# Its operations, written as botocore writes ECR's, over ECR's own shapes where they exist: one
+# validation for both. Its errors are ECR's shapes, so botocore-style clients read them as usual.
+EXTENSION_OPERATIONS: dict[str, Any] = {
+    "GetLayerPartUploadUrls": {
+        "name": "GetLayerPartUploadUrls",
+        "http": {"method": "POST", "requestUri": "/"},
+        "input": {"shape": "GetLayerPartUploadUrlsRequest"},
+        "errors": [
+            {"shape": "ServerException"},
+            {"shape": "InvalidParameterException"},
+            {"shape": "InvalidLayerPartException"},
+            {"shape": "RepositoryNotFoundException"},
+            {"shape": "UploadNotFoundException"},
+            {"shape": "LimitExceededException"},
+            {"shape": "KmsException"},
+        ],
+    }
+}
+EXTENSION_SHAPES: dict[str, Any] = {
+    "GetLayerPartUploadUrlsRequest": {
+        "type": "structure",
+        "required": ["repositoryName", "uploadId", "layerSize"],
+        "members": {
+            "registryId": {"shape": "RegistryId"},
+            "repositoryName": {"shape": "RepositoryName"},
+            "uploadId": {"shape": "UploadId"},
+            "layerSize": {"shape": "DirectLayerSize"},
+        },
+    },
+    "DirectLayerSize": {"type": "long", "min": 1},
+}
+
+
+@functools.cache
+def extension_model() -> ServiceModel:
+    """ECR's model with the extension's operations and shapes added (the ECR API never sees them)."""
+    description = model_description()
+    extended = {
+        **description,
+        "operations": {**description["operations"], **EXTENSION_OPERATIONS},
+        "shapes": {**description["shapes"], **EXTENSION_SHAPES},
+    }
+    return ServiceModel(extended, SERVICE_NAME)
+
+
 @functools.cache
 def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
 def read_input(operation: str, body: dict[str, Any]) -> dict[str, Any]:
-    shape = ecr_model().operation_model(operation).input_shape
+    model = extension_model() if operation in EXTENSION_OPERATIONS else ecr_model()
+    shape = model.operation_model(operation).input_shape
     if not isinstance(body, dict):
         raise SerializationException("Start of structure or map found where not expected.")
     if shape is None:

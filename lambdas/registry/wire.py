@@ -117,6 +117,8 @@ def _signed_paths(event: dict[str, Any], context: dict[str, Any]) -> tuple[str, 
 def operation_name(request: HttpRequest) -> str:
     target = request.header("x-amz-target") or ""
     prefix, _, operation = target.partition(".")
+    if prefix == service_model.EXTENSION_TARGET_PREFIX and operation in service_model.EXTENSION_OPERATIONS:
+        return operation
     if prefix != service_model.target_prefix() or not operation:
         raise UnknownOperationException(f"Unknown operation {target or '(no X-Amz-Target)'}")
     if operation not in service_model.ecr_model().operation_names:

@@ -253,6 +253,18 @@ def test_quotas_and_throttling_come_from_context(variant):
         assert method["Properties"]["Integration"]["TimeoutInMillis"] == 60_000
 
 
+def test_direct_upload_limit_comes_from_context(variant):
+    from registry.config import DIRECT_UPLOAD_MAX_BYTES_ENV, Settings
+
+    env = function(variant({"registry:directUploadMaxBytes": "0"}).template)["Properties"]["Environment"]["Variables"]
+    assert env[DIRECT_UPLOAD_MAX_BYTES_ENV] == "0"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(DIRECT_UPLOAD_MAX_BYTES_ENV, env[DIRECT_UPLOAD_MAX_BYTES_ENV])
+        assert Settings.from_environment().direct_upload_max_bytes == 0, "the function reads what the stack sets"
+    with pytest.raises(Exception, match="directUploadMaxBytes"):
+        variant({"registry:directUploadMaxBytes": "-1"})
+
+
 def test_key_cache_seconds_come_from_context(variant):
     env = function(variant({"registry:keyCacheSeconds": "15"}).template)["Properties"]["Environment"]["Variables"]
     assert env[ACCESS_KEY_CACHE_SECONDS_ENV] == "15"
@@ -343,7 +355,13 @@ def test_every_table_has_an_explicit_access_level(variant, monkeypatch):
 
 def test_function_may_use_only_its_own_object_prefixes(template):
     (statement,) = [s for s in function_policy_statements(template) if any(a.startswith("s3:") for a in _actions(s))]
-    assert sorted(_actions(statement)) == ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert sorted(_actions(statement)) == [
+        "s3:AbortMultipartUpload",
+        "s3:DeleteObject",
+        "s3:GetObject",
+        "s3:ListMultipartUploadParts",
+        "s3:PutObject",
+    ]
     bucket_id = blob_bucket(template)[0]
     assert statement["Resource"] == [
         {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{prefix}/*"]]}

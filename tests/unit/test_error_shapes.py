@@ -42,7 +42,7 @@ import pytest
 
 import registry
 from registry import errors
-from registry.operations import OPERATIONS
+from registry.operations import EXTENSIONS, OPERATIONS
 from registry.storage import errors as storage_errors
 
 PACKAGE_DIR = Path(registry.__file__).resolve().parent
@@ -386,7 +386,7 @@ def _program() -> Program:
 
 
 def _raised_by(operation: str) -> set[str]:
-    function = OPERATIONS[operation]
+    function = OPERATIONS.get(operation) or EXTENSIONS[operation]
     raised, storage, _ = _program().reachable_errors(function.__module__, function.__qualname__)
     for storage_error, translated in _program().translations("registry.operations", "run").items():
         if storage_error in storage:
@@ -452,6 +452,17 @@ def test_every_error_an_operation_can_raise_is_in_its_model_errors(operation, ec
     if operation in KNOWN_GAPS and undeclared and undeclared == KNOWN_GAPS[operation]:
         pytest.xfail(f"known gap: {operation} can raise {sorted(undeclared)}")
     assert not undeclared, f"{operation} can raise {sorted(undeclared)}, not in its model errors"
+
+
+@pytest.mark.parametrize("operation", sorted(EXTENSIONS))
+def test_every_error_an_extension_can_raise_is_in_the_errors_it_declares(operation):
+    """The registry's own operations declare their errors as ECR's do (service_model.EXTENSION_OPERATIONS)."""
+    from registry.service_model import extension_model
+
+    declared = {shape.name for shape in extension_model().operation_model(operation).error_shapes}
+    assert {"InvalidLayerPartException", "UploadNotFoundException", "LimitExceededException"} <= _raised_by(operation)
+    undeclared = (_raised_by(operation) & MODELED) - declared
+    assert not undeclared, f"{operation} can raise {sorted(undeclared)}, not in its declared errors"
 
 
 def test_known_gaps_are_still_gaps():

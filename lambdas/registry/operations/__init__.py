@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import errors
+from ..config import Settings
 from ..storage import BackendBusy, EncryptionKeyUnusable, RepositoryGone
 from . import images, layers, lifecycle, login, repositories, repository_policies, resource_tags
 from .common import Caller, Context
@@ -44,12 +45,24 @@ OPERATIONS: dict[str, Operation] = {
     "DeleteRepositoryPolicy": repository_policies.delete_repository_policy,
 }
 
+# The registry's extension (service_model.EXTENSION_OPERATIONS), not ECR's: served when enabled.
+EXTENSIONS: dict[str, Operation] = {"GetLayerPartUploadUrls": layers.get_layer_part_upload_urls}
+# The ECR action an extension is authorized as (grants and repository policies alike).
+AUTHORIZED_AS = {"GetLayerPartUploadUrls": "UploadLayerPart"}
+
+
+def served(operation: str, settings: Settings) -> Operation | None:
+    """The function serving `operation`, None if this registry does not serve it."""
+    if operation in EXTENSIONS:
+        return EXTENSIONS[operation] if settings.direct_upload_max_bytes > 0 else None
+    return OPERATIONS.get(operation)
+
 
 # Operations that read their repository's policy in their own read and hand it to Context.policy_read
 # (a pull's manifest and blob requests, a push's parts: one DynamoDB read each); every other is
 # checked before it runs.
 READ_THEIR_POLICY: frozenset[Operation] = frozenset(
-    {images.batch_get_image, layers.get_blob_location, layers.upload_layer_part}
+    {images.batch_get_image, layers.get_blob_location, layers.upload_layer_part, layers.get_layer_part_upload_urls}
 )
 
 
@@ -71,4 +84,4 @@ def run(operation: Operation, params: dict[str, Any], ctx: Context) -> dict[str,
         ctx.check_policies()  # nothing left to check, unless the operation failed before its read
 
 
-__all__ = ["OPERATIONS", "Caller", "Context", "Operation", "run"]
+__all__ = ["AUTHORIZED_AS", "EXTENSIONS", "OPERATIONS", "Caller", "Context", "Operation", "run", "served"]

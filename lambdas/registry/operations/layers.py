@@ -8,14 +8,26 @@ size, and never holds a layer in memory.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from .. import errors
 from ..records import Quota, Upload, repository_partition
 from ..service_model import ecr_model
-from ..storage import ConcurrentUpdate, LayerExists, PartOutOfOrder, PartsChanged, QuotaReached, UploadGone
+from ..storage import (
+    ConcurrentUpdate,
+    DirectSizeMismatch,
+    LayerExists,
+    OtherUploadMode,
+    PartOutOfOrder,
+    PartsChanged,
+    QuotaReached,
+    UploadGone,
+)
 from .common import Context, Params, Result, existing_repository, retrying
+
+DIRECT_ONLY = "The upload takes its bytes as direct S3 parts (GetLayerPartUploadUrls)"
 
 
 def _hasher(state: bytes | None) -> Any:
@@ -70,6 +82,8 @@ def upload_layer_part(params: Params, ctx: Context) -> Result:
             last_valid_byte_received=last_valid,
         )
 
+    if upload.direct_size is not None:
+        raise refuse(DIRECT_ONLY, upload.last_byte)
     if first != upload.last_byte + 1:
         raise refuse(
             f"The part's first byte {first} does not follow the last byte received {upload.last_byte}", upload.last_byte
@@ -90,6 +104,8 @@ def upload_layer_part(params: Params, ctx: Context) -> Result:
         last_byte = ctx.store.uploads.append_part(upload, part, hasher.serialize(), max_parts)
     except PartOutOfOrder as lost:  # another request for this upload landed first
         raise refuse("The part does not follow the last byte received", lost.last_valid_byte) from None
+    except OtherUploadMode:  # made direct meanwhile
+        raise refuse(DIRECT_ONLY, upload.last_byte) from None
     except UploadGone:
         raise _upload_not_found(params, registry_id, ctx) from None
     except QuotaReached as reached:
@@ -114,11 +130,7 @@ def complete_layer_upload(params: Params, ctx: Context) -> Result:
             if all(d == upload.completed_digest for d in requested):
                 raise errors.layer_already_exists(repo.registry_id, repo.name, upload.completed_digest)
             raise _upload_not_found(params, repo.registry_id, ctx)
-        if upload.last_byte < 0:
-            raise errors.EmptyUploadException(
-                f"The upload with id '{upload.upload_id}' does not contain any layer parts"
-            )
-        digest = "sha256:" + _hasher(upload.hash_state).finalize()
+        digest = _uploaded_digest(upload, ctx)
         wrong = [d for d in requested if d != digest]
         if wrong:
             raise errors.InvalidLayerException(
@@ -146,6 +158,29 @@ def complete_layer_upload(params: Params, ctx: Context) -> Result:
         }
 
     return retrying(attempt)
+
+
+def _uploaded_digest(upload: Upload, ctx: Context) -> str:
+    """The SHA-256 of the upload's bytes: of the parts hashed as they came, or, for a direct upload,
+    of its S3 object, read back and hashed now."""
+    if upload.direct_size is None:
+        if upload.last_byte < 0:
+            raise errors.EmptyUploadException(
+                f"The upload with id '{upload.upload_id}' does not contain any layer parts"
+            )
+        hashed: str = _hasher(upload.hash_state).finalize()
+        return "sha256:" + hashed
+    try:
+        return ctx.store.uploads.assemble_direct(upload)
+    except DirectSizeMismatch as mismatch:
+        raise errors.InvalidLayerException(
+            f"The uploaded parts hold {mismatch.parts_size} bytes, not the layer's {upload.direct_size} "
+            "in parts 1 to n; upload the missing parts"
+        ) from None
+    except PartsChanged:
+        raise errors.InvalidLayerException(
+            "The uploaded parts changed while the upload was completed; upload the layer again"
+        ) from None
 
 
 def _layer_digest_pattern() -> re.Pattern[str]:
@@ -255,3 +290,54 @@ def get_blob_location(params: Params, ctx: Context) -> Result:
         raise _layer_not_found(repo.registry_id, repo.name, digest)
     url = ctx.store.layers.download_url(layer, head=bool(params.get("head")))
     return {"downloadUrl": url, "layerDigest": digest, "layerSize": layer.size}
+
+
+# --- the registry's extension (service_model.EXTENSION_OPERATIONS): direct layer uploads ---------
+
+
+S3_MAX_PARTS = 10_000  # of one S3 multipart upload
+
+
+def get_layer_part_upload_urls(params: Params, ctx: Context) -> Result:
+    """Presigned S3 UploadPart URLs for the parts of an upload's layer, so that its bytes go from the
+    client straight to S3 (CompleteLayerUpload hashes them before the layer is usable), and the
+    parts S3 holds already (a resumed client sends the rest). Authorized as UploadLayerPart."""
+    registry_id, name = ctx.registry_id, params["repositoryName"]
+    found, policy_text = ctx.store.uploads.with_policy(registry_id, name, params["uploadId"])
+    ctx.policy_read(policy_text)
+    upload = _usable(found, params, ctx)
+    if upload is None or upload.completed_digest:
+        raise _upload_not_found(params, registry_id, ctx)
+    size, limit = params["layerSize"], ctx.settings.direct_upload_max_bytes
+    if size > limit:  # the client takes this as "use UploadLayerPart"
+        raise errors.LimitExceededException(
+            f"Layers over {limit} bytes are not uploaded directly; upload this one with UploadLayerPart"
+        )
+    if upload.direct_size not in (None, size):
+        raise errors.InvalidParameterException(
+            f"Invalid parameter at 'layerSize': the upload was opened for {upload.direct_size} bytes"
+        )
+    try:
+        upload = ctx.store.uploads.open_direct(upload, size)
+    except OtherUploadMode:
+        raise errors.InvalidLayerPartException(
+            "The upload has received parts through UploadLayerPart; continue with UploadLayerPart",
+            registry_id=registry_id,
+            repository_name=name,
+            upload_id=upload.upload_id,
+            last_valid_byte_received=upload.last_byte,
+        ) from None
+    except UploadGone:
+        raise _upload_not_found(params, registry_id, ctx) from None
+    part_size = max(ctx.settings.direct_part_size, math.ceil(size / S3_MAX_PARTS))
+    numbers = range(1, math.ceil(size / part_size) + 1)
+    held = ctx.store.uploads.direct_parts(upload) or []
+    urls = ctx.store.uploads.part_upload_urls(upload, numbers, ctx.settings.direct_url_seconds)
+    return {
+        "registryId": registry_id,
+        "repositoryName": name,
+        "uploadId": upload.upload_id,
+        "partSize": part_size,
+        "partUrls": {str(n): url for n, url in urls.items()},
+        "receivedParts": [{"partNumber": p.number, "size": p.size} for p in held if p.number in numbers],
+    }

@@ -359,8 +359,12 @@ class Backend:
 
     def presigned_get(self, object_key: str, expires_seconds: int, method: str = "get_object") -> str:
         """A URL that lets its holder GET (or, with `head_object`, HEAD) the object until it expires."""
+        return self.presigned(method, expires_seconds, Key=object_key)
+
+    def presigned(self, method: str, expires_seconds: int, **params: Any) -> str:
+        """A URL that lets its holder make this one S3 call on the bucket until it expires."""
         url: str = self.s3.generate_presigned_url(
-            method, Params={"Bucket": self.settings.bucket, "Key": object_key}, ExpiresIn=expires_seconds
+            method, Params={"Bucket": self.settings.bucket, **params}, ExpiresIn=expires_seconds
         )
         return url
 

@@ -66,6 +66,18 @@ class PartsChanged(StorageError):
     """An S3 part of the upload was overwritten by a racing request: the bytes are not what we hashed."""
 
 
+class OtherUploadMode(StorageError):
+    """The upload already takes its bytes the other way (UploadLayerPart's parts, or direct S3 parts)."""
+
+
+class DirectSizeMismatch(StorageError):
+    """A direct upload's S3 parts do not make up the size it was opened for: `parts_size` bytes."""
+
+    def __init__(self, parts_size: int):
+        super().__init__(parts_size)
+        self.parts_size = parts_size
+
+
 class EncryptionKeyUnusable(StorageError):
     """KMS refused the repository's key (disabled, unknown, not ours to use)."""
 

@@ -108,12 +108,13 @@ class LayerStore:
         uses it AND its used_at is older than the sweep's grace period, so a layer can never be
         created on an entry (and object) the sweep is removing."""
         scope = blob_scope(repo.registry_id, upload.encryption.scope)
-        size = upload.last_byte + 1
+        size = upload.last_byte + 1 if upload.direct_size is None else upload.direct_size
         existing = self.backend.get("blobs", scope, digest)
         if existing:  # the registry has these bytes already: keep one copy (ours goes afterwards)
             object_key = existing["blob_key"]
         else:
-            self._finish_object(upload)
+            if upload.direct_size is None:  # a direct upload's object is complete (and hashed) already
+                self._finish_object(upload)
             object_key = self._register_blob(scope, digest, upload.object_key, size, now)
         layer = Layer(digest=digest, size=size, object_key=object_key)
         try:

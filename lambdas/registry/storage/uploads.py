@@ -10,18 +10,30 @@ exactly the bytes we hashed.
     uploads/<id>  created: attribute_not_exists (a fresh UUID)
                   a part: last_byte = the byte we read, part_count < quota, not completed:
                   parts are contiguous and a racing duplicate part loses
+                  made direct (GetLayerPartUploadUrls): last_byte = -1, no multipart_id, not
+                  completed -- an upload takes UploadLayerPart's parts or the client's S3 parts,
+                  never both; a part: attribute_not_exists(direct_size), for the same reason
                   completed: in the transaction that creates the layer (layers.py)
+
+A direct upload's bytes go from the client to S3 parts of the upload's own object key, through URLs
+presigned for UploadPart only (never PutObject: once completed, no URL can change the object).
+CompleteLayerUpload completes the multipart upload with exactly the parts S3 lists and hashes the
+object it made (If-Match its ETag) before any layer may name it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from botocore.exceptions import ClientError
 
 from ..records import Encryption, Quota, Repository, Upload
 from . import codec
 from .backend import Backend, ConditionFailed, Item, sse_arguments
-from .errors import PartOutOfOrder, QuotaReached, UploadGone
+from .errors import DirectSizeMismatch, OtherUploadMode, PartOutOfOrder, PartsChanged, QuotaReached, UploadGone
 from .repositories import RepositoryStore
 from .schema import (
     BLOBS_PREFIX,
@@ -32,6 +44,18 @@ from .schema import (
 
 S3_MIN_PART = 5 * 1024 * 1024
 CANCELLED = "cancelled"  # the completed_digest of an upload ended without a layer
+HASH_CHUNK = 1024 * 1024  # a direct upload's object is hashed as it streams, this much at a time
+# What CompleteMultipartUpload answers when the parts are not the ones S3 listed a moment ago
+REPLACED_PART_CODES = ("InvalidPart", "InvalidPartOrder", "EntityTooSmall")
+
+
+@dataclass(frozen=True)
+class S3Part:
+    """A part of a direct upload that S3 holds."""
+
+    number: int
+    etag: str
+    size: int
 
 
 def upload_from_item(item: Item) -> Upload:
@@ -49,6 +73,7 @@ def upload_from_item(item: Item) -> Upload:
         s3_parts=tuple((p["n"], p["etag"]) for p in item.get("s3_parts") or ()),
         completed_digest=item.get("completed_digest"),
         expires_at=item.get("expires_at"),
+        direct_size=item.get("direct_size"),
     )
 
 
@@ -144,7 +169,7 @@ class UploadStore:
                 + (", multipart_id = :mp" if multipart_id else "")
                 + (", tail_key = :tail_key" if tail_key else " REMOVE tail_key"),
                 ConditionExpression="last_byte = :expected AND part_count < :max "
-                "AND attribute_not_exists(completed_digest)",
+                "AND attribute_not_exists(completed_digest) AND attribute_not_exists(direct_size)",
                 ExpressionAttributeValues=codec.values(
                     last=last_byte,
                     state=hash_state,
@@ -195,6 +220,102 @@ class UploadStore:
         except ConditionFailed:
             raise UploadGone() from None
         self.discard(upload.tail_object_key, upload.multipart_id, upload.object_key)
+
+    # --- direct uploads (the extension GetLayerPartUploadUrls) ------------------------------------
+
+    def open_direct(self, upload: Upload, size: int) -> Upload:
+        """Make `upload` direct, for a layer of `size` bytes, with its S3 multipart upload (opened
+        once); the upload as it now stands. OtherUploadMode if it took UploadLayerPart bytes,
+        UploadGone if it completed or went."""
+        if upload.direct_size is not None:
+            return upload
+        if upload.last_byte >= 0:
+            raise OtherUploadMode()
+        multipart_id = self.backend.s3_call(
+            "create_multipart_upload",
+            Key=upload.object_key,
+            ContentType="application/octet-stream",
+            **sse_arguments(upload.encryption),
+        )["UploadId"]
+        try:
+            self.backend.write(
+                "update_item",
+                "uploads",
+                Key=self.backend.item_key("uploads", upload.upload_id),
+                UpdateExpression="SET direct_size = :size, multipart_id = :mp",
+                ConditionExpression="attribute_exists(upload_id) AND last_byte = :none "
+                "AND attribute_not_exists(multipart_id) AND attribute_not_exists(completed_digest)",
+                ExpressionAttributeValues=codec.values(size=size, mp=multipart_id, none=-1),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as failure:
+            old = failure.old
+            if old is not None and old.get("multipart_id") == multipart_id:
+                return upload_from_item(old)  # our own write, sent again by botocore
+            self.discard(None, multipart_id, upload.object_key)
+            if old is None or old.get("completed_digest"):
+                raise UploadGone() from None
+            if old.get("direct_size") is None:
+                raise OtherUploadMode() from None
+            return upload_from_item(old)  # a concurrent request made it direct first
+        return replace(upload, direct_size=size, multipart_id=multipart_id)
+
+    def part_upload_urls(self, upload: Upload, numbers: range, expires_seconds: int) -> dict[int, str]:
+        """Presigned S3 UploadPart URLs of the direct upload's parts `numbers` (no other S3 call)."""
+        return {
+            n: self.backend.presigned(
+                "upload_part", expires_seconds, Key=upload.object_key, UploadId=upload.multipart_id, PartNumber=n
+            )
+            for n in numbers
+        }
+
+    def direct_parts(self, upload: Upload) -> list[S3Part] | None:
+        """The parts S3 holds for the direct upload, by number; None once its object is completed."""
+        parts: list[S3Part] = []
+        try:
+            for page in self.backend.s3.get_paginator("list_parts").paginate(
+                Bucket=self.backend.settings.bucket, Key=upload.object_key, UploadId=upload.multipart_id
+            ):
+                parts.extend(S3Part(p["PartNumber"], p["ETag"], p["Size"]) for p in page.get("Parts", []))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return None
+            raise
+        return sorted(parts, key=lambda p: p.number)
+
+    def assemble_direct(self, upload: Upload) -> str:
+        """Complete the direct upload's object from exactly the parts S3 lists, then hash it as it
+        streams back (If-Match its ETag): its digest, "sha256:<hex>". DirectSizeMismatch if the
+        parts are not 1..n making up the size it was opened for (nothing beyond that is ever read);
+        PartsChanged if a part was replaced after the listing."""
+        parts = self.direct_parts(upload)
+        if parts is None:  # completed by an earlier attempt whose answer was lost
+            head = self.backend.s3_call("head_object", Key=upload.object_key)
+            if head["ContentLength"] != upload.direct_size:
+                raise DirectSizeMismatch(head["ContentLength"])
+            return self._object_digest(upload.object_key, head["ETag"])
+        size = sum(p.size for p in parts)
+        if size != upload.direct_size or [p.number for p in parts] != list(range(1, len(parts) + 1)):
+            raise DirectSizeMismatch(size)
+        try:
+            completed = self.backend.s3_call(
+                "complete_multipart_upload",
+                Key=upload.object_key,
+                UploadId=upload.multipart_id,
+                MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in REPLACED_PART_CODES:
+                raise PartsChanged() from None
+            raise
+        return self._object_digest(upload.object_key, completed["ETag"])
+
+    def _object_digest(self, object_key: str, etag: str) -> str:
+        body = self.backend.s3_call("get_object", Key=object_key, IfMatch=etag)["Body"]
+        digest = hashlib.sha256()
+        for chunk in body.iter_chunks(HASH_CHUNK):
+            digest.update(chunk)
+        return "sha256:" + digest.hexdigest()
 
     # --- for the sweep ----------------------------------------------------------------------------
 
@@ -249,6 +370,8 @@ def _is_our_update(
 def _refused_part(old: Item | None, max_parts: int) -> Exception:
     if old is None or old.get("completed_digest"):
         return UploadGone()
+    if old.get("direct_size") is not None:
+        return OtherUploadMode()
     if old.get("part_count", 0) >= max_parts:
         return QuotaReached(Quota.LAYER_PARTS, max_parts)
     return PartOutOfOrder(old["last_byte"])
