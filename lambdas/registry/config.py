@@ -136,7 +136,8 @@ class Settings:
             registry_hosts_domain=(env.get(REGISTRY_HOSTS_DOMAIN_ENV) or "").strip().lower().strip(".") or None,
             preview_budget_seconds=float(env.get(PREVIEW_BUDGET_ENV) or 20.0),
             direct_upload_max_bytes=int(env.get(DIRECT_UPLOAD_MAX_BYTES_ENV) or DEFAULT_DIRECT_UPLOAD_MAX_BYTES),
-            direct_part_size=int(env.get("REGISTRY_DIRECT_PART_SIZE") or 16 * MiB),
+            # Never below S3's minimum part size, or every direct upload of more than one part would fail.
+            direct_part_size=max(5 * MiB, int(env.get("REGISTRY_DIRECT_PART_SIZE") or 16 * MiB)),
         )
 
 

@@ -72,3 +72,12 @@ def test_the_part_size_fits_a_lambda_request():
     # A part travels base64-encoded in a JSON body; a Lambda request is at most 6 MB.
     part = Settings(region="r", tables={}, bucket="b", quotas=Quotas()).part_size
     assert part * 4 / 3 + 1024 < 6 * 1000 * 1000
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 16 << 20), ("1048576", 5 << 20), (str(64 << 20), 64 << 20)])
+def test_direct_part_size_is_never_below_s3s_minimum(monkeypatch, raw, expected):
+    if raw is None:
+        monkeypatch.delenv("REGISTRY_DIRECT_PART_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("REGISTRY_DIRECT_PART_SIZE", raw)
+    assert Settings.from_environment().direct_part_size == expected
