@@ -511,13 +511,7 @@ class ImageStore:
                 values=codec.values(batch=set(batch)),
             )
             self._delete([*(self._delete_tag(repo, t, image.digest) for t in batch), strip, self._removal(repo)])
-        condition = "attribute_exists(digest) AND (attribute_not_exists(parent_count) OR parent_count = :zero)"
-        values: dict[str, Any] = {"zero": 0}
-        if tags:
-            condition += " AND tags = :tags"
-            values["tags"] = set(tags)
-        else:
-            condition += " AND attribute_not_exists(tags)"
+        condition, values = _unreferenced_with_tags(tags)
         counter = self._removal(repo, image_count=-1)
         image_delete = action(
             "image",
@@ -611,13 +605,7 @@ class ImageStore:
         tags = sorted(image.tags)
         if len(tags) + len(image.children) + 3 > TRANSACTION_LIMIT:
             raise TooBigToExpire()
-        condition = "attribute_exists(digest) AND (attribute_not_exists(parent_count) OR parent_count = :zero)"
-        values: dict[str, Any] = {"zero": 0}
-        if tags:
-            condition += " AND tags = :tags"
-            values["tags"] = set(tags)
-        else:
-            condition += " AND attribute_not_exists(tags)"
+        condition, values = _unreferenced_with_tags(tags)
         actions = [
             action(
                 "policy",
@@ -689,3 +677,13 @@ class ImageStore:
 def _chunks(items: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
     for start in range(0, len(items), TRANSACTION_LIMIT):
         yield items[start : start + TRANSACTION_LIMIT]
+
+
+def _unreferenced_with_tags(tags: list[str]) -> tuple[str, dict[str, Any]]:
+    """The condition (and its values) of deleting an image: it is there, no list or index
+    references it, and its tag set is exactly `tags` (none: no tag set at all)."""
+    condition = "attribute_exists(digest) AND (attribute_not_exists(parent_count) OR parent_count = :zero)"
+    values: dict[str, Any] = {"zero": 0}
+    if tags:
+        return condition + " AND tags = :tags", {**values, "tags": set(tags)}
+    return condition + " AND attribute_not_exists(tags)", values
