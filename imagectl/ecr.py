@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import random
+import re
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 from botocore.auth import SigV4Auth
@@ -23,7 +26,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from .errors import CredentialsError, RegistryError, RepositoryMissing, TagTaken
+from .errors import CredentialsError, RegistryError, RepositoryMissing, SourceError, TagTaken
 
 RETRIES = {"mode": "standard", "max_attempts": 8}
 REJECTED_CREDENTIALS = {
@@ -112,15 +115,72 @@ def _json_object(data: bytes) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def put_presigned(url: str, data: bytes) -> None:
-    """PUT bytes to a presigned S3 URL (a direct upload's part)."""
-    # urllib's default Content-Type (a form) would have some servers read the body as parameters
-    headers = {"Content-Type": "application/octet-stream"}
+# A direct part goes up in blocks of this size, read from its source as they are sent: an upload holds
+# a block a part in flight, never the part (sixteen 16 MiB parts in flight were ~300 MB resident).
+SEND_BLOCK = 1024 * 1024
+PART_ATTEMPTS = 5  # S3 answers 500/503 (SlowDown) to be retried; each attempt reads the part afresh
+PART_RETRY_BASE_SECONDS = 0.5
+
+
+def put_presigned(
+    url: str, open_part: Callable[[], BinaryIO], length: int, moved: Callable[[int], None] = lambda _: None
+) -> None:
+    """PUT one part of `length` bytes to a presigned S3 URL, streamed from `open_part()` (reopened
+    for every attempt). A 5xx or a broken connection is retried with exponential backoff and jitter,
+    as boto3's standard mode retries; a 4xx (an expired URL, a refused signature) is not. `moved` is
+    told of every block sent, and of a failed attempt's blocks as one negative count."""
+    sent = [0]  # this attempt's
+
+    def count(nbytes: int) -> None:
+        sent[0] += nbytes
+        moved(nbytes)
+
+    for attempt in range(1, PART_ATTEMPTS + 1):
+        sent[0] = 0
+        try:
+            _put_part(url, open_part, length, count)
+            return
+        except urllib.error.HTTPError as error:
+            moved(-sent[0])
+            if error.code < 500 or attempt == PART_ATTEMPTS:
+                raise RegistryError(f"S3 refused a part: HTTP {error.code} {_s3_error_code(error.read())}") from None
+        except (urllib.error.URLError, OSError) as error:
+            moved(-sent[0])
+            if attempt == PART_ATTEMPTS:
+                raise RegistryError(f"cannot upload a part to S3: {error}") from None
+        time.sleep(random.uniform(0, PART_RETRY_BASE_SECONDS * 2**attempt))
+
+
+def _put_part(url: str, open_part: Callable[[], BinaryIO], length: int, moved: Callable[[int], None]) -> None:
+    stream = open_part()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data, method="PUT", headers=headers), timeout=300):
+        # urllib's default Content-Type (a form) would have some servers read the body as parameters;
+        # an iterable body with its Content-Length goes as it is, block by block (not chunked)
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+        request = urllib.request.Request(url, data=_blocks(stream, length, moved), method="PUT", headers=headers)
+        with urllib.request.urlopen(request, timeout=300):
             pass
-    except (urllib.error.URLError, OSError) as error:
-        raise RegistryError(f"cannot upload a part to S3: {error}") from None
+    finally:
+        stream.close()
+
+
+def _blocks(stream: BinaryIO, length: int, moved: Callable[[int], None]) -> Iterator[bytes]:
+    """Exactly `length` bytes of `stream`, SEND_BLOCK at a time; a source that ends sooner is a
+    SourceError (S3 would otherwise wait for the bytes the Content-Length promised)."""
+    left = length
+    while left:
+        block = stream.read(min(SEND_BLOCK, left))
+        if not block:
+            raise SourceError(f"the source ended {left} bytes before the end of a part")
+        left -= len(block)
+        yield block
+        moved(len(block))  # sent: http.client asks for the next block once this one is written
+
+
+def _s3_error_code(body: bytes) -> str:
+    """The <Code> of S3's XML error answer, or nothing."""
+    found = re.search(rb"<Code>([^<]{1,100})</Code>", body)
+    return found.group(1).decode(errors="replace") if found else ""
 
 
 @contextlib.contextmanager

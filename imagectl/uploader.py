@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, BinaryIO, Protocol
 
 from botocore.exceptions import ClientError
@@ -69,7 +70,7 @@ class DirectPlan:
     received: dict[int, int] = field(default_factory=dict)  # part number -> its size in S3
 
 
-PARALLEL_PARTS = 4  # parts of one layer in flight at once (each held in memory)
+PARALLEL_PARTS = 4  # parts of one layer in flight at once (a direct part streams from its source)
 # Endpoints that answered UnknownOperationException this run: asked once only
 _WITHOUT_DIRECT: set[str] = set()
 
@@ -219,16 +220,12 @@ class BlobUploader:
 
         def send(number: int) -> int:
             self.between_parts()
-            stream = blob.open((number - 1) * plan.part_size)
             try:
-                part = _read_part(stream, length(number))
-            finally:
-                stream.close()
-            if len(part) != length(number):
-                raise SourceError(f"{label}: the source holds fewer bytes than its descriptor says ({size})")
-            put_presigned(plan.urls[number], part)
-            progress.advance(label, len(part))
-            return len(part)
+                opened = partial(blob.open, (number - 1) * plan.part_size)
+                put_presigned(plan.urls[number], opened, length(number), partial(progress.advance, label))
+            except SourceError:
+                raise SourceError(f"{label}: the source holds fewer bytes than its descriptor says ({size})") from None
+            return length(number)
 
         with ThreadPoolExecutor(max_workers=PARALLEL_PARTS) as pool:
             sent = sum(pool.map(send, missing))
