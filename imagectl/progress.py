@@ -23,6 +23,11 @@ from rich.progress import (
 
 
 class Reporter(Protocol):
+    # A live display is told of a direct part's bytes as they are written (taken back if the attempt
+    # fails); the others of a part's bytes once S3 holds them, so that their count is what a
+    # resumed push would not send again
+    live: bool
+
     def begin(self, verb: str, blobs: int, total: int) -> None: ...
 
     def start(self, key: str, size: int | None, done: int = 0) -> None: ...
@@ -46,6 +51,8 @@ def mib(nbytes: float) -> str:
 
 class TerminalReporter:
     """rich bars on stderr; the result line on stdout."""
+
+    live = True
 
     def __init__(self, stream: TextIO | None = None):
         self.console = Console(file=stream or sys.stderr)
@@ -91,6 +98,8 @@ class TerminalReporter:
 class PlainReporter:
     """One line per blob started and finished on stderr, with its size, time and rate."""
 
+    live = False
+
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
         self.lock = threading.Lock()
@@ -129,6 +138,8 @@ class PlainReporter:
 
 class JsonReporter:
     """Events on stdout, one JSON object a line: begin, start, progress (per part or MiB), done, result."""
+
+    live = False
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stdout

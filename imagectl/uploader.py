@@ -35,6 +35,8 @@ from .resume import PendingUpload, ResumeState
 
 
 class Progress(Protocol):
+    live: bool  # told of a direct part's bytes as they go (progress.Reporter)
+
     def advance(self, key: str, nbytes: int) -> None: ...
 
 
@@ -222,9 +224,12 @@ class BlobUploader:
             self.between_parts()
             try:
                 opened = partial(blob.open, (number - 1) * plan.part_size)
-                put_presigned(plan.urls[number], opened, length(number), partial(progress.advance, label))
+                moved = partial(progress.advance, label) if progress.live else lambda _: None
+                put_presigned(plan.urls[number], opened, length(number), moved)
             except SourceError:
                 raise SourceError(f"{label}: the source holds fewer bytes than its descriptor says ({size})") from None
+            if not progress.live:
+                progress.advance(label, length(number))
             return length(number)
 
         with ThreadPoolExecutor(max_workers=PARALLEL_PARTS) as pool:

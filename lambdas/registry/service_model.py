@@ -57,6 +57,7 @@ EXTENSION_OPERATIONS: dict[str, Any] = {
         "name": "GetLayerPartUploadUrls",
         "http": {"method": "POST", "requestUri": "/"},
         "input": {"shape": "GetLayerPartUploadUrlsRequest"},
+        "output": {"shape": "GetLayerPartUploadUrlsResponse"},
         "errors": [
             {"shape": "ServerException"},
             {"shape": "InvalidParameterException"},
@@ -80,7 +81,27 @@ EXTENSION_SHAPES: dict[str, Any] = {
         },
     },
     "DirectLayerSize": {"type": "long", "min": 1},
+    "GetLayerPartUploadUrlsResponse": {
+        "type": "structure",
+        "members": {
+            "registryId": {"shape": "RegistryId"},
+            "repositoryName": {"shape": "RepositoryName"},
+            "uploadId": {"shape": "UploadId"},
+            "partSize": {"shape": "PartSize"},
+            "partUrls": {"shape": "DirectPartUrls"},
+            "receivedParts": {"shape": "DirectReceivedParts"},
+        },
+    },
+    "DirectPartUrls": {"type": "map", "key": {"shape": "DirectPartNumber"}, "value": {"shape": "Url"}},
+    "DirectPartNumber": {"type": "string"},  # "1" … "10000": JSON object keys are strings
+    "DirectReceivedParts": {"type": "list", "member": {"shape": "DirectReceivedPart"}},
+    "DirectReceivedPart": {
+        "type": "structure",
+        "members": {"partNumber": {"shape": "DirectPartIndex"}, "size": {"shape": "DirectLayerSize"}},
+    },
+    "DirectPartIndex": {"type": "integer", "min": 1, "max": 10000},
 }
+EXTENSION_SERVICE = "serverlessregistry"  # the name a botocore client of the extension is created by
 
 
 @functools.cache
@@ -93,6 +114,38 @@ def extension_model() -> ServiceModel:
         "shapes": {**description["shapes"], **EXTENSION_SHAPES},
     }
     return ServiceModel(extended, SERVICE_NAME)
+
+
+def extension_service_description() -> dict[str, Any]:
+    """The extension as a service of its own, a `service-2` description as botocore loads one, so
+    that a client (imagectl) calls it through botocore's own serializer, SigV4 signer (signing
+    name ecr, the client's credentials), retries and error parsing."""
+    description = model_description()
+    shapes = {**description["shapes"], **EXTENSION_SHAPES}
+    used: dict[str, Any] = {}
+    pending = [ref["shape"] for operation in EXTENSION_OPERATIONS.values() for ref in _shape_refs(operation)]
+    while pending:  # the shapes the operations reach, and no more
+        name = pending.pop()
+        if name not in used:
+            used[name] = shapes[name]
+            pending.extend(ref["shape"] for ref in _shape_refs(shapes[name]))
+    metadata = {
+        **description["metadata"],
+        "targetPrefix": EXTENSION_TARGET_PREFIX,
+        "serviceId": "ServerlessRegistry",
+        "serviceFullName": "Serverless Registry extensions to Amazon ECR",
+        "serviceAbbreviation": "Serverless Registry",
+        "uid": f"{EXTENSION_SERVICE}-2026-11-30",
+        "apiVersion": "2026-11-30",
+        "signingName": SERVICE_NAME,
+    }
+    return {"version": "2.0", "metadata": metadata, "operations": EXTENSION_OPERATIONS, "shapes": used}
+
+
+def _shape_refs(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The shape references an operation or a shape holds."""
+    refs = [node[key] for key in ("input", "output", "member", "key", "value") if key in node]
+    return refs + list(node.get("members", {}).values()) + list(node.get("errors", []))
 
 
 @functools.cache

@@ -82,3 +82,38 @@ def test_a_direct_upload_resumed_where_its_layer_is_over_the_limit_starts_afresh
     assert pushed.returncode == 0, pushed.stderr
     assert pushed.result["bytesUploaded"] == len(layer) + config_size(tmp_path / "layout")
     assert pushed.result["blobsUploadedDirect"] == 1  # the config, small enough still
+
+
+def test_the_extension_goes_through_botocore_with_the_ecr_clients_credentials(
+    user_env, registry, repository, monkeypatch
+):
+    """imagectl calls GetLayerPartUploadUrls with a botocore client made from the registry's own
+    description of it (registry.service_model): signed with the ECR client's credentials, its
+    answer and its modeled errors parsed as botocore parses ECR's."""
+    import pytest
+    from botocore.exceptions import ClientError
+
+    from imagectl.ecr import Connection, call_extension, ecr_client
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(name, user_env[name])
+    client = ecr_client(Connection(endpoint_url=registry.endpoint), jobs=1)
+    client.create_repository(repositoryName=repository)
+    upload = client.initiate_layer_upload(repositoryName=repository)["uploadId"]
+    where = {"repositoryName": repository, "uploadId": upload}
+    answer = call_extension(client, "GetLayerPartUploadUrls", {**where, "layerSize": PART + 1})
+    assert answer["partSize"] == PART and sorted(answer["partUrls"]) == ["1", "2"]
+    assert answer["receivedParts"] == []
+    with pytest.raises(ClientError) as gone:
+        call_extension(
+            client,
+            "GetLayerPartUploadUrls",
+            {**where, "uploadId": "00000000-0000-4000-8000-000000000000", "layerSize": 1},
+        )
+    assert gone.value.response["Error"]["Code"] == "UploadNotFoundException"
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    stranger = ecr_client(Connection(endpoint_url=registry.endpoint), jobs=1)
+    with pytest.raises(ClientError) as refused:
+        call_extension(stranger, "GetLayerPartUploadUrls", {**where, "layerSize": 1})
+    assert refused.value.response["Error"]["Code"] in ("InvalidSignatureException", "UnrecognizedClientException")
