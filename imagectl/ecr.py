@@ -31,8 +31,7 @@ from registry.service_model import EXTENSION_SERVICE, extension_service_descript
 
 from .errors import CredentialsError, RegistryError, RepositoryMissing, SourceError, TagTaken
 
-RETRIES = {"mode": "standard", "max_attempts": 8}
-EXTENSION_RETRIES = {"mode": "standard", "max_attempts": 3}
+ATTEMPTS = 9  # a call: the first and up to 8 retries
 REJECTED_CREDENTIALS = {
     "UnrecognizedClientException",
     "InvalidSignatureException",
@@ -57,17 +56,30 @@ def ecr_client(connection: Connection, jobs: int) -> Any:
         core = botocore.session.Session(profile=connection.profile)
         core.register_component("data_loader", _LoaderWithExtension())
         session = boto3.session.Session(botocore_session=core, region_name=connection.region)
-        config = Config(retries=RETRIES, max_pool_connections=max(10, jobs * 2))
-        client = session.client("ecr", endpoint_url=connection.endpoint_url, config=config)
-        # The same credentials, endpoint and signing name (ecr) as the ECR client's. Fewer attempts:
-        # botocore retries LimitExceededException as throttling, and that is how the registry says
-        # "this layer goes through UploadLayerPart" (≤ 3 s of backoff instead of ~100 s)
-        extension_config = config.merge(Config(retries=EXTENSION_RETRIES))
-        _EXTENSIONS[client] = session.client(
-            EXTENSION_SERVICE, endpoint_url=client.meta.endpoint_url, config=extension_config
+        config = Config(
+            retries={"mode": "standard", "total_max_attempts": ATTEMPTS}, max_pool_connections=max(10, jobs * 2)
         )
+        client = session.client("ecr", endpoint_url=connection.endpoint_url, config=config)
+        # the same credentials, endpoint, retries and signing name (ecr) as the ECR client's
+        _EXTENSIONS[client] = session.client(EXTENSION_SERVICE, endpoint_url=client.meta.endpoint_url, config=config)
+    for made in (client, _EXTENSIONS[client]):
+        quota_errors_are_final(made)
     splice_layer_parts(client)
     return client
+
+
+def quota_errors_are_final(client: Any) -> None:
+    """botocore's standard mode retries LimitExceededException as if it were throttling; ECR answers
+    it for a quota that no retry frees (images in a repository, a layer over the direct upload
+    limit), and 8 attempts took a minute to say so. Raised from the first answer instead (an event
+    handler's exception ends the call; botocore's retry handler runs after this one)."""
+
+    def final(response: Any = None, operation: Any = None, **_: Any) -> None:
+        parsed = response[1] if response is not None else {}
+        if parsed.get("Error", {}).get("Code") == "LimitExceededException":
+            raise ClientError(parsed, operation.name)
+
+    client.meta.events.register_first(f"needs-retry.{client.meta.service_model.service_id.hyphenize()}", final)
 
 
 class _LoaderWithExtension(Loader):  # type: ignore[misc]  # botocore is untyped
