@@ -115,11 +115,15 @@ class LayerParts:
             raise
         return int(answer["lastByteReceived"])
 
+    def offers_direct(self) -> bool:
+        """Whether to ask for direct uploads: not where the registry answered it lacks them."""
+        return self.client.meta.endpoint_url not in _WITHOUT_DIRECT
+
     def direct_plan(self, upload_id: str, size: int) -> DirectPlan | None:
         """URLs to upload the layer's parts straight to S3, or None: upload it with UploadLayerPart
         (the registry lacks the extension, the layer is over its limit, or the upload has parts)."""
         endpoint = self.client.meta.endpoint_url
-        if endpoint in _WITHOUT_DIRECT:
+        if not self.offers_direct():
             return None
         params = {**self.where, "uploadId": upload_id, "layerSize": size}
         try:
@@ -144,6 +148,42 @@ class LayerParts:
         except ClientError as error:
             if error_code(error) != "LayerAlreadyExistsException":  # a concurrent push, or a retried Complete, won
                 raise
+
+
+def send_direct_parts(
+    blob: BlobStream,
+    plan: DirectPlan,
+    progress: Progress,
+    label: str,
+    started: Callable[[int], None] = lambda _: None,
+    between_parts: Callable[[], None] = lambda: None,
+) -> tuple[int, int]:
+    """The parts of `blob` S3 lacks to the plan's URLs, PARALLEL_PARTS at a time, each read from the
+    source at its offset; `started` is told the bytes S3 holds already. (bytes sent, bytes held)"""
+    size = blob.size or 0
+
+    def length(number: int) -> int:
+        return min(plan.part_size, size - (number - 1) * plan.part_size)
+
+    missing = [n for n in sorted(plan.urls) if plan.received.get(n) != length(n)]
+    held = size - sum(length(n) for n in missing)
+    started(held)
+
+    def send(number: int) -> int:
+        between_parts()
+        try:
+            opened = partial(blob.open, (number - 1) * plan.part_size)
+            moved = partial(progress.advance, label) if progress.live else lambda _: None
+            put_presigned(plan.urls[number], opened, length(number), moved)
+        except SourceError:
+            raise SourceError(f"{label}: the source holds fewer bytes than its descriptor says ({size})") from None
+        if not progress.live:
+            progress.advance(label, length(number))
+        return length(number)
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_PARTS) as pool:
+        sent = sum(pool.map(send, missing))
+    return sent, held
 
 
 class BlobUploader:
@@ -210,30 +250,7 @@ class BlobUploader:
     def _send_direct(
         self, blob: BlobStream, plan: DirectPlan, progress: Progress, label: str, started: Callable[[int], None]
     ) -> _Sent:
-        """The parts S3 lacks, PARALLEL_PARTS at a time, each read from the source at its offset."""
-        size = blob.size or 0
-
-        def length(number: int) -> int:
-            return min(plan.part_size, size - (number - 1) * plan.part_size)
-
-        missing = [n for n in sorted(plan.urls) if plan.received.get(n) != length(n)]
-        held = size - sum(length(n) for n in missing)
-        started(held)
-
-        def send(number: int) -> int:
-            self.between_parts()
-            try:
-                opened = partial(blob.open, (number - 1) * plan.part_size)
-                moved = partial(progress.advance, label) if progress.live else lambda _: None
-                put_presigned(plan.urls[number], opened, length(number), moved)
-            except SourceError:
-                raise SourceError(f"{label}: the source holds fewer bytes than its descriptor says ({size})") from None
-            if not progress.live:
-                progress.advance(label, length(number))
-            return length(number)
-
-        with ThreadPoolExecutor(max_workers=PARALLEL_PARTS) as pool:
-            sent = sum(pool.map(send, missing))
+        sent, held = send_direct_parts(blob, plan, progress, label, started, self.between_parts)
         return _Sent(blob.digest or "", sent, held, direct=True)
 
     def _resumed(self, key: str | None) -> UploadCursor | None:

@@ -152,12 +152,14 @@ class ProxyHandler(BaseHTTPRequestHandler):
             raise OciError("DIGEST_INVALID", "the upload's last PUT names no digest (?digest=)", 400)
         try:
             session.append(body)
-            session.finish(digest)
+            size = session.received
+            way = session.finish(digest)
         except OciError as refused:
             if refused.status < 500:  # the registry ended it (or will not take more): so does the proxy
                 self.server.uploads.end(session.upload_id)
             raise
         self.server.uploads.end(session.upload_id)
+        self.log_message("upload %s: %d bytes %s", session.upload_id, size, way)
         location = f"/v2/{session.repository}/blobs/{digest}"
         return Reply(201, {"Location": location, "Docker-Content-Digest": digest})
 

@@ -6,11 +6,13 @@ them, skopeo copies through it, docker pulls through it. What no tool here sends
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,8 +24,9 @@ from support import sha256, unique_name, upload_blob
 from imagectl.proxy.upstream import REFRESH_BEFORE, Upstream
 
 MiB = 1 << 20
-# Bytes. The 200 MiB layer held whole would be ~270 MB with Python's own ~60; streamed, the proxy
-# holds one 4 MiB part an upload (docker sends three at once) and its copies on the way to boto3.
+# Bytes. The 200 MiB layer held whole would be ~270 MB with Python's own ~60; the proxy spools it
+# to disk and sends it in 1 MiB blocks (66 MB measured); through UploadLayerPart it holds one 4 MiB
+# part an upload (docker sends three at once) and its copies on the way to boto3 (~90 MB).
 PEAK_RSS_BOUND = 160 * 1000 * 1000
 
 
@@ -32,6 +35,7 @@ class Proxy:
     url: str
     process: subprocess.Popen
     log: Path
+    way: str = ""  # how its uploads go on (either_proxy)
 
     @property
     def host(self) -> str:
@@ -60,11 +64,10 @@ def start_proxy(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
         )
 
 
-@pytest.fixture
-def proxy(user_env, tmp_path):
+@contextlib.contextmanager
+def running_proxy(env: dict[str, str], log: Path) -> Iterator[Proxy]:
     """`imagectl proxy --listen 127.0.0.1:0`, ready once it has said where it listens."""
-    log = tmp_path / "proxy.log"
-    process = start_proxy(user_env, log, "--listen", "127.0.0.1:0")
+    process = start_proxy(env, log, "--listen", "127.0.0.1:0")
     try:
         first = process.stdout.readline()  # type: ignore[union-attr]
         assert first, f"the proxy exited {process.wait(10)}: {log.read_text()}"
@@ -73,6 +76,29 @@ def proxy(user_env, tmp_path):
         process.terminate()  # SIGTERM stops it as Ctrl-C does
         assert process.wait(20) == 0
         process.stdout.close()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def proxy(user_env, tmp_path):
+    with running_proxy(user_env, tmp_path / "proxy.log") as running:
+        yield running
+
+
+STRAIGHT, THROUGH_PARTS = "straight to S3", "through UploadLayerPart"
+
+
+@pytest.fixture(params=[STRAIGHT, THROUGH_PARTS])
+def either_proxy(request, user_env, tmp_path, start_registry):
+    """A proxy to the registry (its uploads spooled, then sent straight to S3), and one to a registry
+    without direct uploads (REGISTRY_DIRECT_UPLOAD_MAX_BYTES=0: parts through UploadLayerPart as
+    they arrive). Both registries share the backends, so `repo` and `ecr` are the same for both.
+    `proxy.way` is what its log says of each finished upload."""
+    env = user_env
+    if request.param == THROUGH_PARTS:
+        env = {**user_env, "AWS_ENDPOINT_URL_ECR": start_registry(REGISTRY_DIRECT_UPLOAD_MAX_BYTES="0").endpoint}
+    with running_proxy(env, tmp_path / "proxy.log") as running:
+        running.way = request.param
+        yield running
 
 
 # --- docker, containerd, skopeo ----------------------------------------------------------------------
@@ -88,6 +114,7 @@ def test_docker_pushes_a_200_mib_layer_through_the_proxy_then_pulls_it_from_the_
     docker_engine.run("push", through_proxy, timeout=600)
 
     assert f"PATCH /v2/{repo}/blobs/uploads/" in proxy.requests()  # docker's one PATCH of a whole layer
+    assert f"bytes {STRAIGHT} in 13 parts" in proxy.requests()  # the 200 MiB layer (and its gzip's few bytes more)
     peak = proxy.peak_rss()
     print(f"\nproxy peak RSS during the 200 MiB push: {peak / 1e6:.0f} MB")
     assert peak < PEAK_RSS_BOUND
@@ -167,9 +194,9 @@ def start_upload(proxy: Proxy, repo: str) -> str:
     return proxy.url + started.headers["Location"]
 
 
-def test_chunks_with_content_range_cross_the_registrys_parts(proxy, repo, ecr):
-    """9 MiB in chunks of 3 MiB: the registry's 4 MiB parts are cut across the chunks."""
-    blob = os.urandom(9 * MiB)
+def test_chunks_with_content_range_cross_the_registrys_parts(either_proxy, repo, ecr):
+    """9 MiB in chunks of 3 MiB: spooled, or the registry's 4 MiB parts cut across the chunks."""
+    proxy, blob = either_proxy, os.urandom(9 * MiB)
     location = start_upload(proxy, repo)
     for first in range(0, len(blob), 3 * MiB):
         chunk = blob[first : first + 3 * MiB]
@@ -185,6 +212,7 @@ def test_chunks_with_content_range_cross_the_registrys_parts(proxy, repo, ecr):
     assert done.status_code == 201 and done.headers["Docker-Content-Digest"] == sha256(blob)
     (layer,) = ecr.batch_check_layer_availability(repositoryName=repo, layerDigests=[sha256(blob)])["layers"]
     assert layer["layerSize"] == len(blob)
+    assert f"{len(blob)} bytes {proxy.way}" in proxy.requests()
 
 
 def test_a_chunk_out_of_order_is_refused_with_where_the_upload_stands(proxy, repo):
@@ -195,19 +223,20 @@ def test_a_chunk_out_of_order_is_refused_with_where_the_upload_stands(proxy, rep
     assert skipped.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
 
 
-def test_a_monolithic_put_streamed_in_chunked_encoding(proxy, repo, ecr):
+def test_a_monolithic_put_streamed_in_chunked_encoding(either_proxy, repo, ecr):
     """containerd's one PUT ?digest= with the whole body; sent chunked, as docker sends its PATCH."""
-    blob = os.urandom(5 * MiB + 17)
+    proxy, blob = either_proxy, os.urandom(17 * MiB + 17)  # two direct parts; five UploadLayerParts
     location = start_upload(proxy, repo)
     pieces = (blob[i : i + MiB] for i in range(0, len(blob), MiB))  # a generator: requests sends it chunked
     done = requests.put(location, params={"digest": sha256(blob)}, data=pieces, timeout=60)
     assert done.status_code == 201, done.text
     (layer,) = ecr.batch_check_layer_availability(repositoryName=repo, layerDigests=[sha256(blob)])["layers"]
     assert layer["layerAvailability"] == "AVAILABLE" and layer["layerSize"] == len(blob)
+    assert f"{len(blob)} bytes {proxy.way}" in proxy.requests()
 
 
-def test_bytes_that_are_not_the_digest_named_are_the_registrys_digest_invalid(proxy, repo, ecr):
-    blob, claimed = os.urandom(1000), sha256(b"something else")
+def test_bytes_that_are_not_the_digest_named_are_the_registrys_digest_invalid(either_proxy, repo, ecr):
+    proxy, blob, claimed = either_proxy, os.urandom(1000), sha256(b"something else")
     location = start_upload(proxy, repo)
     refused = requests.put(location, params={"digest": claimed}, data=blob, timeout=30)
     assert refused.status_code == 400
