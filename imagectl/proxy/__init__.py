@@ -2,11 +2,12 @@
 (docs/images.md#the-local-proxy). They push to it as to any registry; it sends their layers on to
 the registry with the ECR API -- spooled, then straight to S3 in presigned parts where the registry
 offers direct uploads, else in UploadLayerPart parts as they arrive (so no layer is too large, and
-none is held in memory) -- and passes everything else to the registry's `/v2`, logged in with the user's AWS credentials.
+none is held in memory) -- and passes everything else to the registry's `/v2`, logged in with the
+user's AWS credentials.
 
 How the modules meet, along one request: server (route; answer) → uploads (a blob's bytes on to
-the registry, through uploader.LayerParts and send_direct_parts) or upstream (the registry's /v2 with the login); bodies reads
-request bodies as they arrive.
+the registry, through uploader.LayerParts and send_direct_parts) or upstream (the registry's /v2
+with the login); bodies reads request bodies as they arrive.
 """
 
 from __future__ import annotations
