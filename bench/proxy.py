@@ -1,12 +1,17 @@
 """8. `imagectl proxy` (docs/images.md#the-local-proxy): `docker push` of an image whose one layer is
 1 GiB of random bytes (256 MiB with --quick) through the proxy to the local gateway, by a private
-Docker Engine (tests/tools/engines.py). Reported: the push's time and rate, and the proxy's peak
-resident set (VmHWM), which must stay under 256 MB: it holds one part an upload, never a layer."""
+Docker Engine (tests/tools/engines.py). Reported: the push's time and rate, the way the proxy sent
+the layer (its log), and the proxy's peak resident set (VmHWM), which must stay under 256 MB: it
+holds a read or a part an upload, never a layer. Beside it, the same docker push straight into
+Debian's docker-registry (CNCF Distribution, filesystem storage) on loopback: docker gzips the
+layer again for each registry, so the ratio of the two times is the proxy's and the registry's
+cost against a registry with nothing in between."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,7 +49,8 @@ def _measure(ctx, engine: engines.DockerEngine, gateway: GatewayProcess) -> dict
     _import_random_layer(engine, ctx.scratch / "proxy" / "build", layer_mib)
     ctx.log(f"imported a one-layer image of {layer_mib} MiB of random bytes; pushing it through the proxy")
     gateway.ecr().create_repository(repositoryName=REPOSITORY)
-    proxy, url = _start_proxy(gateway, ctx.scratch / "proxy" / "proxy.log")
+    log = ctx.scratch / "proxy" / "proxy.log"
+    proxy, url = _start_proxy(gateway, log)
     try:
         through_proxy = f"{url.removeprefix('http://')}/{REPOSITORY}:{TAG}"
         engine.run("tag", BUILT, through_proxy)
@@ -55,15 +61,39 @@ def _measure(ctx, engine: engines.DockerEngine, gateway: GatewayProcess) -> dict
     finally:
         proxy.terminate()
         proxy.wait(30)
+    parts = [int(n) for n in re.findall(r"bytes straight to S3 in (\d+) parts", log.read_text())]
+    way = f"straight to S3 in {max(parts)} parts" if parts else "through UploadLayerPart"  # the layer's way
+    baseline = _push_to_distribution(ctx, engine)
     engine.run("rmi", through_proxy, BUILT)
     return {
         "layer_mib": layer_mib,
         "push_seconds": round(seconds, 1),
         "mib_per_s": round(layer_mib / seconds, 1),
+        "way": way,
+        "distribution_push_seconds": round(baseline, 1) if baseline else None,
+        "ratio_to_distribution": round(baseline / seconds, 3) if baseline else None,
         "proxy_peak_rss_mb": round(peak * MiB / 1e6, 1),
         "bound_mb": BOUND_MB,
         "docker": engine.run("version", "--format", "{{.Server.Version}}").stdout.strip(),
     }
+
+
+def _push_to_distribution(ctx, engine: engines.DockerEngine) -> float | None:
+    """Seconds of the same docker push into a fresh docker-registry on loopback (None without one)."""
+    try:
+        distribution = engines.start_distribution_registry(ctx.scratch / "proxy" / "distribution")
+    except (pytest.skip.Exception, pytest.fail.Exception):
+        return None
+    try:
+        direct = f"{distribution.host}/{REPOSITORY}:{TAG}"
+        engine.run("tag", BUILT, direct)
+        started = now()
+        engine.run("push", direct, timeout=1800)
+        seconds = now() - started
+        engine.run("rmi", direct)
+        return seconds
+    finally:
+        distribution.stop()
 
 
 def _import_random_layer(engine: engines.DockerEngine, folder: Path, mib: int) -> None:

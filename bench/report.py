@@ -513,6 +513,13 @@ def _proxy(s: dict):
             f"included); the proxy's peak resident set (VmHWM) was {s['proxy_peak_rss_mb']} MB.",
         ]
     )
+    if s.get("way"):
+        text += f" The proxy sent the layer {s['way']}."
+    if s.get("distribution_push_seconds"):
+        text += (
+            f" The same push into docker-registry on loopback took {s['distribution_push_seconds']} s: "
+            f"through the proxy is {s['ratio_to_distribution']} of its throughput."
+        )
     measured = f"{s['proxy_peak_rss_mb']} MB ({s['layer_mib']} MiB layer)"
     return text, [[target, measured, verdict(s["proxy_peak_rss_mb"] < s["bound_mb"])]]
 
