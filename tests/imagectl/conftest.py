@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from support import unique_name
-from tool_support import Ran, docker_logged_in, saved_busybox, user_environment  # noqa: F401 - fixtures
+from tool_support import Ran, docker_logged_in, saved_busybox, serve, user_environment  # noqa: F401 - fixtures
 from tools.engines import (  # noqa: F401 - the fixtures, made visible to the tests of this folder
     busybox_image,
     ctr,

@@ -4,30 +4,28 @@ afresh, a 4xx is not, and a source shorter than the part fails rather than leavi
 
 from __future__ import annotations
 
-import http.server
 import io
 import os
-import threading
-from collections.abc import Iterator
 
 import pytest
+from tool_support import LoopbackServer, QuietHandler
 
 from imagectl import ecr
 from imagectl.errors import RegistryError, SourceError
 
 
-class PartServer(http.server.ThreadingHTTPServer):
+class PartServer(LoopbackServer):
     def __init__(self, statuses: list[int]):
-        super().__init__(("127.0.0.1", 0), PartHandler)
+        super().__init__(PartHandler)
         self.statuses = statuses  # answered in turn; 200 once they run out
         self.bodies: list[bytes] = []
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/bucket/key?partNumber=1&uploadId=u"
+        return f"{self.base_url}/bucket/key?partNumber=1&uploadId=u"
 
 
-class PartHandler(http.server.BaseHTTPRequestHandler):
+class PartHandler(QuietHandler):
     server: PartServer
 
     def do_PUT(self) -> None:
@@ -35,30 +33,7 @@ class PartHandler(http.server.BaseHTTPRequestHandler):
         self.server.bodies.append(body)
         status = self.server.statuses.pop(0) if self.server.statuses else 200
         code = {200: "", 403: "AccessDenied"}.get(status, "SlowDown")
-        answer = f"<Error><Code>{code}</Code></Error>".encode() if code else b""
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-@pytest.fixture
-def serve() -> Iterator:
-    servers: list[PartServer] = []
-
-    def start(statuses: list[int]) -> PartServer:
-        server = PartServer(statuses)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+        self.answer(status, f"<Error><Code>{code}</Code></Error>".encode() if code else b"")
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +61,7 @@ class Source:
 
 
 def test_a_part_streams_in_blocks_with_exactly_its_bytes(serve):
-    server, part = serve([]), Source(os.urandom(3 * ecr.SEND_BLOCK + 5))
+    server, part = serve(PartServer([])), Source(os.urandom(3 * ecr.SEND_BLOCK + 5))
     moved: list[int] = []
     ecr.put_presigned(server.url, part.open, len(part.data), moved.append)
     assert server.bodies == [part.data]
@@ -95,7 +70,7 @@ def test_a_part_streams_in_blocks_with_exactly_its_bytes(serve):
 
 
 def test_a_5xx_is_retried_with_the_part_read_afresh(serve):
-    server, part = serve([503, 500]), Source(os.urandom(ecr.SEND_BLOCK + 1))
+    server, part = serve(PartServer([503, 500])), Source(os.urandom(ecr.SEND_BLOCK + 1))
     moved: list[int] = []
     ecr.put_presigned(server.url, part.open, len(part.data), moved.append)
     assert server.bodies == [part.data] * 3
@@ -105,20 +80,20 @@ def test_a_5xx_is_retried_with_the_part_read_afresh(serve):
 
 
 def test_a_4xx_is_not_retried_and_says_what_s3_answered(serve):
-    server, part = serve([403]), Source(b"layer bytes")
+    server, part = serve(PartServer([403])), Source(b"layer bytes")
     with pytest.raises(RegistryError, match="HTTP 403 AccessDenied"):
         ecr.put_presigned(server.url, part.open, len(part.data))
     assert len(server.bodies) == 1
 
 
 def test_a_5xx_every_time_fails_after_the_last_attempt(serve):
-    server, part = serve([503] * ecr.PART_ATTEMPTS), Source(b"layer bytes")
+    server, part = serve(PartServer([503] * ecr.PART_ATTEMPTS)), Source(b"layer bytes")
     with pytest.raises(RegistryError, match="HTTP 503"):
         ecr.put_presigned(server.url, part.open, len(part.data))
     assert len(server.bodies) == ecr.PART_ATTEMPTS
 
 
 def test_a_source_shorter_than_the_part_fails_without_waiting_for_s3(serve):
-    server, part = serve([]), Source(b"short")
+    server, part = serve(PartServer([])), Source(b"short")
     with pytest.raises(SourceError, match="ended 5 bytes before"):
         ecr.put_presigned(server.url, part.open, len(part.data) + 5)

@@ -4,66 +4,43 @@ botocore's eight attempts took a minute to say so), on the ECR API and on the ex
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 from botocore.exceptions import ClientError
+from tool_support import LoopbackServer, QuietHandler
 
 from imagectl.ecr import ATTEMPTS, Connection, call_extension, ecr_client
 
 
-class EcrServer(http.server.ThreadingHTTPServer):
+class EcrServer(LoopbackServer):
     def __init__(self, error: str):
-        super().__init__(("127.0.0.1", 0), EcrHandler)
+        super().__init__(EcrHandler)
         self.error, self.targets = error, []
 
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
-
-class EcrHandler(http.server.BaseHTTPRequestHandler):
+class EcrHandler(QuietHandler):
     server: EcrServer
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         self.server.targets.append(self.headers["X-Amz-Target"])
         answer = json.dumps({"__type": self.server.error, "message": "answered by the test"}).encode()
-        self.send_response(400)
-        self.send_header("Content-Type", "application/x-amz-json-1.1")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *_: object) -> None:
-        pass
+        self.answer(400, answer, "application/x-amz-json-1.1")
 
 
 @pytest.fixture
-def answering(monkeypatch) -> Iterator:
+def answering(monkeypatch, serve) -> Callable[[str], EcrServer]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda *_: 0)
-    servers: list[EcrServer] = []
-
-    def start(error: str) -> EcrServer:
-        server = EcrServer(error)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    return lambda error: serve(EcrServer(error))
 
 
 def put_image(server: EcrServer) -> ClientError:
-    client = ecr_client(Connection(endpoint_url=server.endpoint), jobs=1)
+    client = ecr_client(Connection(endpoint_url=server.base_url), jobs=1)
     with pytest.raises(ClientError) as raised:
         client.put_image(repositoryName="team/app", imageManifest="{}", imageTag="v1")
     return raised.value
@@ -83,7 +60,7 @@ def test_throttling_is_retried(answering):
 
 def test_the_extension_says_a_quota_at_once_too(answering):
     server = answering("LimitExceededException")
-    client = ecr_client(Connection(endpoint_url=server.endpoint), jobs=1)
+    client = ecr_client(Connection(endpoint_url=server.base_url), jobs=1)
     params = {"repositoryName": "team/app", "uploadId": "00000000-0000-4000-8000-000000000000", "layerSize": 1}
     with pytest.raises(ClientError) as raised:
         call_extension(client, "GetLayerPartUploadUrls", params)

@@ -4,8 +4,11 @@ container tools (here, not in conftest.py, whose imports of the tools' fixtures 
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import os
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -105,3 +108,46 @@ def image_layout(layout: Path, layers: list[bytes], ref: str = "v1") -> dict:
     entry = {**image, "annotations": {"org.opencontainers.image.ref.name": ref}}
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
     return image
+
+
+# --- a stand-in for S3 or the registry, answering as the test says --------------------------------
+
+
+class LoopbackServer(http.server.ThreadingHTTPServer):
+    """An HTTP server on a free loopback port; its handler (a QuietHandler) reads the test's state
+    from attributes of the server."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]):
+        super().__init__(("127.0.0.1", 0), handler)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *_: object) -> None:
+        pass
+
+    def answer(self, status: int, body: bytes, content_type: str = "application/xml") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[LoopbackServer], LoopbackServer]]:
+    """serve(server) → the server, answering in the background until the test ends."""
+    started: list[LoopbackServer] = []
+
+    def start(server: LoopbackServer) -> LoopbackServer:
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.shutdown()
+        server.server_close()
