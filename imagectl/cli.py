@@ -155,11 +155,12 @@ def _pull(args: argparse.Namespace, connection: Connection, jobs: int, reporter:
 
 def _proxy(args: argparse.Namespace, connection: Connection, jobs: int, reporter: Reporter) -> Outcome:
     server = open_proxy(Listen.parse(args.listen), ecr_client(connection, jobs), args.allow_remote)
-    url, registry = server.url, server.upstream.endpoint
+    url, registry, direct = server.url, server.upstream.endpoint, server.uploads.direct
     if args.output == "json":
-        print(json.dumps({"event": "listening", "url": url, "registry": registry}), flush=True)
+        print(json.dumps({"event": "listening", "url": url, "registry": registry, "directUploads": direct}), flush=True)
     else:
-        print(f"imagectl proxy: listening on {url} for {registry} (Ctrl-C stops it)", flush=True)
+        way = "straight to S3" if direct else "through UploadLayerPart"
+        print(f"imagectl proxy: listening on {url} for {registry}, layers go {way} (Ctrl-C stops it)", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # stopped as by Ctrl-C
     try:
         server.serve_forever()

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, BinaryIO, Protocol
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .ecr import call_extension, error_code, put_presigned, translated_errors
 from .errors import DigestMismatch, SourceError
@@ -73,6 +73,7 @@ class DirectPlan:
 
 
 PARALLEL_PARTS = 4  # parts of one layer in flight at once (a direct part streams from its source)
+NOBODYS = "00000000-0000-4000-8000-000000000000"  # an upload id of the right form that no upload has
 # Endpoints that answered UnknownOperationException this run: asked once only
 _WITHOUT_DIRECT: set[str] = set()
 
@@ -114,6 +115,18 @@ class LayerParts:
                 raise PartMoved(int(error.response["lastValidByteReceived"])) from None
             raise
         return int(answer["lastByteReceived"])
+
+    def probe_direct(self) -> bool:
+        """Whether the registry offers direct uploads, asked once with an upload that is nobody's: a
+        registry without them answers UnknownOperationException, one with them another error."""
+        try:
+            call_extension(self.client, "GetLayerPartUploadUrls", {**self.where, "uploadId": NOBODYS, "layerSize": 1})
+        except ClientError as error:
+            if error_code(error) == "UnknownOperationException":
+                _WITHOUT_DIRECT.add(self.client.meta.endpoint_url)
+        except BotoCoreError:  # not reached now: the first upload asks again
+            pass
+        return self.offers_direct()
 
     def offers_direct(self) -> bool:
         """Whether to ask for direct uploads: not where the registry answered it lacks them."""

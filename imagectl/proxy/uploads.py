@@ -211,6 +211,8 @@ class Uploads:
         self.client = client
         self.sessions: dict[str, UploadSession] = {}
         self.lock = threading.Lock()
+        # Asked once at start, so that every upload goes the registry's way from the first
+        self.direct = LayerParts(client, None, "imagectl/probe").probe_direct()
 
     def start(self, repository: str) -> UploadSession:
         parts = LayerParts(self.client, None, repository)

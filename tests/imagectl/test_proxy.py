@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ class Proxy:
     url: str
     process: subprocess.Popen
     log: Path
+    direct: bool  # what it said at start: it sends layers straight to S3
     way: str = ""  # how its uploads go on (either_proxy)
 
     @property
@@ -44,6 +46,12 @@ class Proxy:
     def requests(self) -> str:
         """The requests it answered, from its log (a line each, written before the answer)."""
         return self.log.read_text()
+
+    def way_of(self, size: int) -> str:
+        """How the upload of `size` bytes went on, as the log says, without a direct upload's part count."""
+        found = re.search(rf" upload \S+: {size} bytes (.+?)(?: in \d+ parts)?$", self.requests(), re.MULTILINE)
+        assert found, f"no upload of {size} bytes in the proxy's log"
+        return found[1]
 
     def peak_rss(self) -> int:
         """The proxy process's peak resident set (VmHWM), in bytes."""
@@ -71,7 +79,8 @@ def running_proxy(env: dict[str, str], log: Path) -> Iterator[Proxy]:
     try:
         first = process.stdout.readline()  # type: ignore[union-attr]
         assert first, f"the proxy exited {process.wait(10)}: {log.read_text()}"
-        yield Proxy(json.loads(first)["url"], process, log)
+        listening = json.loads(first)
+        yield Proxy(listening["url"], process, log, listening["directUploads"])
     finally:
         process.terminate()  # SIGTERM stops it as Ctrl-C does
         assert process.wait(20) == 0
@@ -84,19 +93,27 @@ def proxy(user_env, tmp_path):
         yield running
 
 
-STRAIGHT, THROUGH_PARTS = "straight to S3", "through UploadLayerPart"
+STRAIGHT, THROUGH_PARTS, SPOOLED_PARTS = (
+    "straight to S3",
+    "through UploadLayerPart",
+    "through UploadLayerPart (spooled)",
+)
+# The registry's direct upload limit for each way: the default; none (the extension off); 1 MiB
+DIRECT_LIMITS = {STRAIGHT: None, THROUGH_PARTS: "0", SPOOLED_PARTS: str(MiB)}
 
 
-@pytest.fixture(params=[STRAIGHT, THROUGH_PARTS])
+@pytest.fixture(params=list(DIRECT_LIMITS))
 def either_proxy(request, user_env, tmp_path, start_registry):
-    """A proxy to the registry (its uploads spooled, then sent straight to S3), and one to a registry
-    without direct uploads (REGISTRY_DIRECT_UPLOAD_MAX_BYTES=0: parts through UploadLayerPart as
-    they arrive). Both registries share the backends, so `repo` and `ecr` are the same for both.
-    `proxy.way` is what its log says of each finished upload."""
-    env = user_env
-    if request.param == THROUGH_PARTS:
-        env = {**user_env, "AWS_ENDPOINT_URL_ECR": start_registry(REGISTRY_DIRECT_UPLOAD_MAX_BYTES="0").endpoint}
+    """A proxy to the registry (its uploads spooled, then sent straight to S3); one to a registry
+    without direct uploads (parts through UploadLayerPart as they arrive); one to a registry whose
+    direct uploads stop at 1 MiB (spooled, then read back into UploadLayerPart parts). The registries
+    share the backends, so `repo` and `ecr` are the same for all. `proxy.way` is what its log says
+    of each finished upload over 1 MiB."""
+    env, limit = user_env, DIRECT_LIMITS[request.param]
+    if limit is not None:
+        env = {**user_env, "AWS_ENDPOINT_URL_ECR": start_registry(REGISTRY_DIRECT_UPLOAD_MAX_BYTES=limit).endpoint}
     with running_proxy(env, tmp_path / "proxy.log") as running:
+        assert running.direct == (request.param != THROUGH_PARTS)  # it asked the registry at start
         running.way = request.param
         yield running
 
@@ -212,7 +229,7 @@ def test_chunks_with_content_range_cross_the_registrys_parts(either_proxy, repo,
     assert done.status_code == 201 and done.headers["Docker-Content-Digest"] == sha256(blob)
     (layer,) = ecr.batch_check_layer_availability(repositoryName=repo, layerDigests=[sha256(blob)])["layers"]
     assert layer["layerSize"] == len(blob)
-    assert f"{len(blob)} bytes {proxy.way}" in proxy.requests()
+    assert proxy.way_of(len(blob)) == proxy.way
 
 
 def test_a_chunk_out_of_order_is_refused_with_where_the_upload_stands(proxy, repo):
@@ -232,7 +249,7 @@ def test_a_monolithic_put_streamed_in_chunked_encoding(either_proxy, repo, ecr):
     assert done.status_code == 201, done.text
     (layer,) = ecr.batch_check_layer_availability(repositoryName=repo, layerDigests=[sha256(blob)])["layers"]
     assert layer["layerAvailability"] == "AVAILABLE" and layer["layerSize"] == len(blob)
-    assert f"{len(blob)} bytes {proxy.way}" in proxy.requests()
+    assert proxy.way_of(len(blob)) == proxy.way
 
 
 def test_bytes_that_are_not_the_digest_named_are_the_registrys_digest_invalid(either_proxy, repo, ecr):
