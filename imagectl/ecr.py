@@ -24,7 +24,7 @@ import boto3
 import botocore.session
 from botocore import xform_name
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
 from botocore.loaders import Loader
 
 from registry.service_model import EXTENSION_SERVICE, extension_service_description
@@ -206,6 +206,8 @@ def translated_errors(repository: str | None = None) -> Iterator[None]:
         raise CredentialsError(
             "no AWS credentials: set a profile (--profile, AWS_PROFILE) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
         ) from None
+    except ProfileNotFound as error:
+        raise CredentialsError(f"{error}: name one of your AWS config's profiles (--profile, AWS_PROFILE)") from None
     except NoRegionError:
         raise CredentialsError("no AWS Region: give --region or set AWS_REGION / AWS_DEFAULT_REGION") from None
     except ClientError as error:

@@ -62,6 +62,8 @@ def test_missing_and_rejected_credentials(imagectl, user_env, layout, repository
     assert missing.returncode == 5 and "no AWS credentials" in missing.stderr
     wrong = imagectl("pull", f"{repository}:v1", "out", env={**user_env, "AWS_SECRET_ACCESS_KEY": "wrong"})
     assert wrong.returncode == 5 and "refused the credentials" in wrong.stderr
+    no_profile = imagectl("--profile", "nosuch", "pull", f"{repository}:v1", "out")
+    assert no_profile.returncode == 5 and "(nosuch) could not be found" in no_profile.stderr
 
 
 def test_unreadable_and_malformed_sources(imagectl, tmp_path, repository, ecr):
