@@ -53,10 +53,7 @@ def _measure(ctx, engine: engines.DockerEngine, gateway: GatewayProcess) -> dict
     proxy, url = _start_proxy(gateway, log)
     try:
         through_proxy = f"{url.removeprefix('http://')}/{REPOSITORY}:{TAG}"
-        engine.run("tag", BUILT, through_proxy)
-        started = now()
-        engine.run("push", through_proxy, timeout=1800)
-        seconds = now() - started
+        seconds = _timed_push(engine, through_proxy)
         peak = peak_rss_mib(proxy.pid)
     finally:
         proxy.terminate()
@@ -86,14 +83,19 @@ def _push_to_distribution(ctx, engine: engines.DockerEngine) -> float | None:
         return None
     try:
         direct = f"{distribution.host}/{REPOSITORY}:{TAG}"
-        engine.run("tag", BUILT, direct)
-        started = now()
-        engine.run("push", direct, timeout=1800)
-        seconds = now() - started
+        seconds = _timed_push(engine, direct)
         engine.run("rmi", direct)
         return seconds
     finally:
         distribution.stop()
+
+
+def _timed_push(engine: engines.DockerEngine, reference: str) -> float:
+    """Seconds of `docker push` of BUILT, tagged `reference`."""
+    engine.run("tag", BUILT, reference)
+    started = now()
+    engine.run("push", reference, timeout=1800)
+    return now() - started
 
 
 def _import_random_layer(engine: engines.DockerEngine, folder: Path, mib: int) -> None:
