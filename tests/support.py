@@ -12,9 +12,28 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 from botocore.config import Config
 
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})  # one call is one request
+
+
+def ecr_client(endpoint: str, access_key_id: str, secret: str, **kwargs):
+    """A boto3 ECR client signing with that key, without retries (one call is one request)."""
+    return boto3.client(
+        "ecr",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret,
+        config=NO_RETRIES,
+        **kwargs,
+    )
+
+
+def client_of(endpoint: str, key) -> object:
+    """A boto3 ECR client signing with an issued key (an AccessKey with its secret)."""
+    return ecr_client(endpoint, key.access_key_id, key.secret)
 
 
 def unique_name(prefix: str) -> str:

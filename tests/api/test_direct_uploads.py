@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 import os
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from support import call_extension, error_code, image_manifest, put_part, sha256
+from support import call_extension, client_of, error_code, image_manifest, put_part, sha256
 
 OPERATION = "GetLayerPartUploadUrls"
 MiB = 1024 * 1024
@@ -137,13 +136,7 @@ def test_a_pull_key_may_not_ask_for_urls(ecr, registry, repo, issue_key):
 
 def test_another_registrys_upload_is_not_found(ecr, registry, repo, issue_key):
     key = issue_key("111111111111", (["push", "ecr:CreateRepository"], ["*"]))
-    other = boto3.client(
-        "ecr",
-        endpoint_url=registry.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=key.access_key_id,
-        aws_secret_access_key=key.secret,
-    )
+    other = client_of(registry.endpoint, key)
     other.create_repository(repositoryName=repo)  # the same name, in the other registry
     upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
     params = {"repositoryName": repo, "uploadId": upload_id, "layerSize": 10}

@@ -15,6 +15,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
+from support import client_of
 
 TWELVE_HOURS = 12 * 3600
 
@@ -46,15 +47,7 @@ def test_the_own_registry_may_be_named_and_no_other(ecr):
 def test_a_pull_key_may_log_in(start_registry, issue_key):
     key = issue_key("000000000000", (["pull"], ["team/*"]))
     local = start_registry()
-    import boto3
-
-    ecr = boto3.client(
-        "ecr",
-        endpoint_url=local.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=key.access_key_id,
-        aws_secret_access_key=key.secret,
-    )
+    ecr = client_of(local.endpoint, key)
     assert ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
 
 

@@ -12,14 +12,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import boto3
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 
 REGION = "us-east-1"
-NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})  # one call, one request
 
 TARGET = "AmazonEC2ContainerRegistry_V20150921."
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -102,23 +99,6 @@ def send(request: AWSRequest, body: bytes | None = None) -> Reply:
 
 def minutes_ago(minutes: float) -> datetime:
     return datetime.now(UTC) - timedelta(minutes=minutes)
-
-
-def ecr_client(endpoint: str, access_key_id: str, secret: str, **kwargs):
-    return boto3.client(
-        "ecr",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret,
-        config=NO_RETRIES,
-        **kwargs,
-    )
-
-
-def client_of(endpoint: str, key) -> object:
-    """A boto3 ECR client signing with an issued key (an AccessKey with its secret)."""
-    return ecr_client(endpoint, key.access_key_id, key.secret)
 
 
 def repository_names(ecr) -> list[str]:

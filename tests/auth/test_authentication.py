@@ -15,8 +15,6 @@ from auth_support import (
     CONTENT_TYPE,
     REGION,
     TARGET,
-    client_of,
-    ecr_client,
     minutes_ago,
     new_registry_id,
     send,
@@ -25,6 +23,7 @@ from auth_support import (
 )
 from botocore.auth import SigV4Auth
 from botocore.exceptions import ClientError
+from support import client_of, ecr_client
 
 
 def exists(ecr, name: str) -> bool:

@@ -8,8 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from auth_support import client_of, new_registry_id
+from auth_support import new_registry_id
 from botocore.exceptions import ClientError
+from support import client_of
 
 pytestmark = pytest.mark.local_only
 

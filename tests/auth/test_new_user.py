@@ -216,7 +216,7 @@ def test_seeding_a_known_key_and_refusing_bad_input(registry, backends):
         stdin="s3cr3t-from-stdin\n",
     )
     assert seeded.returncode == 0, seeded.stderr
-    from auth_support import ecr_client
+    from support import ecr_client
 
     assert (
         ecr_client(registry.endpoint, f"seed{registry_id}", "s3cr3t-from-stdin").describe_repositories()["repositories"]

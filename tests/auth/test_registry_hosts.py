@@ -12,9 +12,9 @@ import json
 from urllib.parse import urlsplit
 
 import pytest
-from auth_support import client_of, new_registry_id
+from auth_support import new_registry_id
 from distribution import Client, login_header
-from support import DOCKER_MANIFEST, aws, push_image
+from support import DOCKER_MANIFEST, aws, client_of, push_image
 
 from registry.config import REGISTRY_HOSTS_DOMAIN_ENV
 

@@ -10,10 +10,10 @@ import json
 from urllib.parse import urlsplit
 
 import pytest
-from auth_support import client_of, new_registry_id
+from auth_support import new_registry_id
 from botocore.exceptions import ClientError
 from distribution import Client, login_header
-from support import DOCKER_MANIFEST, error_code, image_manifest, new_blobs, push_image, snapshot
+from support import DOCKER_MANIFEST, client_of, error_code, image_manifest, new_blobs, push_image, snapshot
 
 pytestmark = pytest.mark.local_only  # keys are issued into the local stack's keys table
 

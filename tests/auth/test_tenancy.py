@@ -5,9 +5,9 @@ uploads, layer bytes)."""
 from __future__ import annotations
 
 import pytest
-from auth_support import client_of, new_registry_id, repository_names
+from auth_support import new_registry_id, repository_names
 from botocore.exceptions import ClientError
-from support import image_manifest, new_blobs, push_image, sha256, snapshot, upload_image_blobs
+from support import client_of, image_manifest, new_blobs, push_image, sha256, snapshot, upload_image_blobs
 
 pytestmark = pytest.mark.local_only  # keys are issued into the local stack's keys table
 

@@ -11,7 +11,7 @@ import os
 
 import pytest
 from distribution import Client, login_header, sha256
-from support import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, image_manifest, new_blobs, push_image
+from support import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, client_of, image_manifest, new_blobs, push_image
 
 V2 = "registry/2.0"
 
@@ -193,17 +193,9 @@ def test_a_blob_mounts_from_another_repository(v2, ecr, repo):
 
 
 def test_a_pull_key_pulls_and_may_not_push(registry, ecr, repo, issue_key):
-    import boto3
-
     push_image(ecr, repo, tag="v1")
     key = issue_key("000000000000", (["pull"], ["*"]))
-    reader = boto3.client(
-        "ecr",
-        endpoint_url=registry.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=key.access_key_id,
-        aws_secret_access_key=key.secret,
-    )
+    reader = client_of(registry.endpoint, key)
     v2 = Client(registry.endpoint, login_header(reader))
     assert v2.request("GET", f"/v2/{repo}/manifests/v1").status == 200
     denied = v2.request("POST", f"/v2/{repo}/blobs/uploads/")

@@ -16,14 +16,13 @@ import time
 import urllib.request
 from collections import Counter
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from harness import REGISTRY_ID, IsolatedRegistry, sweeper_for, use_function_environment
 from invariants import ObjectReader, assert_invariants, garbage, read_state
 from support import (
     DOCKER_MANIFEST,
-    NO_RETRIES,
+    client_of,
     image_manifest,
     new_blobs,
     push_image,
@@ -502,14 +501,7 @@ def other_registry(stack):
     key = stack.backends.access_key_store().create(
         OTHER_REGISTRY, "usage-other", (Grant(("admin",), ("*",)),), time.time()
     )
-    return boto3.client(
-        "ecr",
-        endpoint_url=stack.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=key.access_key_id,
-        aws_secret_access_key=key.secret,
-        config=NO_RETRIES,
-    )
+    return client_of(stack.endpoint, key)
 
 
 def registry_kms_key(stack, registry_id: str) -> str:
